@@ -56,7 +56,7 @@ class RenderSettings:
         ("relu5_1", 1.0),
     )
     content_weight: float = 1.0
-    style_weight: float = 1e4
+    style_weight: float = 5.0  # relative losses (losses.py): 5 is Gatys's usual look
     tv_weight: float = 0.0
     init: str = "content"  # "content", "noise", or a path to an image
     seed: int = 0
@@ -124,6 +124,20 @@ class RenderSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RenderSettings:
         return cls().with_overrides(**data)
+
+
+# Settings that may differ between the images of one batch: each image keeps its
+# own weights, seed, init, blend and colour handling; everything else is shared.
+PER_IMAGE_SETTINGS = frozenset(
+    {"content_weight", "style_weight", "tv_weight", "init", "seed", "style_blend", "preserve_color", "style_scale"}
+)
+
+
+def batch_signature(settings: RenderSettings) -> tuple:
+    """Renders whose signatures (and content sizes) match can share one batch."""
+    return tuple(
+        (name, getattr(settings, name)) for name in setting_names() if name not in PER_IMAGE_SETTINGS
+    )
 
 
 def setting_names() -> tuple[str, ...]:

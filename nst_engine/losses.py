@@ -1,0 +1,101 @@
+"""The Gatys objective as a small table of pure functions over batched features.
+
+Every function takes a batch (leading dimension B) and returns one value per
+image, so a batch of renders is exactly a set of independent renders.
+
+Normalisation (departs from the paper on purpose, see README "Loss scaling"):
+- Gram matrices are averaged over positions (F Fᵀ / HW), so a texture has the
+  same Gram at 256 px and at 1024 px. The paper's raw sum grows with HW.
+- Content loss is a mean over elements; the paper's ½·sum grows with HW.
+- Each layer's loss is divided by the mean square of its target, so layers
+  (whose activations differ by orders of magnitude) and weight sources (Caffe
+  0–255 vs torchvision 0–1 inputs) contribute comparably, and one preset keeps
+  its balance across sizes and sources.
+All of this is kept in fp32: fp16/bf16 Gram matrices overflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# Guards the per-layer normalisers against all-zero targets (e.g. a black image).
+EPS = 1e-8
+
+
+def at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 up to fp32; fp64 (used by the equivalence tests) stays fp64."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, C], averaged over the H·W positions, in fp32 or wider."""
+    b, c, h, w = features.shape
+    flat = at_least_fp32(features).reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared feature difference, relative to the target's mean square. -> [B]"""
+    features, target = at_least_fp32(features), at_least_fp32(target)
+    diff = (features - target).pow(2).flatten(1).mean(1)
+    return diff / (target.pow(2).flatten(1).mean(1) + EPS)
+
+
+def style_loss(gram_matrix: torch.Tensor, targets: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
+    """Blend-weighted relative Gram error.
+
+    gram_matrix: [B, C, C]; targets: [B, S, C, C] (S styles per image, padded);
+    blend: [B, S] weights (0 for padding). -> [B]
+    """
+    diff = (gram_matrix.unsqueeze(1) - targets).pow(2).flatten(2).mean(2)  # [B, S]
+    scale = targets.pow(2).flatten(2).mean(2) + EPS
+    return (blend * diff / scale).sum(1)
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels (0–1 scale). -> [B]"""
+    dx = (image[..., :, 1:] - image[..., :, :-1]).pow(2).flatten(1).mean(1)
+    dy = (image[..., 1:, :] - image[..., :-1, :]).pow(2).flatten(1).mean(1)
+    return dx + dy
+
+
+@dataclass(frozen=True)
+class ObjectiveTargets:
+    """Everything the objective compares against, for a batch of B images."""
+
+    content: dict[str, torch.Tensor]  # layer -> [B, C, H, W]
+    style: dict[str, torch.Tensor]  # layer -> [B, S, C, C]
+    blend: torch.Tensor  # [B, S]
+    content_layer_weights: dict[str, float]
+    style_layer_weights: dict[str, float]
+    content_weight: torch.Tensor  # [B]
+    style_weight: torch.Tensor  # [B]
+    tv_weight: torch.Tensor  # [B]
+    use_tv: bool  # decided once, so the loop never asks the device
+
+
+def objective(
+    image: torch.Tensor, features: dict[str, torch.Tensor], targets: ObjectiveTargets
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss per image [B] and its named parts ("content", "style.relu3_1", ...)."""
+    parts: dict[str, torch.Tensor] = {}
+    batch = image.shape[0]
+    content = at_least_fp32(image.new_zeros(batch))
+    content_norm = sum(targets.content_layer_weights.values()) or 1.0
+    for layer, weight in targets.content_layer_weights.items():
+        parts[f"content.{layer}"] = content_loss(features[layer], targets.content[layer])
+        content = content + (weight / content_norm) * parts[f"content.{layer}"]
+    style = at_least_fp32(image.new_zeros(batch))
+    style_norm = sum(targets.style_layer_weights.values()) or 1.0
+    for layer, weight in targets.style_layer_weights.items():
+        parts[f"style.{layer}"] = style_loss(gram(features[layer]), targets.style[layer], targets.blend)
+        style = style + (weight / style_norm) * parts[f"style.{layer}"]
+    parts["content"] = targets.content_weight * content
+    parts["style"] = targets.style_weight * style
+    total = parts["content"] + parts["style"]
+    if targets.use_tv:
+        parts["tv"] = targets.tv_weight * tv_loss(at_least_fp32(image))
+        total = total + parts["tv"]
+    return total, parts

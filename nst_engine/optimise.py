@@ -1,0 +1,103 @@
+"""The explicit outer loop of one stage: forward, objective, backward, step.
+
+Callbacks, cancellation, checkpoints and divergence checks happen between
+steps. Loss values are read back to the host only every `progress_every`
+steps, so on a GPU the loop queues work without waiting for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import RenderCancelledError
+from .lbfgs import make_optimizer
+from .losses import ObjectiveTargets, objective
+from .types import Checkpoint, StepInfo
+from .vgg import Preprocess, VGG19Features
+
+
+@dataclass
+class StageContext:
+    network: VGG19Features
+    preprocess: Preprocess
+    layers: frozenset[str]
+    pooling: str
+    bf16: bool
+    targets: ObjectiveTargets
+    optimizer: str
+    lbfgs_history: int
+    learning_rate: float
+    stage: int
+    stages: int
+    side: int
+    iterations: int
+    done_before: int  # iterations finished in earlier stages
+    total: int
+    progress_every: int
+    checkpoint_every: int
+    on_step: Callable[[StepInfo], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+    on_checkpoint: Callable[[int, Checkpoint], None] | None = None
+    diverged: list[bool] = field(default_factory=list)
+
+
+def evaluate(ctx: StageContext, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-image losses of `x`. The network may run in bf16; the objective never does."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
+        features = ctx.network(ctx.preprocess(x), ctx.layers, ctx.pooling)
+    return objective(x, features, ctx.targets)
+
+
+def run_stage(ctx: StageContext, x: torch.Tensor, start: int) -> torch.Tensor:
+    """Optimise `x` in place from iteration `start` to `ctx.iterations`."""
+    optimizer = make_optimizer(
+        ctx.optimizer, x, history=ctx.lbfgs_history, lr=ctx.learning_rate
+    )
+    for iteration in range(start, ctx.iterations):
+        if ctx.should_cancel is not None and ctx.should_cancel():
+            _checkpoint_all(ctx, x, iteration)
+            raise RenderCancelledError(f"cancelled at stage {ctx.stage + 1}, iteration {iteration}")
+        x.requires_grad_(True)
+        losses, _ = evaluate(ctx, x)
+        (grad,) = torch.autograd.grad(losses.sum(), x)
+        x.requires_grad_(False)
+        optimizer.step(x, grad)
+        done = iteration + 1
+        if done % ctx.progress_every == 0 or done == ctx.iterations:
+            _report(ctx, done, losses)
+        if ctx.checkpoint_every and done % ctx.checkpoint_every == 0 and done < ctx.iterations:
+            _checkpoint_all(ctx, x, done)
+        if all(ctx.diverged):
+            break
+    return x
+
+
+def _report(ctx: StageContext, done: int, losses: torch.Tensor) -> None:
+    values = losses.detach().float().cpu().tolist()  # the one host sync, every N steps
+    for index, value in enumerate(values):
+        if not torch.isfinite(torch.tensor(value)):
+            ctx.diverged[index] = True
+    if ctx.on_step is not None:
+        ctx.on_step(
+            StepInfo(
+                stage=ctx.stage,
+                stages=ctx.stages,
+                side=ctx.side,
+                iteration=done,
+                iterations=ctx.iterations,
+                done=ctx.done_before + done,
+                total=ctx.total,
+                losses=tuple(values),
+            )
+        )
+
+
+def _checkpoint_all(ctx: StageContext, x: torch.Tensor, iteration: int) -> None:
+    if ctx.on_checkpoint is None:
+        return
+    pixels = x.detach().float().cpu()
+    for index in range(pixels.shape[0]):
+        ctx.on_checkpoint(index, Checkpoint(ctx.stage, iteration, pixels[index : index + 1].clone()))

@@ -1,0 +1,118 @@
+"""What one stage optimises towards, and where its pixels start.
+
+Content features are computed once per stage (no gradient); style Gram matrices
+come from the engine's cache (memory -> disk -> compute).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from . import images
+from .errors import EngineError
+from .losses import ObjectiveTargets, at_least_fp32, gram
+from .targets import target_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Engine
+
+
+def _features(engine: Engine, net, image_tensor: torch.Tensor, layers, pooling: str, precision: str):
+    with torch.no_grad(), torch.autocast(
+        engine.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
+    ):
+        features = net.module(net.weights.preprocess(image_tensor), frozenset(layers), pooling)
+    return {name: at_least_fp32(value) for name, value in features.items()}
+
+
+def style_grams(engine: Engine, net, style, side: int, settings, precision: str):
+    """Gram matrices of one style image at the style size for a stage, via the cache."""
+    layers = tuple(name for name, _ in settings.style_layers)
+    target_side = max(1, round(side * settings.style_scale))
+    resized = images.fit_longest_side(style, target_side, upscale=False)
+    images.check_size(resized.size, settings.deepest_layer(), name="style image")
+    key = target_key(
+        images.image_digest(resized), resized.size, net.weights.identity,
+        layers, settings.pooling, precision,
+    )
+
+    def compute() -> dict[str, torch.Tensor]:
+        tensor = images.to_tensor(resized, device=engine.device, dtype=engine.dtype)
+        features = _features(engine, net, tensor, layers, settings.pooling, precision)
+        return {name: gram(features[name])[0] for name in layers}
+
+    return engine.cache.get(key, layers, engine.device, compute)
+
+
+def build_targets(engine: Engine, net, requests, prepared, side: int, size, precision: str):
+    first = requests[0].settings
+    content_images = [images.fit_longest_side(p.content, side, upscale=True) for p in prepared]
+    for image in content_images:
+        images.check_size(image.size, first.deepest_layer(), name="content image")
+    content_t = torch.cat([images.to_tensor(im, device=engine.device, dtype=engine.dtype) for im in content_images])
+    content_layers = dict(first.content_layers)
+    content_features = _features(engine, net, content_t, content_layers, first.pooling, precision)
+
+    style_layers = dict(first.style_layers)
+    most_styles = max(len(p.styles) for p in prepared)
+    per_image = []  # [B][S] -> {layer: [C, C]}
+    blend = torch.zeros(len(requests), most_styles, device=engine.device, dtype=engine.dtype)
+    for index, (request, prep) in enumerate(zip(requests, prepared)):
+        grams = [style_grams(engine, net, s, side, request.settings, precision) for s in prep.styles]
+        per_image.append(grams)
+        blend[index, : len(grams)] = torch.tensor(request.settings.blend(len(grams)))
+    style_targets = {}
+    for layer in style_layers:
+        stacked = []
+        for grams in per_image:
+            padding = [torch.zeros_like(grams[0][layer])] * (most_styles - len(grams))
+            stacked.append(torch.stack([g[layer].to(engine.dtype) for g in grams] + padding))
+        style_targets[layer] = torch.stack(stacked)
+
+    def per_request(name: str) -> torch.Tensor:
+        values = [float(getattr(r.settings, name)) for r in requests]
+        return torch.tensor(values, device=engine.device, dtype=engine.dtype)
+
+    targets = ObjectiveTargets(
+        content=content_features,
+        style=style_targets,
+        blend=blend,
+        content_layer_weights=content_layers,
+        style_layer_weights=style_layers,
+        content_weight=per_request("content_weight"),
+        style_weight=per_request("style_weight"),
+        tv_weight=per_request("tv_weight"),
+        use_tv=any(r.settings.tv_weight > 0 for r in requests),
+    )
+    return targets, content_t
+
+
+def initial_pixels(engine: Engine, requests, prepared, stage: int, size, content_t, previous):
+    """Stage 0 (or a resumed stage) starts from init/checkpoint; later stages from the last."""
+    resume = requests[0].resume
+    if resume is not None and stage == resume.stage:
+        pixels = resume.pixels.to(engine.device, engine.dtype)
+        if tuple(pixels.shape[-2:]) != tuple(content_t.shape[-2:]):
+            raise EngineError("the checkpoint was made at another size; delete it to start over")
+        return pixels.clone()
+    if previous is not None:
+        w, h = size
+        return F.interpolate(previous, size=(h, w), mode="bicubic", align_corners=False)
+    starts = [_init_one(engine, r.settings, content_t[i : i + 1], size) for i, r in enumerate(requests)]
+    return torch.cat(starts).contiguous()
+
+
+def _init_one(engine: Engine, settings, content: torch.Tensor, size) -> torch.Tensor:
+    if settings.init == "content":
+        return content.clone()
+    if settings.init == "noise":
+        # A CPU generator keeps the same seed giving the same start on any device.
+        generator = torch.Generator().manual_seed(settings.seed)
+        noise = torch.rand(content.shape, generator=generator)
+        return noise.to(engine.device, engine.dtype)
+    image = images.fit_longest_side(images.load_image(settings.init), max(size), upscale=True)
+    image = image.resize(size)
+    return images.to_tensor(image, device=engine.device, dtype=engine.dtype)

@@ -1,0 +1,81 @@
+"""Plain data going in and out of the engine: requests, progress, checkpoints, results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+
+from .settings import RenderSettings
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where an interrupted render stood: stage index, iterations done in it, pixels."""
+
+    stage: int
+    iteration: int
+    pixels: torch.Tensor  # [1, 3, H, W], float32, on the CPU
+
+    def to_state(self) -> dict[str, Any]:
+        # Tensors and ints only, so torch.load(weights_only=True) reads it back.
+        return {"stage": self.stage, "iteration": self.iteration, "pixels": self.pixels}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Checkpoint:
+        return cls(int(state["stage"]), int(state["iteration"]), state["pixels"].float())
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    content: Image.Image
+    styles: tuple[Image.Image, ...]
+    settings: RenderSettings
+    resume: Checkpoint | None = None
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Progress between optimiser steps; `losses` holds one total per image."""
+
+    stage: int  # 0-based index into the schedule
+    stages: int
+    side: int  # longest side at this stage, px
+    iteration: int  # iterations done in this stage
+    iterations: int  # iterations in this stage
+    done: int  # iterations done over all stages
+    total: int  # iterations over all stages
+    losses: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class RenderStats:
+    losses: dict[str, float]
+    iterations: int
+    seconds: float
+    peak_memory_mb: float
+    device: str
+    device_name: str
+    precision: str
+    schedule: tuple[int, ...]
+    size: tuple[int, int]
+    cache_hits: int
+    cache_misses: int
+    batch_size: int = 1
+    resumed_from: int = 0  # iterations already done by a checkpoint we started from
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schedule"] = list(self.schedule)
+        data["size"] = list(self.size)
+        data["cache"] = {"hits": data.pop("cache_hits"), "misses": data.pop("cache_misses")}
+        return data
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    image: Image.Image
+    stats: RenderStats

