@@ -27,7 +27,9 @@ from .targets import StyleTargetCache, default_cache_dir
 from .types import Checkpoint, RenderRequest, RenderResult, RenderStats, StepInfo
 from .vgg import LoadedWeights, VGG19Features, build_network, load_weights
 
-# A result whose pixels vary less than this (std on the 0–1 scale) is blank.
+# A result whose pixels vary less than this (std on the 0–1 scale, in every
+# channel) is blank. Per channel: a flat colour such as solid blue has a large
+# std across its three channels but is just as blank.
 UNIFORM_STD = 0.5 / 255
 _DEFAULT = "default"
 
@@ -174,7 +176,7 @@ class Engine:
                 outcomes.append(RenderDivergedError("the loss became NaN or infinite; try lower weights or fp32"))
                 continue
             clamped = image_pixels.clamp(0, 1)
-            if clamped.std().item() < UNIFORM_STD:
+            if clamped.flatten(2).std(2).max().item() < UNIFORM_STD:
                 outcomes.append(RenderDivergedError("the result is a blank, uniform image"))
                 continue
             image = images.to_image(clamped)

@@ -169,6 +169,8 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(float(v) for v in value)
     if name == "scales" and isinstance(value, (list, tuple)):
         return tuple(value)
+    if name in _FLOAT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # 1000 and 1000.0 are one setting (and one job id)
     return value
 
 

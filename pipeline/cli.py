@@ -1,0 +1,143 @@
+"""The `nst` command. Only this module (and display.py) talk to the terminal.
+
+A user's mistake (bad manifest, busy folder, unknown device) is one line on
+stderr and an exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import ManifestError, PipelineError
+from .lock import OutputLockedError
+from .manifest import load_manifest, resolve_manifest_path
+from .plan_view import print_plan
+from .run import EXIT_BUSY, EXIT_USAGE, RenderOptions, execute, make_plan
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Batch neural style transfer: render a YAML manifest of contents × styles into a gallery.",
+)
+cache_app = typer.Typer(help="Inspect or clear the style-target cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+# Wide enough for the plan table when stdout is a file or a pipe (cron mail).
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
+
+MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+ManifestArg = Annotated[str, typer.Argument(help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
+
+
+def _load(name: str):
+    try:
+        return load_manifest(resolve_manifest_path(name, MANIFESTS_DIR))
+    except ManifestError as error:
+        for line in str(error).splitlines():
+            err.print(line, markup=False, highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"nst: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def render(
+    manifest: ManifestArg,
+    devices: Annotated[str | None, typer.Option(help="cuda:0,cuda:2 · cpu · cpu*2 · cuda (all). Default: every GPU, else the CPU.")] = None,
+    cluster: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Render again even if an output is up to date.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
+    only: Annotated[str | None, typer.Option(help="Only jobs whose output name, content or style matches this glob.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another run holds the output folder, wait for it.")] = False,
+    job_timeout: Annotated[float | None, typer.Option(help="Seconds before a job is stopped and failed.")] = None,
+) -> None:
+    """Render every job of MANIFEST that is not already done."""
+    loaded = _load(manifest)
+    options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
+                            quiet=quiet, wait=wait, job_timeout=job_timeout)
+    if dry_run:
+        print_plan(out, loaded, make_plan(loaded, options))
+        return
+    try:
+        code = execute(loaded, options)
+    except OutputLockedError as error:
+        _fail(str(error), EXIT_BUSY)
+    except PipelineError as error:
+        _fail(str(error), EXIT_USAGE)
+    raise typer.Exit(code)
+
+
+def _devices(spec: str | None):
+    if spec is None:
+        return None
+    from .manifest_schema import parse_devices
+
+    try:
+        return parse_devices(spec)
+    except ValueError as error:
+        _fail(f"--devices: {error}", EXIT_USAGE)
+
+
+@app.command()
+def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = None) -> None:
+    """Show the job table: what is done, what is cached, the estimated time."""
+    loaded = _load(manifest)
+    print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)))
+
+
+@app.command()
+def report(output_dir: Annotated[Path, typer.Argument(help="An output folder of an earlier run.")],
+           manifest: Annotated[str | None, typer.Option(help="The manifest, for pending cells.")] = None) -> None:
+    """Rebuild index.html from results.jsonl (and the manifest, if given)."""
+    from .rebuild import rebuild_report
+
+    try:
+        path = rebuild_report(output_dir, _load(manifest) if manifest else None)
+    except PipelineError as error:
+        _fail(str(error), EXIT_USAGE)
+    out.print(f"wrote {path}", markup=False)
+
+
+@app.command()
+def devices() -> None:
+    """List the devices workers would use."""
+    from .devices import cpu_info, probe_cuda_devices
+
+    found = probe_cuda_devices()
+    for info in found:
+        out.print(f"{info.name}\t{info.label}\t{info.memory_gb} GiB", markup=False)
+    if not found:
+        out.print(f"cpu\t{cpu_info().label}\t(no CUDA device visible)", markup=False)
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """Where the cache is and how big."""
+    from .cache_admin import cache_summary
+
+    out.print(cache_summary(), markup=False)
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached style target."""
+    from .cache_admin import clear_cache
+
+    out.print(clear_cache(), markup=False)
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,81 @@
+"""Which devices to run workers on, found without touching CUDA in this process.
+
+CUDA does not survive `fork`, and a parent that initialised it would hand every
+worker a broken context; so detection asks a short-lived child interpreter,
+which also honours CUDA_VISIBLE_DEVICES exactly as the workers will.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from .errors import PipelineError
+from .manifest_schema import parse_devices
+
+_PROBE = """
+import json, torch
+count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+print(json.dumps([
+    {"name": f"cuda:{i}", "label": torch.cuda.get_device_name(i),
+     "memory_gb": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
+    for i in range(count)
+]))
+"""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str  # "cuda:0" or "cpu"
+    label: str  # human name, e.g. "NVIDIA H100 80GB HBM3"
+    memory_gb: float | None = None
+
+
+def probe_cuda_devices(timeout: float = 120.0) -> list[DeviceInfo]:
+    """CUDA devices visible to a fresh interpreter; [] when there are none."""
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        entries = json.loads(completed.stdout.strip().splitlines()[-1]) if completed.returncode == 0 else []
+    except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError, OSError):
+        entries = []
+    return [DeviceInfo(e["name"], e["label"], e["memory_gb"]) for e in entries]
+
+
+def cpu_info() -> DeviceInfo:
+    import os
+    import platform
+
+    return DeviceInfo("cpu", f"{platform.machine()} CPU, {os.cpu_count()} cores")
+
+
+def resolve_devices(requested: tuple[str, ...] | str | None) -> tuple[str, ...]:
+    """The worker devices: as requested, else every CUDA device, else one CPU worker.
+
+    "cuda" alone means all visible CUDA devices.
+    """
+    if requested is None:
+        found = probe_cuda_devices()
+        return tuple(d.name for d in found) or ("cpu",)
+    try:
+        devices = parse_devices(requested) if isinstance(requested, str) else tuple(requested)
+    except ValueError as error:
+        raise PipelineError(f"--devices: {error}") from None
+    if "cuda" not in devices and not any(d.startswith("cuda:") for d in devices):
+        return devices
+    available = {d.name for d in probe_cuda_devices()}
+    expanded: list[str] = []
+    for device in devices:
+        if device == "cuda":
+            if not available:
+                raise PipelineError("--devices: 'cuda' asked for, but no CUDA device is visible")
+            expanded += sorted(available, key=lambda name: int(name.split(":")[1]))
+        elif device.startswith("cuda:") and device not in available:
+            seen = ", ".join(sorted(available)) or "none"
+            raise PipelineError(f"--devices: {device} is not visible (visible CUDA devices: {seen})")
+        else:
+            expanded.append(device)
+    return tuple(expanded)

@@ -1,0 +1,132 @@
+"""What a person (or cron's mail) sees while a gallery renders.
+
+In a terminal: rich progress bars, one overall with an ETA and one per worker.
+Without one (cron, CI, a pipe): plain timestamped lines. The same lines go to
+`nst.log` in the output folder either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from .jobs import RenderJob
+
+log = logging.getLogger("nst")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def setup_logging(log_file: Path | None, *, plain_to_stderr: bool, quiet: bool) -> None:
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    log.propagate = False
+    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
+    if plain_to_stderr:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(formatter)
+        stream.setLevel(logging.WARNING if quiet else logging.INFO)
+        log.addHandler(stream)
+
+
+def job_name(job: RenderJob) -> str:
+    return Path(job.output_name).stem
+
+
+class ProgressDisplay:
+    """A Listener that draws progress; logs every event that matters."""
+
+    def __init__(self, todo: list[RenderJob], *, live: bool, console: Console | None = None) -> None:
+        self.live = live
+        self.console = console or Console(stderr=True)
+        self.iterations = {job.job_id: job.settings.iterations * len(job.settings.schedule()) for job in todo}
+        self._progress: Progress | None = None
+        self._overall = None
+        self._slots: dict[int, Any] = {}
+        self._slot_done: dict[int, int] = {}
+        self._slot_jobs: dict[int, list[RenderJob]] = {}
+        self._credited: dict[str, int] = {}
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+            self._overall = self._progress.add_task("gallery", total=sum(self.iterations.values()) or 1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    # -- Listener --------------------------------------------------------------------
+    def on_worker(self, slot: int, device: str, info: dict[str, Any]) -> None:
+        if slot not in self._slots:
+            log.info("worker %d on %s (%s) is ready, pid %s", slot, device, info.get("device_name"), info.get("pid"))
+            if self._progress is not None:
+                self._slots[slot] = self._progress.add_task(f"  worker {slot} {device}: idle", total=1)
+
+    def on_start(self, slot: int, jobs: list[RenderJob]) -> None:
+        names = ", ".join(job_name(j) for j in jobs)
+        log.info("worker %d starts %s", slot, names)
+        self._slot_jobs[slot] = jobs
+        self._slot_done[slot] = 0
+        if self._progress is not None and slot in self._slots:
+            total = max(self.iterations.get(jobs[0].job_id, 1), 1)
+            label = names if len(names) < 60 else names[:57] + "..."
+            self._progress.update(self._slots[slot], description=f"  worker {slot}: {label}", completed=0, total=total)
+
+    def on_progress(self, slot: int, event: dict[str, Any]) -> None:
+        done = int(event.get("done", 0))
+        step = max(0, done - self._slot_done.get(slot, 0))
+        self._slot_done[slot] = done
+        for job_id in event.get("job_ids", []):
+            self._credited[job_id] = self._credited.get(job_id, 0) + step
+        if self._progress is not None:
+            self._progress.advance(self._overall, step * len(event.get("job_ids", [])))
+            if slot in self._slots:
+                self._progress.update(self._slots[slot], completed=done)
+        elif done % 50 == 0 or done == event.get("total"):
+            losses = ", ".join(f"{v:.4g}" for v in event.get("losses", []))
+            log.info("worker %d: iteration %d/%s, loss %s", slot, done, event.get("total"), losses)
+
+    def on_result(self, job: RenderJob, record: dict[str, Any]) -> None:
+        status = record.get("status")
+        if status == "done":
+            stats = record.get("stats", {})
+            fallback = record.get("memory_fallback")
+            log.info("done %s in %.1f s, loss %.4g%s", job_name(job), stats.get("seconds", 0.0),
+                     stats.get("losses", {}).get("total", float("nan")),
+                     f" (memory fallback: {fallback})" if fallback else "")
+        elif status == "interrupted":
+            log.warning("interrupted %s: checkpointed, resumes next run", job_name(job))
+        else:
+            log.error("failed %s: %s", job_name(job), record.get("error"))
+        if self._progress is not None:
+            # A finished job counts in full, however many iterations it reported.
+            missing = self.iterations.get(job.job_id, 0) - self._credited.get(job.job_id, 0)
+            self._progress.advance(self._overall, max(missing, 0))
+            self._credited[job.job_id] = self.iterations.get(job.job_id, 0)

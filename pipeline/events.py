@@ -1,0 +1,44 @@
+"""What executors report to the run, and how a run is asked to stop."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from .jobs import RenderJob
+
+
+class Listener(Protocol):
+    def on_worker(self, slot: int, device: str, info: dict[str, Any]) -> None: ...
+    def on_start(self, slot: int, jobs: list[RenderJob]) -> None: ...
+    def on_progress(self, slot: int, event: dict[str, Any]) -> None: ...
+    def on_result(self, job: RenderJob, record: dict[str, Any]) -> None: ...
+
+
+class StopSignal:
+    """Level 0: run on. 1: finish or checkpoint what runs, start nothing new. 2: stop now."""
+
+    def __init__(self) -> None:
+        self.level = 0
+        self.signal_number: int | None = None
+
+    def request(self, signal_number: int | None = None) -> None:
+        self.level += 1
+        if self.signal_number is None:
+            self.signal_number = signal_number
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def failure_record(job: RenderJob, reason: str) -> dict[str, Any]:
+    """A failed result made by the parent (timeout, dead worker), not by a worker."""
+    return {
+        "job_id": job.job_id,
+        "status": "failed",
+        "error": reason,
+        "worker_pid": None,
+        "parent_pid": os.getpid(),
+    }

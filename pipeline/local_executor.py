@@ -1,0 +1,172 @@
+"""Run a plan on this machine: one spawned worker process per device.
+
+The parent never imports torch. It hands each idle worker its next batch (so a
+faster device simply asks more often), watches every worker's pipe and process
+sentinel, and owns every decision about failure:
+
+- a worker that dies (SIGKILL, segfault, lost GPU) is replaced, and the jobs it
+  held are retried once;
+- a batch past `job_timeout` has its worker killed and is reported failed;
+- a first stop request cancels running jobs (they checkpoint) and waits up to
+  `grace_seconds`; a second one kills the workers at once.
+
+joblib/loky was considered and not used here: loky's pool cannot pin a device
+per worker, and a worker's death breaks the whole pool. Dask (cluster.py) is the
+engine for more than one machine.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import wait
+
+from .events import Listener, StopSignal, failure_record
+from .jobs import RenderJob
+from .scheduler import DEFAULT_BATCH_CAP, next_batch
+from .worker_handle import WorkerHandle
+
+MAX_ATTEMPTS = 2  # the first try and one retry after a worker died under the job
+MAX_STARTS_WITHOUT_PROGRESS = 3  # a device whose workers keep dying is given up
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        devices: Sequence[str],
+        options,
+        *,
+        job_timeout: float | None = None,
+        batch_cap: int = DEFAULT_BATCH_CAP,
+        grace_seconds: float = 30.0,
+    ) -> None:
+        self.devices = list(devices)
+        self.options = options
+        self.job_timeout = job_timeout
+        self.batch_cap = batch_cap
+        self.grace_seconds = grace_seconds
+        self._context = multiprocessing.get_context("spawn")  # never fork: CUDA
+
+    def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
+        self._pending = list(todo)
+        self._open = {job.job_id for job in todo}
+        self._attempts: dict[str, int] = {}
+        self._listener = listener
+        self._last_fatal = ""
+        workers = [self._start(slot, device) for slot, device in enumerate(self.devices)]
+        try:
+            self._loop(workers, stop)
+        finally:
+            for worker in workers:
+                worker.shutdown()
+
+    # -- the loop ------------------------------------------------------------------
+    def _loop(self, workers: list[WorkerHandle], stop: StopSignal) -> None:
+        cancel_deadline: float | None = None
+        while self._open:
+            if stop.level >= 2:
+                return
+            if stop.level == 1 and cancel_deadline is None:
+                cancel_deadline = time.monotonic() + self.grace_seconds
+                self._pending.clear()  # not started: they stay to do next run
+                for worker in workers:
+                    worker.cancel()
+            if cancel_deadline is not None and (
+                not any(w.busy for w in workers) or time.monotonic() > cancel_deadline
+            ):
+                return
+            self._pump(workers)
+            for index, worker in enumerate(workers):
+                workers[index] = self._supervise(worker)
+            if cancel_deadline is None:
+                self._dispatch(workers)
+            if not any(w.alive or w.restartable for w in workers):
+                self._fail_remaining(f"no worker could run: {self._last_fatal or 'all workers failed'}")
+                return
+            if not self._pending and not any(w.busy for w in workers):
+                return
+
+    def _pump(self, workers: list[WorkerHandle]) -> None:
+        """Wait briefly for any pipe or process to speak, then handle everything ready."""
+        live = [w for w in workers if w.alive]
+        waitables = [w.conn for w in live] + [w.process.sentinel for w in live]
+        if not waitables:
+            time.sleep(0.2)
+            return
+        wait(waitables, timeout=0.2)
+        for worker in live:
+            for kind, payload in worker.drain():
+                self._handle(worker, kind, payload)
+
+    def _handle(self, worker: WorkerHandle, kind: str, payload) -> None:
+        if kind == "ready":
+            worker.mark_ready(payload)
+            self._listener.on_worker(worker.slot, worker.device, payload)
+        elif kind == "progress":
+            self._listener.on_progress(worker.slot, payload)
+        elif kind == "result":
+            job = worker.finish_job(payload["job_id"])
+            worker.starts_without_progress = 0
+            if job is not None and job.job_id in self._open:
+                self._open.discard(job.job_id)
+                payload["attempts"] = self._attempts.get(job.job_id, 0) + 1
+                self._listener.on_result(job, payload)
+        elif kind == "fatal":
+            self._last_fatal = payload["error"]
+            worker.retire()
+
+    def _supervise(self, worker: WorkerHandle) -> WorkerHandle:
+        """Replace a dead worker; enforce the timeout on a busy one."""
+        if worker.busy and self.job_timeout and worker.busy_seconds() > self.job_timeout:
+            held = worker.kill()
+            for job in held:
+                self._close(job, f"timed out after {self.job_timeout:g} s on {worker.device}")
+            return self._restart(worker)
+        if worker.alive or worker.retired:
+            return worker
+        exit_code = worker.process.exitcode
+        for job in worker.take_held():
+            self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
+            if self._attempts[job.job_id] < MAX_ATTEMPTS:
+                self._pending.insert(0, job)  # retried next, on whichever worker is free
+            else:
+                self._close(job, f"worker process died twice under this job (exit code {exit_code})")
+        return self._restart(worker)
+
+    def _restart(self, worker: WorkerHandle) -> WorkerHandle:
+        if worker.starts_without_progress >= MAX_STARTS_WITHOUT_PROGRESS:
+            worker.retire()
+            return worker
+        fresh = self._start(worker.slot, worker.device)
+        fresh.starts_without_progress = worker.starts_without_progress + 1
+        return fresh
+
+    def _dispatch(self, workers: list[WorkerHandle]) -> None:
+        for worker in workers:
+            if not self._pending:
+                return
+            if not worker.idle:
+                continue
+            batch = next_batch(
+                self._pending, worker.held_styles,
+                batch_cap=self.batch_cap, max_batch_pixels=worker.max_batch_pixels,
+            )
+            for job in batch:
+                self._pending.remove(job)
+            worker.assign(batch)
+            self._listener.on_start(worker.slot, batch)
+
+    # -- helpers -------------------------------------------------------------------
+    def _start(self, slot: int, device: str) -> WorkerHandle:
+        return WorkerHandle.start(self._context, slot, device, self.options)
+
+    def _close(self, job: RenderJob, reason: str) -> None:
+        if job.job_id in self._open:
+            self._open.discard(job.job_id)
+            self._listener.on_result(job, failure_record(job, reason))
+
+    def _fail_remaining(self, reason: str) -> None:
+        for job in list(self._pending):
+            self._close(job, reason)
+        self._pending.clear()

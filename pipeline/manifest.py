@@ -1,0 +1,127 @@
+"""Read a YAML manifest, check all of it, and expand it into frozen RenderJobs.
+
+Checking is strict and complete: every problem in the file is reported at once,
+each as `file:line: where: message`, so one edit fixes them all. Nothing here
+renders or imports torch; the manifest only names files and settings.
+
+Settings precedence, lowest first: RenderSettings defaults < top `preset` <
+top `settings` < entry `preset` < entry `settings` < blend `weights` < sweep values
+(see manifest_expand.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError, Problem
+from .jobs import RenderJob
+from .manifest_expand import Expander
+from .manifest_schema import TopModel, parse_devices, validate_model
+from .yaml_lines import ParsedYaml, Problems, YamlSyntaxError, parse_yaml
+
+__all__ = ["Manifest", "ManifestError", "RunOptions", "load_manifest", "parse_devices", "resolve_manifest_path"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a manifest. Not part of any job id: it never changes the pixels."""
+
+    devices: tuple[str, ...] | None = None
+    cluster: str | None = None
+    job_timeout: float | None = None  # seconds
+    batch_size: int | None = None
+    checkpoint_every: int | None = None  # iterations
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A checked manifest: where it is, where its outputs go, and every job it asks for."""
+
+    path: Path  # absolute
+    output_dir: Path  # absolute
+    jobs: tuple[RenderJob, ...]  # in manifest order
+    run: RunOptions
+
+
+def resolve_manifest_path(name: str, manifests_dir: Path) -> Path:
+    """A path that exists as given, else a bare name (`demo`, `gallery.yaml`) in `manifests_dir`."""
+    given = Path(os.path.expanduser(name))
+    if os.path.isfile(given):
+        return given
+    if len(given.parts) == 1:
+        has_suffix = given.suffix in (".yaml", ".yml")
+        for option in [name] if has_suffix else [name, f"{name}.yaml", f"{name}.yml"]:
+            if os.path.isfile(Path(manifests_dir) / option):
+                return Path(manifests_dir) / option
+    message = f"no such manifest '{name}' (also looked in {manifests_dir})"
+    raise ManifestError([Problem(given.name or name, None, "", message)])
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Parse, check and expand a manifest. Raises ManifestError listing every problem."""
+    path = Path(os.path.abspath(os.path.expanduser(path)))
+    parsed = _parse(path)
+    problems = Problems(path.name, parsed.lines)
+    for parent, key, first_line in parsed.duplicate_keys:
+        problems.add(parent, f"duplicate key '{key}' (first on line {first_line})", parent + (key,))
+    data = parsed.data
+    if not isinstance(data, dict):
+        got = "is empty" if data is None else f"is {_kind(data)}"
+        problems.add((), f"the top level {got}; expected a mapping with at least a 'jobs' list")
+        raise ManifestError(problems.sorted())
+    # Like docker compose, top-level keys starting with "x-" are free: a place for YAML anchors.
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    top, bad = validate_model(TopModel, data, (), problems, salvage=True)
+    if not isinstance(top, TopModel):  # salvage drops every bad key, so this is a safety net
+        raise ManifestError(problems.sorted())
+    expander = Expander(path.parent, problems, top, trusted=not bad & {"preset", "settings", "sweep"})
+    jobs = expander.expand(_entries(data, top, bad, problems))
+    if problems:
+        raise ManifestError(problems.sorted())
+    output = top.output or f"out/{path.stem}"
+    run = top.run.model_dump() if top.run else {}
+    return Manifest(
+        path=path,
+        output_dir=(path.parent / os.path.expanduser(output)).resolve(),
+        jobs=tuple(jobs),
+        run=RunOptions(**run),
+    )
+
+
+def _parse(path: Path) -> ParsedYaml:
+    def fail(message: str, line: int | None = None) -> ManifestError:
+        return ManifestError([Problem(path.name, line, "", message)])
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise fail(f"no such manifest '{path}'") from None
+    except IsADirectoryError:
+        raise fail(f"'{path}' is a folder, not a manifest") from None
+    except UnicodeDecodeError as exc:
+        raise fail(f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise fail(f"cannot read the manifest: {exc.strerror or exc}") from None
+    try:
+        return parse_yaml(text)
+    except YamlSyntaxError as exc:
+        raise fail(f"invalid YAML: {exc.message}", exc.line) from None
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"a single value ({value!r})"
+
+
+def _entries(data: dict[str, Any], top: TopModel, bad: set[str], problems: Problems) -> list[Any]:
+    if "jobs" not in data:
+        problems.add((), "missing required key 'jobs' (a list of content/style entries)")
+    elif "jobs" in bad:
+        pass  # already reported
+    elif top.jobs is None:
+        problems.add(("jobs",), "expected a list of job entries, got nothing")
+    elif not top.jobs:
+        problems.add(("jobs",), "must list at least one job")
+    return top.jobs or []

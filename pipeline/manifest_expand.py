@@ -1,0 +1,229 @@
+"""Expand checked manifest entries into RenderJobs: contents × style columns × sweep grid.
+
+Settings precedence, lowest first: RenderSettings defaults < top `preset` <
+top `settings` < entry `preset` < entry `settings` < blend `weights` < sweep values.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from nst_engine.errors import SettingsError
+from nst_engine.settings import RenderSettings
+
+from .jobs import RenderJob, compute_job_id, format_value
+from .manifest_inputs import (
+    Layer,
+    Setting,
+    check_name_template,
+    expand_images,
+    preset_layer,
+    render_name,
+    resolve_settings,
+    settings_layer,
+    sweep_axes,
+)
+from .manifest_schema import BlendModel, EntryModel, TopModel, validate_model
+from .yaml_lines import Loc, Problems, where
+
+DEFAULT_NAME = "{content}--{style}"
+
+
+class _Column(NamedTuple):
+    """One style column of the contact sheet: a single style or a blend."""
+
+    files: tuple[Path, ...]
+    label: str
+    weights: Layer  # {"style_blend": ...} for a blend with weights, else {}
+
+
+_NO_STYLE = _Column((), "", {})  # stands in when no style is usable, so settings still get checked
+
+
+class Expander:
+    """Builds the jobs of every entry, reporting problems instead of stopping at them.
+
+    A part with a problem is reported and left out, and the rest is still
+    checked; but no job is built from an entry with any problem, since its
+    settings could be wrong and raise false duplicate alarms.
+    """
+
+    def __init__(self, base: Path, problems: Problems, top: TopModel, trusted: bool) -> None:
+        self.base = base
+        self.problems = problems
+        preset, preset_ok = preset_layer(top.preset, ("preset",), problems)
+        settings, settings_ok = settings_layer(top.settings, ("settings",), base, problems)
+        self.top_axes, axes_ok = sweep_axes(top.sweep, ("sweep",), base, problems)
+        self.layers = [preset, settings]
+        self.trusted = trusted and preset_ok and settings_ok and axes_ok
+
+    def expand(self, entries: list[Any]) -> list[RenderJob]:
+        built: list[tuple[RenderJob, Loc]] = []
+        for index, raw in enumerate(entries):
+            built += self._entry(("jobs", index), raw)
+        _report_duplicates(built, self.problems)
+        return [job for job, _ in built]
+
+    def _entry(self, path: Loc, raw: Any) -> list[tuple[RenderJob, Loc]]:
+        entry, unknown_keys = validate_model(EntryModel, raw, path, self.problems, salvage=False)
+        if not isinstance(entry, EntryModel):
+            return []
+        contents, contents_ok = self._contents(entry, raw, path)
+        columns, columns_ok = self._columns(entry, raw, path)
+        preset, preset_ok = preset_layer(entry.preset, path + ("preset",), self.problems)
+        settings, settings_ok = settings_layer(entry.settings, path + ("settings",), self.base, self.problems)
+        axes, axes_ok = sweep_axes(entry.sweep, path + ("sweep",), self.base, self.problems)
+        name_problem = check_name_template(entry.name) if entry.name else None
+        if name_problem:
+            self.problems.add(path + ("name",), name_problem)
+        grid = _grid({**self.top_axes, **axes})
+        resolved = self._resolve(path, columns or [_NO_STYLE], [*self.layers, preset, settings], grid)
+        # A mistyped key may have been meant to make this entry differ from another.
+        oks = (self.trusted, not unknown_keys, contents_ok, columns_ok, preset_ok, settings_ok, axes_ok)
+        if name_problem or not all(oks):
+            return []
+        return self._build(path, contents, columns, resolved, grid, entry.name)
+
+    def _contents(self, entry: EntryModel, raw: dict, path: Loc) -> tuple[list[Path], bool]:
+        files: list[Path] = []
+        ok = True
+        for spec, spec_path in _pick(entry, raw, path, "content", "contents", self.problems):
+            found, problem = expand_images(spec, self.base)
+            if problem:
+                self.problems.add(spec_path, problem)
+            ok = ok and not problem
+            # One list names a set: a file that a glob and a folder both name counts once.
+            files += [f for f in found if f not in files]
+        return files, ok and bool(files)
+
+    def _columns(self, entry: EntryModel, raw: dict, path: Loc) -> tuple[list[_Column], bool]:
+        columns: list[_Column] = []
+        ok = True
+        for item, item_path in _pick(entry, raw, path, "style", "styles", self.problems):
+            if isinstance(item, BlendModel):
+                found = [self._blend(item, item_path)]
+            else:
+                files, problem = expand_images(item, self.base)
+                if problem:
+                    self.problems.add(item_path, problem)
+                found = [_Column((f,), f.stem, {}) for f in files]
+            ok = ok and None not in found and bool(found)
+            columns += [c for c in found if c is not None and c not in columns]
+        return columns, ok and bool(columns)
+
+    def _blend(self, blend: BlendModel, path: Loc) -> _Column | None:
+        files: list[Path] = []
+        ok = True
+        for index, spec in enumerate(blend.blend):
+            found, problem = expand_images(spec, self.base)
+            if problem:
+                self.problems.add(path + ("blend", index), problem)
+            ok = ok and not problem
+            files += [f for f in found if f not in files]
+        if ok and len(files) < 2:
+            self.problems.add(path + ("blend",), f"a blend needs at least 2 styles, got {len(files)}")
+            ok = False
+        weights: Layer = {}
+        if blend.weights is not None:
+            if ok and len(blend.weights) != len(files):
+                message = f"has {len(blend.weights)} weights but the blend has {len(files)} styles"
+                self.problems.add(path + ("weights",), message)
+                ok = False
+            weights = {"style_blend": Setting(tuple(blend.weights), path + ("weights",))}
+        label = blend.name or "+".join(f.stem for f in files)
+        return _Column(tuple(files), label, weights) if ok else None
+
+    def _resolve(self, path, columns, layers, grid) -> dict[tuple[int, int], RenderSettings]:
+        """Settings for each (style column, sweep point); the ones that fail are reported."""
+        settings: dict[tuple[int, int], RenderSettings] = {}
+        for c, column in enumerate(columns):
+            for g, (sweep_layer, _) in enumerate(grid):
+                merged: Layer = {}
+                for layer in [*layers, column.weights, sweep_layer]:
+                    merged.update(layer)
+                resolved = resolve_settings(merged, path, self.problems)
+                if resolved is not None and self._blend_fits(resolved, column, merged, path):
+                    settings[c, g] = resolved
+        return settings
+
+    def _build(self, path, contents, columns, settings, grid, template) -> list[tuple[RenderJob, Loc]]:
+        """Rows are contents, columns are styles, then the sweep: the contact sheet's order."""
+        jobs = []
+        for content, (c, column), (g, (_, variant)) in itertools.product(
+            contents, enumerate(columns), enumerate(grid)
+        ):
+            if (c, g) in settings:
+                name = template or (DEFAULT_NAME + ("--{variant}" if variant else ""))
+                job = self._job(path, content, column, settings[c, g], variant, name)
+                jobs += [(job, path)] if job else []
+        return jobs
+
+    def _blend_fits(self, settings: RenderSettings, column: _Column, merged: Layer, path: Loc) -> bool:
+        if not column.files:
+            return True
+        try:
+            settings.blend(len(column.files))
+        except SettingsError as exc:
+            origin = merged["style_blend"].path if "style_blend" in merged else path
+            self.problems.add(origin, f"{exc.message} in '{column.label}'")
+            return False
+        return True
+
+    def _job(self, path, content, column, settings, variant, template) -> RenderJob | None:
+        styles = tuple(str(f) for f in column.files)
+        try:
+            job_id = compute_job_id(str(content), styles, settings)
+        except OSError as exc:
+            self.problems.add(path, f"cannot read '{exc.filename}': {exc.strerror or exc}")
+            return None
+        name = render_name(template, content.stem, column.label, variant)
+        return RenderJob(
+            job_id=job_id,
+            content=str(content),
+            styles=styles,
+            settings=settings,
+            output_name=f"{name}-{job_id}.png",
+            content_label=content.stem,
+            style_label=column.label,
+            variant=variant,
+            source=where(path),
+        )
+
+
+def _pick(entry: EntryModel, raw: dict, path: Loc, one: str, many: str, problems: Problems):
+    """The (value, location) items of `content`/`contents` (or `style`/`styles`)."""
+    single, plural = getattr(entry, one), getattr(entry, many)
+    if single is not None and plural is not None:
+        problems.add(path, f"has both '{one}' and '{many}'; use one of them")
+        return []
+    if single is None and plural is None:
+        problems.add(path, f"needs '{one}' (one image) or '{many}' (a list)")
+        return []
+    if single is not None:
+        return [(single, path + (one,))]
+    if not isinstance(raw[many], list):  # a lone item written without brackets
+        return [(plural[0], path + (many,))]
+    return [(item, path + (many, index)) for index, item in enumerate(plural)]
+
+
+def _grid(axes: dict[str, list[Setting]]) -> list[tuple[Layer, str]]:
+    """Every combination of the swept values (in the order written), with its label."""
+    keys = list(axes)
+    grid = []
+    for combo in itertools.product(*(axes[key] for key in keys)):
+        variant = ",".join(f"{k}={s.label or format_value(s.value)}" for k, s in zip(keys, combo))
+        grid.append((dict(zip(keys, combo)), variant))
+    return grid
+
+
+def _report_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems) -> None:
+    first: dict[str, RenderJob] = {}
+    for job, path in built:
+        other = first.get(job.job_id) or first.get(job.output_name)
+        if other is None:
+            first[job.job_id] = first[job.output_name] = job
+            continue
+        made_by = other.source + (f" with {other.variant}" if other.variant else "")
+        problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by})")

@@ -1,0 +1,217 @@
+"""What manifest entries point at: image files, settings layers, output names.
+
+Every function here reports problems into a `Problems` list and leaves out what
+it reported, so one pass finds every mistake instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import posixpath
+import re
+import string
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from nst_engine.errors import SettingsError
+from nst_engine.settings import BUILTIN_WEIGHTS, INIT_MODES, PRESETS, RenderSettings, setting_names
+
+from .jobs import slug
+from .manifest_schema import show, unknown_name
+from .yaml_lines import Loc, Problems
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+_GLOB_CHARS = frozenset("*?[")
+_DEFAULTS = RenderSettings()
+# YAML 1.1 (PyYAML) reads `1e4` as text because it wants a dot; YAML 1.2 and
+# every person read a number, so we accept that one spelling.
+_EXPONENT_ONLY = re.compile(r"[-+]?\d+[eE][-+]?\d+")
+
+
+def expand_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
+    """The image files a path, glob or folder names (absolute, sorted), or why there are none."""
+    path = base / Path(os.path.expanduser(spec))
+    try:
+        if _GLOB_CHARS & set(spec):
+            return _glob_images(spec, base)
+        if path.is_dir():
+            found = [p for p in sorted(path.iterdir()) if _is_image(p) and not p.name.startswith(".")]
+            if not found:
+                return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
+            return [p.resolve() for p in found], None
+        if not path.is_file():
+            return [], f"no such file '{spec}'"
+    except OSError as exc:
+        return [], f"cannot read '{spec}': {exc.strerror or exc}"
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return [], f"'{spec}' is not an image (expected {', '.join(IMAGE_SUFFIXES)})"
+    return [path.resolve()], None
+
+
+def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
+    # root_dir rather than joining: glob characters in the manifest's own folder
+    # name must not be read as a pattern.
+    matched = sorted(glob.glob(os.path.expanduser(spec), root_dir=base, recursive=True))
+    files = [base / m for m in matched if (base / m).is_file()]
+    if not files:
+        return [], f"glob '{spec}' matched no files"
+    images = [f.resolve() for f in files if _is_image(f)]
+    if not images:
+        return [], f"glob '{spec}' matched no image files ({', '.join(IMAGE_SUFFIXES)})"
+    return images, None
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+class Setting(NamedTuple):
+    """One override: the value to use, where it was written, and how to label it."""
+
+    value: Any
+    path: Loc
+    label: str | None = None  # for a variant; None means "format the value"
+
+
+Layer = dict[str, Setting]
+
+
+def preset_layer(name: str | None, path: Loc, problems: Problems) -> tuple[Layer, bool]:
+    """A named preset as overrides, and whether it exists (else a problem is reported)."""
+    if name is None:
+        return {}, True
+    if name not in PRESETS:
+        problems.add(path, unknown_name("preset", name, tuple(PRESETS)))
+        return {}, False
+    return {key: Setting(value, path) for key, value in PRESETS[name].items()}, True
+
+
+def settings_layer(
+    raw: dict[str, Any] | None, path: Loc, base: Path, problems: Problems
+) -> tuple[Layer, bool]:
+    """A `settings:` mapping as overrides (the usable keys), and whether all keys were usable."""
+    layer: Layer = {}
+    for key, value in (raw or {}).items():
+        setting = _setting(key, value, path, path + (key,), base, problems)
+        if setting is not None:
+            layer[key] = setting
+    return layer, len(layer) == len(raw or {})
+
+
+def sweep_axes(
+    raw: dict[str, Any] | None, path: Loc, base: Path, problems: Problems
+) -> tuple[dict[str, list[Setting]], bool]:
+    """A `sweep:` mapping as setting -> values (the usable ones), and whether all were usable."""
+    axes: dict[str, list[Setting]] = {}
+    ok = True
+    for key, values in (raw or {}).items():
+        if not isinstance(values, list) or not values:
+            problems.add(path + (key,), f"expected a non-empty list of values to sweep, got {show(values)}")
+            ok = False
+            continue
+        axis = [_setting(key, v, path, path + (key, i), base, problems) for i, v in enumerate(values)]
+        usable = [s for s in axis if s is not None]
+        ok = ok and len(usable) == len(axis)
+        if usable:
+            axes[key] = usable
+    return axes, ok
+
+
+def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems: Problems) -> Setting | None:
+    names = setting_names()
+    if key not in names:
+        problems.add(parent, unknown_name("setting", str(key), names), line_path=parent + (key,))
+        return None
+    label = None
+    if isinstance(getattr(_DEFAULTS, key), float) and _is_number(value):
+        # `1000` and `1000.0` are the same render, so they must make the same job id.
+        value = float(value)
+    elif key in ("init", "weights") and isinstance(value, str) and value not in INIT_MODES + BUILTIN_WEIGHTS:
+        # A path, written relative to the manifest. Labels keep the short name.
+        file = base / Path(os.path.expanduser(value))
+        if not os.path.isfile(file):  # unlike Path.is_file, never raises (e.g. on EACCES)
+            problems.add(path, f"no such file '{value}'")
+            return None
+        if key == "init" and file.suffix.lower() not in IMAGE_SUFFIXES:
+            problems.add(path, f"'{value}' is not an image (expected {', '.join(IMAGE_SUFFIXES)})")
+            return None
+        value, label = str(file.resolve()), file.stem
+    return Setting(value, path, label)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_EXPONENT_ONLY.fullmatch(value))
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def resolve_settings(overrides: Layer, fallback: Loc, problems: Problems) -> RenderSettings | None:
+    """Apply overrides to the defaults; report each bad one at the place it was written.
+
+    RenderSettings stops at its first problem, so drop the culprit and retry until
+    the rest is clean: the user then sees all of them in one go.
+    """
+    pending = dict(overrides)
+    bad = False
+    for _ in range(len(overrides) + 1):
+        try:
+            settings = _DEFAULTS.with_overrides(**{k: s.value for k, s in pending.items()})
+            return None if bad else settings
+        except SettingsError as exc:
+            key, message = exc.field, exc.message
+        except (TypeError, ValueError) as exc:
+            # A shape with_overrides cannot even coerce, e.g. style_blend: [a, b].
+            key = next((k for k in pending if not _coerces(k, pending[k].value)), "settings")
+            message = f"cannot use this value ({exc})"
+        bad = True
+        if key not in pending:
+            problems.add(fallback, f"{key}: {message}")
+            return None
+        problems.add(pending.pop(key).path, message)
+    return None
+
+
+def _coerces(key: str, value: Any) -> bool:
+    try:
+        _DEFAULTS.with_overrides(**{key: value})
+    except SettingsError:
+        return True  # coerced fine, just not valid on its own
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+_NAME_FIELDS = ("content", "style", "variant")
+
+
+def check_name_template(template: str) -> str | None:
+    """Why an output name template cannot be used, or None when it is fine."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"invalid name template {template!r}: {exc}"
+    for _, field, spec, conversion in parts:
+        if field is not None and field not in _NAME_FIELDS:
+            return f"unknown field '{{{field}}}' in name (expected {{content}}, {{style}} or {{variant}})"
+        if spec or conversion:
+            return f"name fields take no format spec, got {template!r}"
+    # Filled values are slugs (never "/" or ".."), so the template alone decides
+    # where the file lands.
+    shape = posixpath.normpath(render_name(template, "x", "x", "x", keep_dots=True))
+    if template.startswith("/") or shape in (".", "..") or shape.startswith("../"):
+        return f"name '{template}' must stay inside the output folder"
+    return None
+
+
+def render_name(template: str, content: str, style: str, variant: str, keep_dots: bool = False) -> str:
+    """Fill a checked template with slugged labels; "/" in the template makes subfolders."""
+    values = {"content": content, "style": style, "variant": variant}
+    text = "".join(
+        literal + (slug(values[field]) if field and values[field] else "")
+        for literal, field, _, _ in string.Formatter().parse(template)
+    )
+    if keep_dots:
+        return text
+    segments = [s for s in posixpath.normpath(text).split("/") if s not in ("", ".")]
+    return "/".join(slug(s) for s in segments) or "x"

@@ -1,0 +1,224 @@
+"""The manifest's shape as pydantic models, and pydantic's errors turned into ours.
+
+The models check structure only: which keys exist, which types they hold, simple
+bounds. What a render setting means stays with `RenderSettings`, and files are
+checked by `manifest.py`, so each rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+)
+
+from .jobs import format_value
+from .yaml_lines import Loc, Problems
+
+# strict: YAML already gives real numbers and booleans, so "3600" or `true` where
+# a number belongs is a mistake to report, not to convert.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+_DEVICE = re.compile(r"(cpu|cuda(?::\d+)?)(?:\*([1-9]\d*))?")
+
+
+def parse_devices(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """`"cuda:0,cuda:2"` -> `("cuda:0", "cuda:2")`; `"cpu*2"` -> `("cpu", "cpu")`: one worker each."""
+    tokens = spec.split(",") if isinstance(spec, str) else list(spec)
+    devices: list[str] = []
+    for token in tokens:
+        match = _DEVICE.fullmatch(token.strip()) if isinstance(token, str) else None
+        if match is None:
+            raise ValueError(f"unknown device {token!r} (expected cpu, cuda or cuda:N, optionally *COUNT)")
+        devices += [match.group(1)] * int(match.group(2) or 1)
+    if not devices:
+        raise ValueError("must name at least one device")
+    return tuple(devices)
+
+
+def _devices(value: Any) -> Any:
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return parse_devices(value)
+    raise ValueError(f"expected devices like 'cpu', 'cuda:0,cuda:1' or 'cpu*2', got {show(value)}")
+
+
+def _one_or_many(value: Any) -> Any:
+    # `contents: images/` reads naturally; treat a lone item as a list of one.
+    return [value] if isinstance(value, (str, dict)) else value
+
+
+_PATH_TAG, _BLEND_TAG = "style-path", "style-blend"  # appear in pydantic's error locations
+
+
+def _style_kind(value: Any) -> str:
+    return _BLEND_TAG if isinstance(value, dict) else _PATH_TAG
+
+
+class BlendModel(BaseModel):
+    """Several styles mixed into one style column."""
+
+    model_config = _STRICT
+    blend: list[str] = Field(min_length=1)
+    weights: list[float] | None = None
+    name: str | None = Field(None, min_length=1)
+
+
+StyleItem = Annotated[
+    Union[Annotated[str, Tag(_PATH_TAG)], Annotated[BlendModel, Tag(_BLEND_TAG)]],  # noqa: UP007
+    Discriminator(_style_kind),
+]
+PathList = Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
+StyleList = Annotated[list[StyleItem], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
+class EntryModel(BaseModel):
+    """One item of `jobs:`: contents × styles, with its own overrides."""
+
+    model_config = _STRICT
+    content: str | None = None
+    contents: PathList | None = None
+    style: StyleItem | None = None
+    styles: StyleList | None = None
+    preset: str | None = None
+    settings: dict[str, Any] | None = None
+    sweep: dict[str, Any] | None = None
+    name: str | None = Field(None, min_length=1)
+
+
+class RunModel(BaseModel):
+    """How to run. None of it changes the pixels, so none of it enters a job id."""
+
+    model_config = _STRICT
+    devices: Annotated[tuple[str, ...], BeforeValidator(_devices)] | None = None
+    cluster: str | None = Field(None, pattern=r"^[a-z][a-z0-9+.-]*://\S+$")
+    job_timeout: float | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1)
+
+
+class TopModel(BaseModel):
+    """The whole file. Entries are checked one by one, so one bad entry hides nothing."""
+
+    model_config = _STRICT
+    output: str | None = Field(None, min_length=1)
+    preset: str | None = None
+    settings: dict[str, Any] | None = None
+    sweep: dict[str, Any] | None = None
+    run: RunModel | None = None
+    jobs: list[Any] | None = None
+
+
+_NESTED = {"style": BlendModel, "styles": BlendModel, "run": RunModel}
+
+
+def validate_model(
+    model: type[BaseModel], raw: Any, path: Loc, problems: Problems, salvage: bool
+) -> tuple[BaseModel | None, set[str]]:
+    """Validate `raw`, reporting every error; returns the model and the keys that were bad.
+
+    Unknown keys are always dropped so the rest still gets checked; with
+    `salvage`, keys with bad values are dropped too (the caller then knows which).
+    """
+    try:
+        return model.model_validate(raw), set()
+    except ValidationError as exc:
+        errors = exc.errors()
+    for error in errors:
+        problems.add(*translate(error, path, model))
+    if not isinstance(raw, dict):
+        return None, set()
+    bad = {str(e["loc"][0]) for e in errors if e["loc"]}
+    if not salvage and any(e["type"] != "extra_forbidden" or len(e["loc"]) != 1 for e in errors):
+        return None, bad
+    try:
+        return model.model_validate({k: v for k, v in raw.items() if str(k) not in bad}), bad
+    except ValidationError:
+        return None, bad
+
+
+def translate(error: Any, prefix: Loc, model: type[BaseModel]) -> tuple[Loc, str, Loc]:
+    """A pydantic error as (where, message, where its line is)."""
+    loc = tuple(p for p in error["loc"] if p not in (_PATH_TAG, _BLEND_TAG))
+    kind, value = error["type"], error.get("input")
+    if loc and loc[-1] == "[key]":  # the key itself is wrong, e.g. a number
+        return prefix + loc[:-2], f"keys must be text, got {show(loc[-2])}", prefix + loc[:-1]
+    if kind == "invalid_key":  # the same, for a model's own keys
+        return prefix + loc[:-1], f"keys must be text, got {show(loc[-1])}", prefix + loc[:-1]
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        known = tuple(_model_at(model, parent).model_fields)
+        return prefix + parent, unknown_name("key", str(loc[-1]), known), prefix + loc
+    if kind == "missing":
+        return prefix + loc[:-1], f"missing required key '{loc[-1]}'", prefix + loc[:-1]
+    return prefix + loc, _message(kind, value, error.get("ctx") or {}, error["msg"]), prefix + loc
+
+
+def _model_at(model: type[BaseModel], parent: Loc) -> type[BaseModel]:
+    for part in parent:
+        if isinstance(part, str) and part in _NESTED:
+            model = _NESTED[part]
+    return model
+
+
+_EXPECTED = {
+    "string_type": "text",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+}
+
+
+def _message(kind: str, value: Any, ctx: dict[str, Any], fallback: str) -> str:
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {show(value)}"
+    if kind == "greater_than":
+        return f"must be greater than {format_value(ctx['gt'])}, got {show(value)}"
+    if kind == "greater_than_equal":
+        return f"must be at least {format_value(ctx['ge'])}, got {show(value)}"
+    if kind in ("too_short", "string_too_short"):
+        return "must not be empty"
+    if kind == "string_pattern_mismatch":
+        return f"expected an address like 'tcp://host:8786', got {show(value)}"
+    if kind == "value_error":
+        return str(ctx.get("error", fallback))
+    return f"{fallback[:1].lower()}{fallback[1:]}, got {show(value)}"
+
+
+def unknown_name(kind: str, name: str, known: Sequence[str]) -> str:
+    """`unknown setting 'style_wieght' (did you mean 'style_weight'?)`."""
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"unknown {kind} '{name}' (did you mean '{close[0]}'?)"
+    if len(known) <= 10:
+        return f"unknown {kind} '{name}' (expected one of {', '.join(known)})"
+    return f"unknown {kind} '{name}'"
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it, short: `'big'`, `-5`, `a list`, `nothing`."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,247 @@
+"""Writing results so that a crash or a power cut never leaves a half-written file.
+
+Every file lands in a temp file in the same folder first (same filesystem, so
+`os.replace` is an atomic rename), is fsynced, and only then takes its final
+name. A rerun trusts an output only if the PNG decodes and carries the job id
+in its own text chunk, and the sidecar names the same job: a file that merely
+exists proves nothing after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from PIL import Image, ImageOps
+from PIL.PngImagePlugin import PngInfo
+
+from .jobs import RenderJob, slug
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+RESULTS_FILE = "results.jsonl"
+JOB_ID_KEY = "nst:job_id"
+SETTINGS_KEY = "nst:settings"
+THUMBS_DIR = "thumbs"
+SOURCE_THUMBS_DIR = f"{THUMBS_DIR}/sources"
+THUMB_SIDE = 256
+
+# What PIL raises on a truncated or garbled file, depending on where it breaks.
+_BROKEN_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+
+def _read_umask() -> int:
+    # mkstemp creates files 0600; outputs should get the usual permissions so a
+    # web server or another user can read the gallery. os.umask can only be read
+    # by setting it, so do that once, at import.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; not possible (nor needed) on Windows."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)
+        os.replace(tmp_name, path)
+    except BaseException:
+        # Includes KeyboardInterrupt: the final path keeps its previous version.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_png_atomic(path: Path, image: Image.Image, text: dict[str, str]) -> None:
+    """Save `image` as a PNG whose text chunks hold `text` (e.g. job id, settings)."""
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)  # falls back to iTXt for non-Latin-1 values
+    _write_atomic(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """For content already encoded elsewhere, e.g. PNG bytes sent back by a worker."""
+    _write_atomic(Path(path), lambda handle: handle.write(data))
+
+
+# -- results.jsonl ------------------------------------------------------------
+
+
+def append_result(output_dir: Path, record: dict[str, Any]) -> None:
+    """Append one record as one line.
+
+    The line goes out in a single write() on an O_APPEND descriptor, so lines
+    from concurrent writers never interleave. If a power cut left a partial last
+    line, start on a fresh line so the new record is not glued onto the debris.
+    """
+    path = Path(output_dir) / RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        # The lock only covers the look at the last byte: another writer's
+        # append grows the file page by page, so unlocked we would see its
+        # half-written line and add a needless blank line.
+        _lock(fd)
+        if _ends_mid_line(fd):
+            line = b"\n" + line
+        written = os.write(fd, line)
+        if written != len(line):  # only on a full disk; the reader skips the fragment
+            raise OSError(f"{path}: short write ({written} of {len(line)} bytes)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def _lock(fd: int) -> None:
+    if fcntl is not None:  # POSIX; elsewhere the worst case is a blank line
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _ends_mid_line(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return False
+    os.lseek(fd, size - 1, os.SEEK_SET)  # reads honour the offset; O_APPEND writes ignore it
+    return os.read(fd, 1) != b"\n"
+
+
+def read_results(output_dir: Path) -> dict[str, dict[str, Any]]:
+    """The last record of each job id; undecodable lines (a cut-off tail) are skipped."""
+    path = Path(output_dir) / RESULTS_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    latest: dict[str, dict[str, Any]] = {}
+    for line in raw.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+            continue
+        if isinstance(record, dict) and isinstance(record.get("job_id"), str):
+            latest[record["job_id"]] = record
+    return latest
+
+
+# -- deciding whether a job is already done -------------------------------------
+
+
+def png_job_id(path: Path) -> str | None:
+    """The job id stored in a PNG's text chunk, or None if the file is not a whole PNG."""
+    try:
+        with Image.open(path) as image:
+            # Read the chunk before verify(): after it the image is unusable.
+            # Our text chunks precede the pixel data, so they are already parsed.
+            job_id = image.info.get(JOB_ID_KEY)
+            image.verify()  # walks every chunk and its CRC: catches truncation
+    except _BROKEN_IMAGE:
+        return None
+    return job_id if isinstance(job_id, str) else None
+
+
+def output_is_complete(output_dir: Path, job: RenderJob) -> bool:
+    """True if a previous run fully finished `job`, so a rerun may skip it."""
+    output_dir = Path(output_dir)
+    if png_job_id(output_dir / job.output_name) != job.job_id:
+        return False
+    try:
+        sidecar = json.loads((output_dir / job.sidecar_name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(sidecar, dict) and sidecar.get("job_id") == job.job_id
+
+
+# -- thumbnails -----------------------------------------------------------------
+
+
+def write_thumbnail(src_png: Path, dest_jpg: Path, side: int = THUMB_SIDE) -> None:
+    """A JPEG no larger than side x side; raises what PIL raises for a broken source."""
+    with Image.open(src_png) as image:
+        image.draft("RGB", (side * 2, side * 2))  # JPEG sources decode at reduced scale
+        image = ImageOps.exif_transpose(image)  # phone photos: honour the orientation tag
+        image.thumbnail((side, side), Image.Resampling.LANCZOS)
+        image = _flatten(image)
+    _write_atomic(Path(dest_jpg), lambda h: image.save(h, format="JPEG", quality=85))
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """JPEG has no alpha: composite transparent pixels onto the page's dark grey."""
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        background = Image.new("RGB", image.size, (28, 29, 33))
+        background.paste(image.convert("RGBA"), mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def thumbnail_is_fresh(src: Path, thumb: Path) -> bool:
+    """A thumbnail can be reused when it is at least as new as its source."""
+    try:
+        return thumb.stat().st_mtime_ns >= src.stat().st_mtime_ns
+    except OSError:
+        return False
+
+
+def ensure_thumbnail(src: Path, thumb: Path, side: int = THUMB_SIDE) -> bool:
+    """Write `thumb` unless a fresh one exists. False if the source cannot be read."""
+    if thumbnail_is_fresh(src, thumb):
+        return True
+    try:
+        write_thumbnail(src, thumb, side)
+    except _BROKEN_IMAGE + (Image.DecompressionBombError,):
+        return False
+    return True
+
+
+def source_thumbnail(image_path: Path, output_dir: Path) -> str | None:
+    """Relative path of a thumbnail of a content or style image, made once.
+
+    The name carries a hash of the full path so two `cat.jpg` from different
+    folders do not overwrite each other. None if the source is unreadable.
+    """
+    image_path = Path(image_path)
+    digest = hashlib.sha256(str(image_path).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    relative = f"{SOURCE_THUMBS_DIR}/{slug(image_path.stem)}-{digest}.jpg"
+    if ensure_thumbnail(image_path, Path(output_dir) / relative):
+        return relative
+    return None

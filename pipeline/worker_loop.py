@@ -1,0 +1,98 @@
+"""The life of one local worker process: build the engine once, then render tasks.
+
+Each worker talks to the parent over its own duplex pipe. A shared
+multiprocessing.Queue would be simpler, but a worker killed with SIGKILL while
+holding the queue's write lock would deadlock every other worker; a private
+pipe only ever breaks for the worker that died.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .jobs import WorkerOptions
+from .worker import build_engine, render_task
+
+# Rough device memory one image needs, per output pixel: VGG19 activations kept
+# for the backward pass plus the L-BFGS history. Used only to size GPU batches.
+BYTES_PER_PIXEL_ESTIMATE = 8_000
+GPU_MEMORY_SHARE = 0.7
+
+
+def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection) -> None:
+    # The parent decides what a Ctrl-C or a SIGTERM means (finish, checkpoint,
+    # stop); the worker hears about it through the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+    try:
+        engine = build_engine(device, options)
+    except Exception as error:  # no engine, no work: tell the parent why
+        _send(conn, "fatal", {"error": f"{type(error).__name__}: {error}".splitlines()[0]})
+        return
+    held_styles: set[str] = set()
+    cancelled = False
+
+    def should_cancel() -> bool:
+        nonlocal cancelled
+        while not cancelled and conn.poll():
+            kind, _ = conn.recv()
+            cancelled = kind in ("cancel", "stop")
+        return cancelled
+
+    while True:
+        _send(conn, "ready", {"pid": os.getpid(), "device_name": engine.device_name,
+                              "held_styles": sorted(held_styles),
+                              "max_batch_pixels": _max_batch_pixels(engine)})
+        message = _receive(conn, parent)
+        if message is None or message[0] == "stop":
+            return
+        kind, jobs = message
+        if kind != "task" or cancelled:
+            continue
+        try:
+            results = render_task(
+                engine, jobs, options,
+                on_progress=lambda event: _send(conn, "progress", event),
+                should_cancel=should_cancel,
+            )
+        except Exception as error:  # a bug, not a bad input: report it, keep the worker
+            detail = traceback.format_exception_only(type(error), error)[-1].strip()
+            results = [{"job_id": j.job_id, "status": "failed", "worker_pid": os.getpid(),
+                        "error": f"internal error: {detail}"} for j in jobs]
+        for job, result in zip(jobs, results):
+            held_styles.update(job.styles)
+            _send(conn, "result", result)
+
+
+def _receive(conn: Connection, parent: int) -> tuple[str, Any] | None:
+    """Wait for the next message; give up if the parent has gone away."""
+    while True:
+        if os.getppid() != parent:
+            return None
+        try:
+            if conn.poll(1.0):
+                return conn.recv()
+        except (EOFError, OSError):
+            return None
+
+
+def _send(conn: Connection, kind: str, payload: Any) -> None:
+    try:
+        conn.send((kind, payload))
+    except (BrokenPipeError, OSError):
+        os._exit(0)  # the parent is gone; nothing left to report to
+
+
+def _max_batch_pixels(engine) -> int:
+    """How many output pixels fit in one batch on this device (CPU: one image)."""
+    if engine.device.type != "cuda":
+        return 0  # 0 = no batching; on a CPU a batch only delays each image
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(engine.device)
+    return int(free * GPU_MEMORY_SHARE / BYTES_PER_PIXEL_ESTIMATE)

@@ -1,0 +1,143 @@
+"""Parse YAML once, keeping the line of every key and list item, to point errors at lines.
+
+`yaml.safe_load` throws away positions, so we compose the node tree ourselves,
+note where each location starts, then construct the data from that same tree
+(exactly what `safe_load` does). Locations are paths such as
+`("jobs", 2, "styles", 0)`, written `jobs[2].styles[0]` in messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import Problem
+
+PathKey = str | int
+Loc = tuple[PathKey, ...]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def where(path: Loc) -> str:
+    """`("jobs", 2, "styles", 0)` -> `jobs[2].styles[0]`; `()` -> `""` (the whole file)."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+@dataclass
+class LineMap:
+    """1-based line of each key (for mapping entries) and item (for list entries)."""
+
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line(self, path: Loc) -> int | None:
+        # A location that is not in the file (a missing key, a value we made up)
+        # takes the line of the nearest enclosing one that is.
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+
+class YamlSyntaxError(Exception):
+    """The text is not YAML we can read; `line` is yaml's own (1-based), when it has one."""
+
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass
+class ParsedYaml:
+    data: Any
+    lines: LineMap
+    duplicate_keys: list[tuple[Loc, str, int]]  # (mapping path, key, line of its first use)
+
+
+def parse_yaml(text: str) -> ParsedYaml:
+    """`yaml.safe_load(text)` plus the line map. Raises YamlSyntaxError, nothing else."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines, duplicates = LineMap(), []
+        if node is not None:
+            # Walk before constructing: construction flattens `<<` merge keys in place.
+            _walk(node, (), lines.lines, duplicates, frozenset())
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        parts = [p for p in (exc.context, exc.problem) if p]
+        raise YamlSyntaxError(mark.line + 1 if mark else None, ", ".join(parts)) from None
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        # e.g. a timestamp such as 2024-13-45 that the resolver accepts but datetime refuses.
+        raise YamlSyntaxError(None, str(exc) or type(exc).__name__) from None
+    finally:
+        loader.dispose()
+    return ParsedYaml(data, lines, duplicates)
+
+
+def _walk(
+    node: Node,
+    path: Loc,
+    lines: dict[Loc, int],
+    duplicates: list[tuple[Loc, str, int]],
+    seen: frozenset[int],
+) -> None:
+    if id(node) in seen:  # an alias that points back into itself
+        return
+    seen = seen | {id(node)}
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, MappingNode):
+        first_use: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in first_use:
+                duplicates.append((path, key, first_use[key]))
+            first_use.setdefault(key, line)
+            # The key's line, not the value's: a block value starts on the next line.
+            lines[path + (key,)] = line
+            _walk(value_node, path + (key,), lines, duplicates, seen)
+    elif isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, path + (index,), lines, duplicates, seen)
+
+
+class Problems:
+    """Collects problems for one file, each pinned to a line; drops exact repeats.
+
+    The same mistake in the top-level settings shows up in every job built from
+    it, but the user should read it once.
+    """
+
+    def __init__(self, file: str, lines: LineMap) -> None:
+        self.file = file
+        self.lines = lines
+        self.items: list[Problem] = []
+
+    def add(self, path: Loc, message: str, line_path: Loc | None = None) -> None:
+        line = self.lines.line(path if line_path is None else line_path)
+        problem = Problem(self.file, line, where(path), message)
+        if problem not in self.items:
+            self.items.append(problem)
+
+    def sorted(self) -> list[Problem]:
+        """In file order, so a reader can fix them top to bottom."""
+        return sorted(self.items, key=lambda p: p.line or 0)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,112 @@
+"""RenderSettings: validation names the field, presets, schedules and batch signatures."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from nst_engine.engine import stage_sizes
+from nst_engine.errors import SettingsError
+from nst_engine.settings import PRESETS, RenderSettings, batch_signature, preset
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"size": 16}, "size"),
+        ({"size": 9000}, "size"),
+        ({"size": 64.0}, "size"),
+        ({"size": True}, "size"),
+        ({"iterations": 0}, "iterations"),
+        ({"content_weight": -1}, "content_weight"),
+        ({"tv_weight": float("nan")}, "tv_weight"),
+        ({"style_weight": "5"}, "style_weight"),
+        ({"content_weight": 0, "style_weight": 0}, "style_weight"),
+        ({"style_layers": {"relu9_9": 1.0}}, "style_layers"),
+        ({"style_layers": []}, "style_layers"),
+        ({"content_layers": {"relu4_2": -1.0}}, "content_layers"),
+        ({"pooling": "min"}, "pooling"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"precision": "fp16"}, "precision"),
+        ({"init": ""}, "init"),
+        ({"style_scale": 10}, "style_scale"),
+        ({"scales": [16]}, "scales"),
+        ({"size": 256, "scales": [512]}, "scales"),
+        ({"style_blend": [1, -1]}, "style_blend"),
+        ({"style_blend": [0, 0]}, "style_blend"),
+        ({"lbfgs_history": 0}, "lbfgs_history"),
+        ({"colour": True}, "colour"),
+    ],
+)
+def test_a_bad_value_names_its_field(changes, field):
+    with pytest.raises(SettingsError) as error:
+        RenderSettings().with_overrides(**changes)
+    assert error.value.field == field
+    assert str(error.value).startswith(f"{field}: ")
+
+
+def test_the_defaults_and_yaml_shaped_overrides_are_accepted():
+    settings = RenderSettings().with_overrides(
+        size=64, content_weight=2, style_layers={"relu1_1": 1, "relu3_1": 0.5}, scales=[32], style_blend=[1, 3]
+    )
+    assert settings.style_layers == (("relu1_1", 1.0), ("relu3_1", 0.5))
+    assert settings.scales == (32,)
+    assert settings.blend(2) == (0.25, 0.75)
+    assert RenderSettings.from_dict(settings.to_dict()) == settings
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    assert hash(settings) == hash(RenderSettings.from_dict(settings.to_dict()))
+
+
+def test_blend_checks_the_number_of_styles():
+    assert RenderSettings().blend(4) == (0.25,) * 4
+    with pytest.raises(SettingsError) as error:
+        RenderSettings(style_blend=(1.0, 2.0)).blend(3)
+    assert error.value.field == "style_blend" and "2 weights" in str(error.value)
+
+
+def test_presets():
+    assert {"preview", "gatys"} <= set(PRESETS)
+    assert preset("preview").size == 256 and preset("preview").iterations == 100
+    assert preset("gatys") == RenderSettings(size=512, iterations=500)
+    with pytest.raises(SettingsError) as error:
+        preset("nope")
+    assert error.value.field == "preset"
+
+
+@pytest.mark.parametrize(
+    ("size", "scales", "schedule"),
+    [
+        (256, (), (256,)),
+        (512, (), (512,)),
+        (1024, (), (512, 1024)),
+        (2048, (), (512, 1024, 2048)),
+        (600, (), (300, 600)),
+        (64, (32, 64), (32, 64)),
+        (64, (32,), (32, 64)),
+        (1024, (256, 256), (256, 1024)),
+    ],
+)
+def test_schedule_goes_coarse_to_fine_above_512(size, scales, schedule):
+    assert RenderSettings(size=size, scales=scales).schedule() == schedule
+
+
+def test_batch_signature_ignores_per_image_settings_only():
+    base = RenderSettings(size=64)
+    for changes in ({"style_weight": 1.0}, {"seed": 9}, {"init": "noise"}, {"style_blend": (1.0, 2.0)}):
+        assert batch_signature(base.with_overrides(**changes)) == batch_signature(base), changes
+    for changes in ({"size": 128}, {"iterations": 7}, {"optimizer": "adam"}, {"weights": "x.pth"}):
+        assert batch_signature(base.with_overrides(**changes)) != batch_signature(base), changes
+
+
+def test_stage_sizes_never_upscale_unless_asked():
+    settings = RenderSettings(size=64, scales=(32, 64))
+    # 128×85 content: both stages shrink it, keeping the aspect ratio.
+    assert stage_sizes(settings, (128, 85)) == [(32, (32, 21)), (64, (64, 43))]
+    # A 48 px content is not enlarged to 64: the last stage is its own size.
+    assert stage_sizes(settings, (48, 30)) == [(32, (32, 20)), (48, (48, 30))]
+    assert stage_sizes(settings.with_overrides(upscale=True), (48, 30)) == [
+        (32, (32, 20)),
+        (64, (64, 40)),
+    ]
+    assert stage_sizes(RenderSettings(size=64), (20, 40)) == [(40, (20, 40))]

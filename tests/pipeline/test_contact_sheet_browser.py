@@ -1,0 +1,107 @@
+"""The contact sheet in a real headless Chromium: the DOM it builds, and a screenshot.
+
+The screenshot lands in test-artifacts/contact-sheet.png (git-ignored) for a
+person to look at; the assertions cover what a parser alone cannot: that the
+browser, not just our own parse, sees the hostile file name as text.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from test_reporter import STATUSES, XSS_NAME, Page, make_gallery
+
+from pipeline.reporter import write_contact_sheet
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "manifests" / "images"
+SCREENSHOT = REPO / "test-artifacts" / "contact-sheet.png"
+WINDOW = (1400, 1000)
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("CI"):
+        pytest.fail("chromium is not installed (run `make browser`)")
+    pytest.skip("chromium is not installed (run `make browser`)")
+
+
+def _run_chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
+    # Flags keep a headless run quiet and offline: no sandbox (CI runs as root),
+    # no GPU, no first-run or sync machinery, a throwaway profile.
+    command = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def _sample_sources(folder: Path):
+    """Real photos and paintings when the repo has them: a screenshot worth looking at."""
+    pick = [SAMPLES / "content" / "chelsea.jpg", SAMPLES / "content" / "neuschwanstein.jpg"]
+    pick += [SAMPLES / "style" / "starry_night.jpg", SAMPLES / "style" / "night_cafe.jpg"]
+    if not all(p.is_file() for p in pick):
+        return None, None
+    folder.mkdir()
+    names = ["chelsea.jpg", f"{XSS_NAME}.jpg", "starry_night.jpg", "night_cafe.jpg"]
+    copies = [Path(shutil.copyfile(p, folder / n)) for p, n in zip(pick, names, strict=True)]
+    return copies[:2], copies[2:]
+
+
+@pytest.fixture(scope="module")
+def sheet(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sheet")
+    contents, styles = _sample_sources(root / "samples")
+    output_dir, jobs, results = make_gallery(root, contents, styles)
+    return write_contact_sheet(
+        output_dir, jobs, results, title="Overnight gallery", generated_at="2026-11-21 05:00 UTC"
+    )
+
+
+def test_browser_dom_has_every_cell_and_no_injected_element(sheet, tmp_path):
+    dom = _run_chromium(tmp_path / "profile", "--dump-dom", sheet.as_uri()).stdout
+    page = Page(dom)
+    statuses = Counter(a["data-status"] for a in page.with_attr("data-status"))
+    assert statuses == Counter(STATUSES)
+    assert not page.with_attr("onerror")
+    assert XSS_NAME in "".join(page.text)
+    images = [a["src"] for t, a in page.tags if t == "img"]
+    assert len(images) == 4 + 4  # done thumbnails + source headers
+
+
+def test_browser_screenshot_for_a_person(sheet, tmp_path):
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    SCREENSHOT.unlink(missing_ok=True)
+    _run_chromium(
+        tmp_path / "profile",
+        f"--screenshot={SCREENSHOT}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        "--hide-scrollbars",
+        sheet.as_uri(),
+    )
+    with Image.open(SCREENSHOT) as shot:
+        assert shot.size == WINDOW
+        # Not a blank page: the dark background plus thumbnails give many colours.
+        assert len(shot.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 1000

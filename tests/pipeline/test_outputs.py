@@ -1,0 +1,258 @@
+"""Atomic writes, results.jsonl, and the check a rerun uses to skip finished jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from nst_engine.settings import RenderSettings
+from pipeline import outputs
+from pipeline.jobs import RenderJob
+from pipeline.outputs import (
+    JOB_ID_KEY,
+    SETTINGS_KEY,
+    append_result,
+    output_is_complete,
+    read_results,
+    source_thumbnail,
+    write_json_atomic,
+    write_png_atomic,
+    write_thumbnail,
+)
+
+
+def _image(color=(200, 40, 90), size=(20, 12)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+def _job(job_id="3fa2b1c9d0e1") -> RenderJob:
+    return RenderJob(
+        job_id=job_id,
+        content="/in/chelsea.jpg",
+        styles=("/in/starry_night.jpg",),
+        settings=RenderSettings(),
+        output_name=f"sub/chelsea--starry_night-{job_id}.png",
+        content_label="chelsea",
+        style_label="starry_night",
+    )
+
+
+def _finish(out: Path, job: RenderJob, png_id: str | None = None, sidecar_id: str | None = None):
+    write_png_atomic(out / job.output_name, _image(), {JOB_ID_KEY: png_id or job.job_id})
+    write_json_atomic(out / job.sidecar_name, {"job_id": sidecar_id or job.job_id})
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+# -- atomic writes --------------------------------------------------------------------
+
+
+def test_png_round_trips_text_chunks_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "a" / "b" / "out.png"
+    settings = json.dumps({"size": 512, "init": "/photos/café.jpg"})  # non-Latin-1 → iTXt
+    write_png_atomic(path, _image(), {JOB_ID_KEY: "abc", SETTINGS_KEY: settings})
+    with Image.open(path) as image:
+        assert image.text == {JOB_ID_KEY: "abc", SETTINGS_KEY: settings}
+        assert image.size == (20, 12) and image.getpixel((0, 0)) == (200, 40, 90)
+    assert _leftovers(tmp_path) == []
+    assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
+
+
+def test_json_is_sorted_and_indented(tmp_path):
+    path = tmp_path / "x.json"
+    write_json_atomic(path, {"b": 1, "a": [1, 2]})
+    assert path.read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
+
+
+@pytest.mark.parametrize("write", ["png", "json"])
+def test_a_crash_before_the_rename_keeps_the_previous_version(tmp_path, monkeypatch, write):
+    path = tmp_path / ("out.png" if write == "png" else "out.json")
+
+    def do_write(tag: str) -> None:
+        if write == "png":
+            write_png_atomic(path, _image(), {JOB_ID_KEY: tag})
+        else:
+            write_json_atomic(path, {"job_id": tag})
+
+    do_write("old")
+    before = path.read_bytes()
+
+    def killed(*args):
+        raise KeyboardInterrupt("killed midway")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        do_write("new")
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_crash_during_the_first_write_leaves_no_file(tmp_path, monkeypatch):
+    path = tmp_path / "out.png"
+
+    def broken_save(self, fp, *args, **kwargs):
+        fp.write(b"\x89PNG half")
+        raise OSError("disk pulled")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk pulled"):
+        write_png_atomic(path, _image(), {JOB_ID_KEY: "x"})
+    assert not path.exists() and _leftovers(tmp_path) == []
+
+
+# -- results.jsonl ----------------------------------------------------------------------
+
+
+def test_last_record_per_job_wins(tmp_path):
+    append_result(tmp_path, {"job_id": "a", "status": "failed", "attempts": 1})
+    append_result(tmp_path, {"job_id": "b", "status": "done"})
+    append_result(tmp_path, {"job_id": "a", "status": "done", "attempts": 2})
+    results = read_results(tmp_path)
+    assert results == {
+        "a": {"job_id": "a", "status": "done", "attempts": 2},
+        "b": {"job_id": "b", "status": "done"},
+    }
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
+
+
+def test_missing_results_file_is_empty(tmp_path):
+    assert read_results(tmp_path / "nowhere") == {}
+
+
+def test_truncated_last_line_is_skipped_and_the_next_append_starts_fresh(tmp_path):
+    append_result(tmp_path, {"job_id": "a", "status": "done"})
+    path = tmp_path / "results.jsonl"
+    with path.open("ab") as handle:  # a power cut mid-write
+        handle.write(b'{"job_id": "b", "stat')
+    assert read_results(tmp_path) == {"a": {"job_id": "a", "status": "done"}}
+    append_result(tmp_path, {"job_id": "c", "status": "failed"})
+    assert set(read_results(tmp_path)) == {"a", "c"}
+
+
+def test_garbage_lines_are_skipped(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(b'[1, 2]\n{"no_id": 1}\n\xff\xfe\n\n{"job_id": "a", "status": "done"}\n')
+    assert read_results(tmp_path) == {"a": {"job_id": "a", "status": "done"}}
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    padding = "x" * 20_000  # far more than one stdio buffer
+
+    def writer(n: int) -> None:
+        for i in range(25):
+            append_result(tmp_path, {"job_id": f"{n}-{i}", "pad": padding})
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 100 and all(json.loads(line)["pad"] == padding for line in lines)
+
+
+# -- is a job already done? ------------------------------------------------------------------
+
+
+def test_complete_output_is_recognised(tmp_path):
+    job = _job()
+    _finish(tmp_path, job)
+    assert output_is_complete(tmp_path, job)
+
+
+def test_missing_png_or_sidecar_is_incomplete(tmp_path):
+    job = _job()
+    assert not output_is_complete(tmp_path, job)
+    _finish(tmp_path, job)
+    (tmp_path / job.sidecar_name).unlink()
+    assert not output_is_complete(tmp_path, job)
+
+
+def test_truncated_or_garbage_png_is_incomplete(tmp_path):
+    job = _job()
+    _finish(tmp_path, job)
+    png = tmp_path / job.output_name
+    data = png.read_bytes()
+    png.write_bytes(data[: len(data) - 20])  # lost the IEND chunk
+    assert not output_is_complete(tmp_path, job)
+    png.write_bytes(b"")
+    assert not output_is_complete(tmp_path, job)
+    png.write_text("not a png")
+    assert not output_is_complete(tmp_path, job)
+
+
+def test_wrong_job_id_in_png_or_sidecar_is_incomplete(tmp_path):
+    job = _job()
+    _finish(tmp_path, job, png_id="000000000000")
+    assert not output_is_complete(tmp_path, job)
+    _finish(tmp_path, job, sidecar_id="000000000000")
+    assert not output_is_complete(tmp_path, job)
+    _finish(tmp_path, job)
+    (tmp_path / job.sidecar_name).write_text("{broken")
+    assert not output_is_complete(tmp_path, job)
+
+
+def test_png_without_text_chunk_is_incomplete(tmp_path):
+    job = _job()
+    _finish(tmp_path, job)
+    _image().save(tmp_path / job.output_name)
+    assert not output_is_complete(tmp_path, job)
+
+
+# -- thumbnails -------------------------------------------------------------------------------
+
+
+def test_thumbnail_fits_the_box_and_flattens_alpha(tmp_path):
+    src = tmp_path / "big.png"
+    Image.new("RGBA", (600, 300), (255, 0, 0, 0)).save(src)
+    write_thumbnail(src, tmp_path / "t" / "big.jpg", side=64)
+    with Image.open(tmp_path / "t" / "big.jpg") as thumb:
+        assert thumb.format == "JPEG" and thumb.mode == "RGB" and thumb.size == (64, 32)
+    assert _leftovers(tmp_path) == []
+
+
+def test_source_thumbnail_is_made_once(tmp_path, monkeypatch):
+    src = tmp_path / "in" / "my cat.png"
+    src.parent.mkdir()
+    _image(size=(300, 200)).save(src)
+    out = tmp_path / "out"
+    relative = source_thumbnail(src, out)
+    assert relative is not None and relative.startswith("thumbs/sources/my_cat-")
+    assert relative.endswith(".jpg") and len(Path(relative).stem) == len("my_cat-") + 8
+    assert (out / relative).is_file()
+
+    monkeypatch.setattr(outputs, "write_thumbnail", lambda *a: pytest.fail("rewrote thumbnail"))
+    assert source_thumbnail(src, out) == relative
+
+
+def test_same_stem_in_two_folders_gets_two_thumbnails(tmp_path):
+    paths = [tmp_path / d / "cat.png" for d in ("a", "b")]
+    for path in paths:
+        path.parent.mkdir()
+        _image().save(path)
+    assert len({source_thumbnail(p, tmp_path / "out") for p in paths}) == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"just some text\n", b"\x89PNG\r\n\x1a\n broken"])
+def test_broken_source_gives_none(tmp_path, content):
+    src = tmp_path / "bad.jpg"
+    src.write_bytes(content)
+    assert source_thumbnail(src, tmp_path / "out") is None
+    assert source_thumbnail(tmp_path / "missing.jpg", tmp_path / "out") is None
+    assert _leftovers(tmp_path) == []
+
+
+def test_writing_outputs_and_the_sheet_does_not_import_torch():
+    # The parent process must never touch CUDA, so these modules stay torch-free.
+    code = "import sys, pipeline.outputs, pipeline.reporter; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
