@@ -35,6 +35,7 @@ class WorkerOptions:
     cache_dir: str | None = None  # None: the engine's default (XDG)
     checkpoint_every: int = 50  # iterations; 0 disables checkpoints
     progress_every: int = 10
+    threads: int = 0  # torch intra-op threads per worker; 0 = torch's default
 
 
 @dataclass(frozen=True)

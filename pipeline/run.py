@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import signal
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .display import ProgressDisplay, setup_logging
 from .events import StopSignal
@@ -116,6 +117,7 @@ def _executor(manifest: Manifest, options: RenderOptions):
     from .local_executor import LocalExecutor
 
     devices = resolve_devices(options.devices or run.devices)
+    worker_options = replace(worker_options, threads=_threads_per_worker(devices))
     log.info("devices: %s", ", ".join(devices))
     executor = LocalExecutor(
         devices, worker_options,
@@ -124,6 +126,15 @@ def _executor(manifest: Manifest, options: RenderOptions):
         grace_seconds=options.grace_seconds,
     )
     return executor, list(devices)
+
+
+def _threads_per_worker(devices: tuple[str, ...]) -> int:
+    """CPU workers split the cores; GPU workers need only a couple for the host side."""
+    cpu_workers = sum(1 for d in devices if d == "cpu")
+    cores = os.cpu_count() or 1
+    if cpu_workers:
+        return max(1, cores // cpu_workers)
+    return max(1, min(4, cores // max(1, len(devices))))
 
 
 def _exit_code(recorder: Recorder, todo: list[RenderJob], stop: StopSignal) -> int:

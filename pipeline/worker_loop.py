@@ -30,6 +30,12 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = os.getppid()
     try:
+        if options.threads:
+            import torch
+
+            # Several CPU workers on one machine must share its cores: OpenMP
+            # threads that outnumber them spin against each other, many times slower.
+            torch.set_num_threads(options.threads)
         engine = build_engine(device, options)
     except Exception as error:  # no engine, no work: tell the parent why
         _send(conn, "fatal", {"error": f"{type(error).__name__}: {error}".splitlines()[0]})

@@ -68,14 +68,14 @@ def _ycbcr(image: Image.Image) -> np.ndarray:
 
 
 def test_preserve_color_keeps_the_contents_chroma(engine, content, starry):
-    settings = tiny(size=64, iterations=8)
+    settings = tiny(size=64, iterations=12)
     kept = engine.render(content, [starry], settings.with_overrides(preserve_color=True)).image
     free = engine.render(content, [starry], settings).image
     reference = _ycbcr(content.resize(kept.size, Image.Resampling.LANCZOS))
     chroma = lambda image: np.abs(_ycbcr(image)[..., 1:] - reference[..., 1:]).mean()  # noqa: E731
     luma = np.abs(_ycbcr(kept)[..., 0] - reference[..., 0]).mean()
-    assert chroma(kept) < 2.0
-    assert chroma(free) > 8.0  # without it the painting's colours come through
+    assert chroma(kept) < 1.5  # rounding through RGB only
+    assert chroma(free) > 6.0  # without it the painting's colours come through
     assert luma > 3.0  # while the luminance did change
 
 
