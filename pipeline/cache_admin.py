@@ -32,6 +32,7 @@ def clear_cache() -> str:
 def cached_style_count(styles: Iterable[tuple[str, RenderSettings]]) -> int:
     """Distinct style files whose Gram matrices at the final output size are on disk."""
     from nst_engine import images
+    from nst_engine.engine import cpu_has_native_bf16
     from nst_engine.targets import target_key
     from nst_engine.vgg import CAFFE_SHA256
 
@@ -48,7 +49,7 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings]]) -> int:
         resized = images.fit_longest_side(image, side, upscale=False)
         layers = tuple(name for name, _ in settings.style_layers)
         key = target_key(images.image_digest(resized), resized.size, f"caffe:{CAFFE_SHA256}",
-                         layers, settings.pooling, settings.resolved_precision("cpu"))
+                         layers, settings.pooling, settings.resolved_precision("cpu", cpu_has_native_bf16()))
         if (cache.directory / key[:2] / f"{key}.pt").is_file():
             found.add(path)
     return len(found)
