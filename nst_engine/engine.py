@@ -8,6 +8,7 @@ batch with `render_batch`; each image keeps its own optimiser state.
 
 from __future__ import annotations
 
+import functools
 import platform
 import resource
 import time
@@ -75,6 +76,11 @@ class Engine:
             return torch.cuda.get_device_name(self.device)
         return platform.processor() or platform.machine() or "cpu"
 
+    def precision_for(self, settings: RenderSettings) -> str:
+        if self.dtype != torch.float32:
+            return "fp64" if self.dtype == torch.float64 else str(self.dtype)  # tests: no autocast
+        return settings.resolved_precision(self.device.type, cpu_has_native_bf16())
+
     def network(self, weights: str) -> _Network:
         if weights not in self._networks:
             loaded = load_weights(weights)
@@ -119,7 +125,7 @@ class Engine:
         stages = _batch_schedule(requests, prepared)
         hits, misses = self.cache.hits, self.cache.misses
         net = self.network(first.weights)
-        precision = first.resolved_precision(self.device.type)
+        precision = self.precision_for(first)
         diverged = [False] * len(requests)
         x: torch.Tensor | None = None
         total = first.iterations * len(stages)
@@ -182,8 +188,13 @@ class Engine:
             image = images.to_image(clamped)
             if prepared[index].color_source is not None:
                 image = images.recombine_color(image, prepared[index].color_source)
+            # A batch computes "tv" for all once any image uses it; report it only
+            # where asked, so a sidecar does not depend on how jobs were batched.
+            own_parts = {
+                k: v[index] for k, v in part_values.items() if k != "tv" or request.settings.tv_weight > 0
+            }
             stats = RenderStats(
-                losses={"total": loss_values[index], **{k: v[index] for k, v in part_values.items()}},
+                losses={"total": loss_values[index], **own_parts},
                 iterations=request.settings.iterations * len(stages),
                 seconds=seconds, peak_memory_mb=self._peak_memory_mb(), device=str(self.device),
                 device_name=self.device_name, precision=precision,
@@ -199,6 +210,16 @@ class Engine:
             return torch.cuda.max_memory_allocated(self.device) / 2**20
         # ru_maxrss is in KiB on Linux: the peak of the whole process so far.
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: the CPU multiplies bf16 natively (Linux: /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def _finite(value: float) -> bool:
