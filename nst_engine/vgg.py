@@ -7,6 +7,7 @@ deepest layer a render asks for, so the unused tail of the network costs nothing
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 import pickle
@@ -49,9 +50,19 @@ class Preprocess:
 
     def __call__(self, rgb01: torch.Tensor) -> torch.Tensor:
         x = rgb01.flip(1) if self.bgr else rgb01
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        mean, std = _constants(self.mean, self.std, x.device, x.dtype)
         return (x * self.scale - mean) / std
+
+
+@functools.lru_cache(maxsize=32)
+def _constants(mean, std, device: torch.device, dtype: torch.dtype):
+    # Built once per device: a fresh torch.tensor() every step would be a
+    # host-to-device copy inside the optimisation loop.
+    shape = (1, 3, 1, 1)
+    return (
+        torch.tensor(mean, device=device, dtype=dtype).view(shape),
+        torch.tensor(std, device=device, dtype=dtype).view(shape),
+    )
 
 
 # Caffe weights were trained on BGR 0-255 images with only the mean removed.

@@ -62,6 +62,7 @@ class ProgressDisplay:
         self._slot_done: dict[int, int] = {}
         self._slot_jobs: dict[int, list[RenderJob]] = {}
         self._credited: dict[str, int] = {}
+        self._announced: dict[int, Any] = {}  # slot -> pid of the worker last logged as ready
 
     def __enter__(self) -> ProgressDisplay:
         if self.live:
@@ -84,10 +85,13 @@ class ProgressDisplay:
 
     # -- Listener --------------------------------------------------------------------
     def on_worker(self, slot: int, device: str, info: dict[str, Any]) -> None:
-        if slot not in self._slots:
+        # A worker says "ready" before every task; log it once per process (a
+        # replaced worker has a new pid), not once per job.
+        if self._announced.get(slot) != info.get("pid"):
+            self._announced[slot] = info.get("pid")
             log.info("worker %d on %s (%s) is ready, pid %s", slot, device, info.get("device_name"), info.get("pid"))
-            if self._progress is not None:
-                self._slots[slot] = self._progress.add_task(f"  worker {slot} {device}: idle", total=1)
+        if self._progress is not None and slot not in self._slots:
+            self._slots[slot] = self._progress.add_task(f"  worker {slot} {device}: idle", total=1)
 
     def on_start(self, slot: int, jobs: list[RenderJob]) -> None:
         names = ", ".join(job_name(j) for j in jobs)
