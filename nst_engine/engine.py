@@ -130,6 +130,8 @@ class Engine:
         x: torch.Tensor | None = None
         total = first.iterations * len(stages)
         resume = requests[0].resume
+        if resume is not None and not 0 <= resume.stage < len(stages):
+            raise EngineError("the checkpoint belongs to another schedule; delete it to start over")
         for stage, (side, size) in enumerate(stages):
             if resume is not None and stage < resume.stage:
                 continue
