@@ -17,7 +17,7 @@ from .errors import ManifestError, PipelineError
 from .lock import OutputLockedError
 from .manifest import load_manifest, resolve_manifest_path
 from .plan_view import print_plan
-from .run import EXIT_BUSY, EXIT_USAGE, RenderOptions, execute, make_plan
+from .run import EXIT_BUSY, EXIT_USAGE, RenderOptions, execute, make_plan, select
 
 app = typer.Typer(
     add_completion=False,
@@ -62,6 +62,7 @@ def render(
 ) -> None:
     """Render every job of MANIFEST that is not already done."""
     loaded = _load(manifest)
+    _check_only(loaded, only)
     options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
                             quiet=quiet, wait=wait, job_timeout=job_timeout)
     if dry_run:
@@ -74,6 +75,13 @@ def render(
     except PipelineError as error:
         _fail(str(error), EXIT_USAGE)
     raise typer.Exit(code)
+
+
+def _check_only(loaded, only: str | None) -> None:
+    # A glob that matches nothing is a typo; "nothing to render" would hide it.
+    if only and not select(loaded.jobs, only):
+        _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs "
+              "(it is matched against output names, content and style labels)", EXIT_USAGE)
 
 
 def _devices(spec: str | None):
@@ -91,6 +99,7 @@ def _devices(spec: str | None):
 def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = None) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
     loaded = _load(manifest)
+    _check_only(loaded, only)
     print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)))
 
 

@@ -17,18 +17,20 @@ engine for more than one machine.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import wait
 
 from .events import Listener, StopSignal, failure_record
-from .jobs import RenderJob
+from .jobs import RenderJob, checkpoint_path
 from .scheduler import DEFAULT_BATCH_CAP, next_batch
 from .worker_handle import WorkerHandle
 
 MAX_ATTEMPTS = 2  # the first try and one retry after a worker died under the job
 MAX_STARTS_WITHOUT_PROGRESS = 3  # a device whose workers keep dying is given up
+SHUTDOWN_SECONDS = 5.0  # for workers to leave on their own at the end of a run
 
 
 class LocalExecutor:
@@ -58,8 +60,7 @@ class LocalExecutor:
         try:
             self._loop(workers, stop)
         finally:
-            for worker in workers:
-                worker.shutdown()
+            self._shutdown(workers, now=stop.level >= 2)
 
     # -- the loop ------------------------------------------------------------------
     def _loop(self, workers: list[WorkerHandle], stop: StopSignal) -> None:
@@ -93,21 +94,24 @@ class LocalExecutor:
         waitables = [w.conn for w in live] + [w.process.sentinel for w in live]
         if not waitables:
             time.sleep(0.2)
-            return
-        wait(waitables, timeout=0.2)
+        else:
+            wait(waitables, timeout=0.2)
         for worker in live:
-            for kind, payload in worker.drain():
-                self._handle(worker, kind, payload)
+            self._read(worker)
+
+    def _read(self, worker: WorkerHandle) -> None:
+        for kind, payload in worker.drain():
+            self._handle(worker, kind, payload)
 
     def _handle(self, worker: WorkerHandle, kind: str, payload) -> None:
         if kind == "ready":
             worker.mark_ready(payload)
+            worker.starts_without_progress = 0  # it started: a later death is not a startup loop
             self._listener.on_worker(worker.slot, worker.device, payload)
         elif kind == "progress":
             self._listener.on_progress(worker.slot, payload)
         elif kind == "result":
             job = worker.finish_job(payload["job_id"])
-            worker.starts_without_progress = 0
             if job is not None and job.job_id in self._open:
                 self._open.discard(job.job_id)
                 payload["attempts"] = self._attempts.get(job.job_id, 0) + 1
@@ -120,13 +124,21 @@ class LocalExecutor:
         """Replace a dead worker; enforce the timeout on a busy one."""
         if worker.busy and self.job_timeout and worker.busy_seconds() > self.job_timeout:
             held = worker.kill()
+            self._discard_partial_checkpoints(worker, held)
             for job in held:
                 self._close(job, f"timed out after {self.job_timeout:g} s on {worker.device}")
             return self._restart(worker)
         if worker.alive or worker.retired:
             return worker
+        # What it sent just before it exited (a last result, or why it could not
+        # start) is still in the pipe; read it before counting its jobs as lost.
+        self._read(worker)
+        if worker.retired:
+            return worker
         exit_code = worker.process.exitcode
-        for job in worker.take_held():
+        held = worker.take_held()
+        self._discard_partial_checkpoints(worker, held)
+        for job in held:
             self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
             if self._attempts[job.job_id] < MAX_ATTEMPTS:
                 self._pending.insert(0, job)  # retried next, on whichever worker is free
@@ -135,6 +147,7 @@ class LocalExecutor:
         return self._restart(worker)
 
     def _restart(self, worker: WorkerHandle) -> WorkerHandle:
+        worker.shutdown()  # reap the old process and close its pipe: no fd leak per restart
         if worker.starts_without_progress >= MAX_STARTS_WITHOUT_PROGRESS:
             worker.retire()
             return worker
@@ -156,6 +169,30 @@ class LocalExecutor:
                 self._pending.remove(job)
             worker.assign(batch)
             self._listener.on_start(worker.slot, batch)
+
+    def _shutdown(self, workers: list[WorkerHandle], *, now: bool) -> None:
+        """No worker outlives the run. All are asked at once and waited for
+        together (not 5 s each in turn); after a second signal they are killed."""
+        if not now:
+            for worker in workers:
+                worker.request_stop()
+            deadline = time.monotonic() + SHUTDOWN_SECONDS
+            for worker in workers:
+                worker.process.join(max(0.0, deadline - time.monotonic()))
+        for worker in workers:
+            if worker.process.is_alive():
+                self._discard_partial_checkpoints(worker, worker.kill())
+            worker.shutdown()
+
+    def _discard_partial_checkpoints(self, worker: WorkerHandle, jobs: list[RenderJob]) -> None:
+        """A worker killed inside a checkpoint save leaves its temp file behind
+        (named `.<job>.pt.<pid>.tmp` by worker._save_checkpoint); the last whole
+        checkpoint is untouched and still resumes the job."""
+        pid = worker.process.pid
+        for job in jobs:
+            path = checkpoint_path(self.options.output_dir, job.job_id)
+            with contextlib.suppress(OSError):
+                path.with_name(f".{path.name}.{pid}.tmp").unlink(missing_ok=True)
 
     # -- helpers -------------------------------------------------------------------
     def _start(self, slot: int, device: str) -> WorkerHandle:

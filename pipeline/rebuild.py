@@ -20,7 +20,7 @@ def _job_from_sidecar(data: dict) -> RenderJob:
         styles=tuple(data["styles"]),
         settings=RenderSettings.from_dict(data["settings"]),
         output_name=data["output"],
-        content_label=Path(data["content"]).stem,
+        content_label=data.get("content_label") or Path(data["content"]).stem,
         style_label=data.get("style_label") or "+".join(Path(s).stem for s in data["styles"]),
         variant=data.get("variant", ""),
         source=data.get("source", ""),
@@ -30,14 +30,17 @@ def _job_from_sidecar(data: dict) -> RenderJob:
 def _jobs_from_results(output_dir: Path, results: dict[str, dict]) -> list[RenderJob]:
     jobs = []
     for record in results.values():
-        sidecar = output_dir / record.get("sidecar", "")
         try:
-            data = json.loads(sidecar.read_text())
+            data = json.loads((output_dir / record.get("sidecar", "")).read_text())
+        except (OSError, ValueError):
+            data = dict(record)  # failed jobs have no sidecar; their line names the inputs
+        try:
+            data.setdefault("content_label", record.get("content_label"))
             data.setdefault("style_label", record.get("style_label"))
             data.setdefault("variant", record.get("variant", ""))
             jobs.append(_job_from_sidecar(data))
-        except (OSError, ValueError, KeyError):
-            continue  # failed jobs have no sidecar; without a manifest they cannot be placed
+        except (AttributeError, TypeError, ValueError, KeyError):
+            continue  # an older line without its inputs: only a manifest can place it
     return jobs
 
 

@@ -63,6 +63,11 @@ class Recorder:
             **result,
             "output": job.output_name,
             "sidecar": job.sidecar_name,
+            # The inputs too: a failed job has no sidecar, and `nst report` must
+            # still be able to place it on the sheet from this line alone.
+            "content": job.content,
+            "styles": list(job.styles),
+            "source": job.source,
             "content_label": job.content_label,
             "style_label": job.style_label,
             "variant": job.variant,

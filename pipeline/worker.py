@@ -90,17 +90,31 @@ def _render_group(engine, group, options, on_progress, should_cancel):
     started = time.perf_counter()
     fallback = None
     try:
-        _maybe_inject_oom(jobs)
-        outcomes = _batch(engine, jobs, requests, options, on_progress, should_cancel)
-    except torch.OutOfMemoryError:
-        fallback = f"one image at a time, lbfgs_history={FALLBACK_HISTORY}"
-        outcomes = _memory_fallback(engine, jobs, requests, options, on_progress, should_cancel)
-    except RenderCancelledError:
+        outcomes = _attempt(engine, jobs, requests, options, on_progress, should_cancel, first=True)
+        if outcomes is None:  # out of memory
+            fallback = f"one image at a time, lbfgs_history={FALLBACK_HISTORY}"
+            outcomes = _memory_fallback(engine, jobs, requests, options, on_progress, should_cancel)
+    except RenderCancelledError:  # during the fallback too
         return [(job, _interrupted(engine, job)) for job in jobs]
     seconds = time.perf_counter() - started
     return [
         (job, _result(engine, job, outcome, seconds, fallback)) for job, outcome in zip(jobs, outcomes)
     ]
+
+
+def _attempt(engine, jobs, requests, options, on_progress, should_cancel, *, first=False):
+    """The batch's outcomes, or None if it ran out of memory.
+
+    The retry must happen outside the `except` block: the exception's traceback
+    pins the frames of the failed attempt, and with them its activations, so
+    empty_cache() could not give that memory back while the block runs.
+    """
+    try:
+        if first:
+            _maybe_inject_oom(jobs)
+        return _batch(engine, jobs, requests, options, on_progress, should_cancel)
+    except torch.OutOfMemoryError:
+        return None
 
 
 def _batch(engine, jobs, requests, options, on_progress, should_cancel):
@@ -119,6 +133,8 @@ def _batch(engine, jobs, requests, options, on_progress, should_cancel):
         return engine.render_batch(
             requests, on_step=report, should_cancel=should_cancel, on_checkpoint=save
         )
+    except RenderCancelledError:
+        raise  # an EngineError too, but not a failure: the job resumes next run
     except EngineError as error:  # a problem shared by the whole batch (e.g. weights)
         return [error] * len(jobs)
 
@@ -129,9 +145,8 @@ def _memory_fallback(engine, jobs, requests, options, on_progress, should_cancel
     for job, request in zip(jobs, requests):
         history = min(FALLBACK_HISTORY, request.settings.lbfgs_history)
         smaller = replace(request, settings=replace(request.settings, lbfgs_history=history))
-        try:
-            (outcome,) = _batch(engine, [job], [smaller], options, on_progress, should_cancel)
-        except torch.OutOfMemoryError:
+        (outcome,) = _attempt(engine, [job], [smaller], options, on_progress, should_cancel) or (None,)
+        if outcome is None:
             _free_device_memory(engine)
             w, h = request.content.size
             outcome = EngineError(

@@ -37,6 +37,11 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
             # threads that outnumber them spin against each other, many times slower.
             torch.set_num_threads(options.threads)
         engine = build_engine(device, options)
+        # Touch the device now: torch.device("cuda:0") is only a name, and a
+        # device that cannot work (no such GPU, a CPU-only torch) must fail here,
+        # with its reason sent to the parent, not as a crash in the loop below.
+        identity = {"pid": os.getpid(), "device_name": engine.device_name}
+        _max_batch_pixels(engine)
     except Exception as error:  # no engine, no work: tell the parent why
         _send(conn, "fatal", {"error": f"{type(error).__name__}: {error}".splitlines()[0]})
         return
@@ -51,8 +56,7 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
         return cancelled
 
     while True:
-        _send(conn, "ready", {"pid": os.getpid(), "device_name": engine.device_name,
-                              "held_styles": sorted(held_styles),
+        _send(conn, "ready", {**identity, "held_styles": sorted(held_styles),
                               "max_batch_pixels": _max_batch_pixels(engine)})
         message = _receive(conn, parent)
         if message is None or message[0] == "stop":
@@ -101,4 +105,7 @@ def _max_batch_pixels(engine) -> int:
     import torch
 
     free, _ = torch.cuda.mem_get_info(engine.device)
+    # Memory this process's caching allocator holds but no tensor uses is free to
+    # us too; without it each batch would look smaller than the last one.
+    free += torch.cuda.memory_reserved(engine.device) - torch.cuda.memory_allocated(engine.device)
     return int(free * GPU_MEMORY_SHARE / BYTES_PER_PIXEL_ESTIMATE)

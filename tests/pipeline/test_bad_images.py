@@ -1,0 +1,110 @@
+"""Hostile inputs in one real run: each bad file fails only its own job, with a
+one-line reason on the contact sheet, and a file name that is HTML stays text."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from cli_helpers import (
+    SAMPLES,
+    explain,
+    nst,
+    png_text,
+    pngs,
+    read_sheet,
+    render,
+    result_lines,
+    write_manifest,
+)
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+XSS_NAME = "<img src=x onerror=alert(1)>"
+# Content file -> a phrase its job's error must contain.
+EXPECTED_ERRORS = {
+    "empty.jpg": "empty.jpg is empty (0 bytes)",
+    "truncated.jpg": "truncated.jpg is truncated or corrupt",
+    "notes.jpg": "notes.jpg is not an image",
+    "dot.png": "1×1 px but must be at least",
+    "bomb.png": "bomb.png is 900 MP; the limit is 64 MP",
+    "blink.gif": "blink.gif is animated (3 frames)",
+}
+
+
+def _make_inputs(folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    files = {name: folder / name for name in EXPECTED_ERRORS}
+    photo = (SAMPLES / "content" / "neuschwanstein.jpg").read_bytes()
+    files["empty.jpg"].write_bytes(b"")
+    files["truncated.jpg"].write_bytes(photo[: len(photo) // 2])
+    files["notes.jpg"].write_text("shopping list: eggs, milk\n")
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(files["dot.png"])
+    # 30000×30000 at 1 bit per pixel compresses to ~100 kB but would decode to 900 MP.
+    Image.new("1", (30000, 30000)).save(files["bomb.png"])
+    frames = [Image.new("RGB", (48, 48), colour) for colour in ("red", "lime", "blue")]
+    frames[0].save(files["blink.gif"], save_all=True, append_images=frames[1:], duration=100, loop=0)
+    files["good.jpg"] = folder / "good.jpg"
+    shutil.copyfile(SAMPLES / "content" / "chelsea.jpg", files["good.jpg"])
+    files["xss"] = folder / f"{XSS_NAME}.jpg"
+    Image.new("RGB", (40, 30), (20, 120, 200)).save(files["xss"])
+    return files
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory):
+    """One render: two good contents and six bad ones, × one style."""
+    root = tmp_path_factory.mktemp("bad-images")
+    files = _make_inputs(root / "in")
+    manifest = write_manifest(root / "bad.yaml", list(files.values()),
+                              [SAMPLES / "style" / "starry_night.jpg"])
+    result = render(manifest, NST_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+    records = {Path(r["output"]).name.split("--")[0]: r for r in result_lines(root / "out")}
+    return result, root / "out", records
+
+
+def test_each_bad_image_fails_only_its_own_job(bad_run):
+    result, out, records = bad_run
+    assert result.returncode == 1, explain(result)  # some jobs failed, the rest rendered
+    assert "Traceback" not in result.stderr
+    assert len(records) == 8, explain(result)
+    assert records["good"]["status"] == "done"
+    cards = {card["job_id"]: card for card in read_sheet(out).cards}
+    for name, phrase in EXPECTED_ERRORS.items():
+        record = records[Path(name).stem]
+        assert record["status"] == "failed", (name, record)
+        error = record["error"]
+        assert phrase in error and "\n" not in error, (name, error)
+        card = cards[record["job_id"]]
+        assert card["status"] == "failed"
+        assert card["error"] == error
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["done"], summary["failed"], summary["exit_code"]) == (2, 6, 1)
+    assert len(pngs(out)) == 2
+
+
+def test_html_in_a_file_name_is_shown_as_text(bad_run):
+    _, out, records = bad_run
+    record = records["img_src=x_onerror=alert_1"]  # the output name is a safe slug
+    assert record["status"] == "done"
+    assert png_text(out / record["output"])["nst:job_id"] == record["job_id"]
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert XSS_NAME not in html  # never as markup
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert XSS_NAME in read_sheet(out).row_names  # but readable as the row's name
+    assert {c["status"] for c in read_sheet(out).cards if c["job_id"] == record["job_id"]} == {"done"}
+
+
+def test_report_rebuilds_failed_cells_without_the_manifest(bad_run):
+    _, out, records = bad_run
+    before = read_sheet(out).cards
+    (out / "index.html").unlink()
+    result = nst("report", out, cwd=out)
+    assert result.returncode == 0, explain(result)
+    after = read_sheet(out).cards
+    # Failed jobs have no sidecar; results.jsonl alone must place them, error and all.
+    assert sorted(map(sorted, (c.items() for c in after))) == sorted(map(sorted, (c.items() for c in before)))
+    assert sum(c["status"] == "failed" for c in after) == len(EXPECTED_ERRORS)

@@ -1,0 +1,176 @@
+"""The other `nst` commands and the error paths, as real subprocesses:
+--dry-run, plan, report, cache, devices, manifest and usage errors, bare
+manifest names, and the `make render` entry point."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+from cli_helpers import (
+    REPO,
+    TINY,
+    explain,
+    nst,
+    nst_env,
+    pngs,
+    read_sheet,
+    render,
+    result_lines,
+    write_manifest,
+)
+from PIL import Image
+
+
+@pytest.mark.slow
+def test_dry_run_plan_report_and_cache(gallery_dir, tmp_path, isolated_cache):
+    content, style = gallery_dir / "content", [gallery_dir / "style" / "night_cafe.jpg"]
+    manifest = write_manifest(tmp_path / "m.yaml", [content / "chelsea.jpg"], style)
+    out = tmp_path / "out"
+
+    dry = render(manifest, "--dry-run")
+    assert dry.returncode == 0, explain(dry)
+    assert re.search(r"\btodo\b.*\bchelsea\b.*\bnight_cafe\b", dry.stdout), explain(dry)
+    assert "1 to render, 0 already done" in dry.stdout
+    assert not pngs(out) and not (out / "results.jsonl").exists()
+
+    rendered = render(manifest)
+    assert rendered.returncode == 0, explain(rendered)
+    (job,) = result_lines(out)
+
+    # A second content: the plan shows one job done, one to do, and what it costs.
+    write_manifest(manifest, [content / "chelsea.jpg", content / "machu_picchu.jpg"], style)
+    planned = nst("plan", manifest, cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    assert re.search(r"\bdone\b.*\bchelsea\b.*" + job["job_id"], planned.stdout), explain(planned)
+    assert re.search(r"\btodo\b.*\bmachu_picchu\b", planned.stdout), explain(planned)
+    assert "1 to render, 1 already done" in planned.stdout
+    assert "style targets cached for 1 of 1 styles" in planned.stdout
+    assert re.search(r"estimated \d+(\.\d)? (s|min|h)\b", planned.stdout), explain(planned)
+    assert not (out / "machu_picchu").exists() and len(pngs(out)) == 1
+
+    # The sheet can always be rebuilt from what is on disk.
+    (out / "index.html").unlink()
+    report = nst("report", out, cwd=tmp_path)
+    assert report.returncode == 0, explain(report)
+    assert "index.html" in report.stdout
+    assert [(c["job_id"], c["status"]) for c in read_sheet(out).cards] == [(job["job_id"], "done")]
+    with_manifest = nst("report", out, "--manifest", manifest, cwd=tmp_path)
+    assert with_manifest.returncode == 0, explain(with_manifest)
+    assert sorted(c["status"] for c in read_sheet(out).cards) == ["done", "pending"]
+
+    info = nst("cache", "info")
+    assert info.returncode == 0, explain(info)
+    assert str(isolated_cache) in info.stdout
+    assert re.search(r"\b1 style targets\b", info.stdout), explain(info)
+    cleared = nst("cache", "clear")
+    assert cleared.returncode == 0, explain(cleared)
+    assert "removed 1 style targets" in cleared.stdout
+    assert re.search(r"\b0 style targets\b", nst("cache", "info").stdout)
+
+
+def test_report_on_a_missing_folder_is_a_usage_error(tmp_path):
+    result = nst("report", tmp_path / "nowhere", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"nst: {tmp_path / 'nowhere'}: no such output folder"
+
+
+def test_devices_lists_the_cpu_here():
+    result = nst("devices")
+    assert result.returncode == 0, explain(result)
+    assert re.search(r"^cpu\s", result.stdout, re.MULTILINE), explain(result)
+
+
+BAD_MANIFEST = """\
+output: out
+settings:
+  size: 32
+  iterations: -3
+  style_wieght: 5
+jobs:
+  - contents: [photos/missing.jpg]
+    styles: [{style}]
+    colour: red
+"""
+
+
+def test_invalid_manifest_lists_every_problem_without_a_traceback(gallery_dir, tmp_path):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(BAD_MANIFEST.format(style=gallery_dir / "style" / "night_cafe.jpg"))
+    result = render(manifest)
+    assert result.returncode == 2, explain(result)
+    lines = result.stderr.splitlines()
+    assert all(re.match(r"bad\.yaml:\d+: [^:]+: \S", line) for line in lines), explain(result)
+    assert lines[0].startswith("bad.yaml:4: settings.iterations: ")
+    assert "bad.yaml:5: settings: unknown setting 'style_wieght' (did you mean 'style_weight'?)" in lines
+    assert "bad.yaml:7: jobs[0].contents[0]: no such file 'photos/missing.jpg'" in lines
+    assert any(line.startswith("bad.yaml:9: jobs[0]: unknown key 'colour'") for line in lines)
+    assert "Traceback" not in result.stderr and not result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    manifest = tmp_path / "broken.yaml"
+    manifest.write_text("output: out\njobs: [a, b\n")
+    result = render(manifest)
+    assert result.returncode == 2, explain(result)
+    assert re.fullmatch(r"broken\.yaml:\d+: invalid YAML: .+\n", result.stderr), explain(result)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_manifest_is_a_usage_error(tmp_path):
+    result = render(tmp_path / "nope.yaml")
+    assert result.returncode == 2, explain(result)
+    assert "no such manifest" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_device_is_a_one_line_usage_error(gallery_dir, tmp_path):
+    manifest = write_manifest(tmp_path / "m.yaml", [gallery_dir / "content" / "chelsea.jpg"],
+                              [gallery_dir / "style" / "night_cafe.jpg"])
+    result = nst("render", manifest, "--devices", "gpu7", cwd=tmp_path)
+    assert result.returncode == 2, explain(result)
+    assert result.stderr.startswith("nst: --devices: unknown device 'gpu7'")
+    assert len(result.stderr.strip().splitlines()) == 1, explain(result)
+    assert not (tmp_path / "out").exists()
+
+
+def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
+    manifest = write_manifest(tmp_path / "m.yaml", [gallery_dir / "content" / "chelsea.jpg"],
+                              [gallery_dir / "style" / "night_cafe.jpg"])
+    for command in ("render", "plan"):
+        result = nst(command, manifest, "--only", "chelsae*", cwd=tmp_path)  # a typo
+        assert result.returncode == 2, explain(result)
+        assert result.stderr.startswith("nst: --only 'chelsae*' matches none of the 1 jobs")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_bare_manifest_name_resolves_from_manifests_folder(tmp_path):
+    for name in ("demo", "demo.yaml"):
+        result = nst("plan", name, cwd=tmp_path)  # far from the repository
+        assert result.returncode == 0, explain(result)
+        assert f"demo.yaml -> {REPO / 'out' / 'demo'}" in result.stdout
+        assert re.search(r"^(\d) to render, (\d) already done", result.stdout, re.MULTILINE), explain(result)
+        assert "neuschwanstein" in result.stdout and "starry_night" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_render_renders_a_manifest(gallery_dir, tmp_path):
+    manifest = write_manifest(tmp_path / "tiny.yaml", [gallery_dir / "content" / "chelsea.jpg"],
+                              [gallery_dir / "style" / "night_cafe.jpg"])
+    if not (REPO / ".venv" / "bin" / "nst").exists():
+        pytest.skip("no .venv/bin/nst: run `make setup` first")
+    # `-o` keeps make from redoing the setup step (a pip install) when pyproject.toml
+    # is newer than .venv/.installed: this test is about the render recipe.
+    command = ["make", "-C", str(REPO), "-o", ".venv/.installed", "render",
+               f"MANIFEST={manifest}", "ARGS=--devices cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, env=nst_env(),
+                            stdin=subprocess.DEVNULL, timeout=300, check=False)
+    assert result.returncode == 0, explain(result)
+    assert f".venv/bin/nst render {manifest} --devices cpu" in result.stdout
+    assert [r["status"] for r in result_lines(tmp_path / "out")] == ["done"]
+    with Image.open(pngs(tmp_path / "out")[0]) as image:
+        assert max(image.size) == TINY["size"]
