@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import PipelineError
-from .events import Listener, StopSignal
+from .events import Listener, StopSignal, failure_record
 from .jobs import RenderJob
 
 log = logging.getLogger("nst")
@@ -73,15 +73,25 @@ class DaskExecutor:
                 joblib.delayed(render_on_cluster)([job], self.options, _input_bytes([job]))
                 for job in todo
             )
-            with joblib.parallel_config(backend="dask", client=client, **_gpu_resources(client)):
-                results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
-                for batch in results:
-                    for record in batch:
-                        record.setdefault("attempts", 1)
-                        listener.on_result(by_id[record["job_id"]], record)
-                    if stop.level >= 1:
-                        log.warning("stopping: tasks still on the cluster are abandoned and rerun next time")
-                        break
+            reported: set[str] = set()
+            try:
+                with joblib.parallel_config(backend="dask", client=client, **_gpu_resources(client)):
+                    results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
+                    for batch in results:
+                        for record in batch:
+                            record.setdefault("attempts", 1)
+                            reported.add(record["job_id"])
+                            listener.on_result(by_id[record["job_id"]], record)
+                        if stop.level >= 1:
+                            log.warning("stopping: tasks still on the cluster are abandoned and rerun next time")
+                            break
+            except Exception as error:  # e.g. KilledWorker: Dask gave up on a task
+                # joblib aborts the whole batch on the first task error, so the
+                # jobs not yet back are failed with the reason and rerun next time.
+                reason = f"Dask cluster: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                for job in todo:
+                    if job.job_id not in reported:
+                        listener.on_result(job, failure_record(job, reason))
         finally:
             if owned:
                 client.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -28,11 +29,20 @@ class OutputLock:
         self.output_dir = output_dir
         self._lock = FileLock(str(output_dir / LOCK_NAME), timeout=-1 if wait else 0)
         self._owner = output_dir / OWNER_NAME
+        self.wait = wait
 
     def __enter__(self) -> OutputLock:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._lock.acquire()
+            if self.wait:
+                try:
+                    self._lock.acquire(timeout=0)
+                except Timeout:
+                    # stderr directly: logging goes to the folder's log, which we don't hold yet.
+                    print(f"nst: {self.output_dir} is busy ({self._holder()}); waiting for it", file=sys.stderr)
+                    self._lock.acquire()
+            else:
+                self._lock.acquire()
         except Timeout:
             raise OutputLockedError(
                 f"{self.output_dir}: another nst render is using this folder ({self._holder()}); "

@@ -23,7 +23,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from nst_engine import EngineError, RenderCancelledError
 from nst_engine.engine import Engine
-from nst_engine.images import load_image
+from nst_engine.images import check_size, load_image
 from nst_engine.types import Checkpoint, RenderRequest, RenderResult
 
 from .jobs import RenderJob, WorkerOptions, checkpoint_path
@@ -81,6 +81,10 @@ def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -
 
     content = load(job.content)
     styles = tuple(load(s) for s in job.styles)
+    # Checked here, on the source files, so the message names the file.
+    deepest = job.settings.deepest_layer()
+    for path, image in zip((job.content, *job.styles), (content, *styles)):
+        check_size(image.size, deepest, name=Path(path).name)
     return RenderRequest(content, styles, job.settings, _load_checkpoint(options, job))
 
 

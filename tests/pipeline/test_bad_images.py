@@ -29,7 +29,7 @@ EXPECTED_ERRORS = {
     "empty.jpg": "empty.jpg is empty (0 bytes)",
     "truncated.jpg": "truncated.jpg is truncated or corrupt",
     "notes.jpg": "notes.jpg is not an image",
-    "dot.png": "1×1 px but must be at least",
+    "dot.png": "dot.png is 1×1 px but must be at least 16×16 px",
     "bomb.png": "bomb.png is 900 MP; the limit is 64 MP",
     "blink.gif": "blink.gif is animated (3 frames)",
 }
