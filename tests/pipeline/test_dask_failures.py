@@ -1,0 +1,56 @@
+"""A task that Dask gives up on (e.g. KilledWorker) must not crash the run:
+the jobs not yet reported fail with a one-line reason and rerun next time."""
+
+from __future__ import annotations
+
+import pytest
+
+from nst_engine.settings import RenderSettings
+from pipeline import cluster_task
+from pipeline.cluster import DaskExecutor
+from pipeline.events import StopSignal
+from pipeline.jobs import RenderJob, WorkerOptions
+
+distributed = pytest.importorskip("dask.distributed")
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+
+    def on_worker(self, *args) -> None: ...
+    def on_start(self, *args) -> None: ...
+    def on_progress(self, *args) -> None: ...
+
+    def on_result(self, job, record) -> None:
+        self.records[job.job_id] = record
+
+
+def _jobs(tmp_path) -> list[RenderJob]:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"not read by the fake task")
+    return [
+        RenderJob(job_id=f"job{i}", content=str(image), styles=(str(image),),
+                  settings=RenderSettings(size=32, iterations=1), output_name=f"o{i}.png",
+                  content_label="a", style_label="a")
+        for i in range(3)
+    ]
+
+
+def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_path, monkeypatch):
+    def fake_task(jobs, options, inputs):
+        if jobs[0].job_id == "job1":
+            raise RuntimeError("worker lost\nsecond line of detail")
+        return [{"job_id": jobs[0].job_id, "status": "failed", "error": "fake"}]
+
+    monkeypatch.setattr(cluster_task, "render_on_cluster", fake_task)
+    listener = Collect()
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
+            _jobs(tmp_path), listener, StopSignal()
+        )
+    assert set(listener.records) == {"job0", "job1", "job2"}  # every job has an outcome
+    lost = listener.records["job1"]
+    assert lost["status"] == "failed"
+    assert lost["error"] == "Dask cluster: RuntimeError: worker lost"  # one line

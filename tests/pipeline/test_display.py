@@ -1,0 +1,61 @@
+"""The terminal display: rich bars (overall with ETA, one per worker) in a
+terminal, plain timestamped lines without one."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+
+from rich.console import Console
+
+from nst_engine.settings import RenderSettings
+from pipeline.display import ProgressDisplay, setup_logging
+from pipeline.jobs import RenderJob
+
+
+def _job(job_id: str, iterations: int = 20) -> RenderJob:
+    return RenderJob(
+        job_id=job_id, content="/x/cat.jpg", styles=("/x/starry.jpg",),
+        settings=RenderSettings(size=64, iterations=iterations),
+        output_name=f"cat--starry-{job_id}.png", content_label="cat", style_label="starry",
+    )
+
+
+def _drive(display: ProgressDisplay, jobs: list[RenderJob]) -> None:
+    display.on_worker(0, "cpu", {"device_name": "x86_64", "pid": 1})
+    display.on_start(0, [jobs[0]])
+    display.on_progress(0, {"job_ids": [jobs[0].job_id], "done": 10, "total": 20, "losses": [1.5]})
+    display.on_result(jobs[0], {"status": "done", "stats": {"seconds": 1.0, "losses": {"total": 1.2}}})
+    display.on_start(0, [jobs[1]])
+    display.on_result(jobs[1], {"status": "failed", "error": "cat.jpg is empty (0 bytes)"})
+
+
+def test_terminal_shows_overall_bar_with_eta_and_a_bar_per_worker(tmp_path):
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=120, color_system=None)
+    setup_logging(tmp_path / "nst.log", plain_to_stderr=False, quiet=False)
+    jobs = [_job("aaaaaaaaaaaa"), _job("bbbbbbbbbbbb")]
+    with ProgressDisplay(jobs, live=True, console=console) as display:
+        _drive(display, jobs)
+        overall = display._progress.tasks[display._overall]
+        # Both jobs finished (one failed): the overall bar is full, 40 of 40 iterations.
+        assert (overall.completed, overall.total) == (40, 40)
+    screen = stream.getvalue()
+    assert "gallery" in screen and "worker 0" in screen
+    assert re.search(r"\d+/\d+", screen)  # M of N column
+    assert re.search(r"\d:\d\d:\d\d", screen)  # elapsed / remaining time columns
+    log_text = (tmp_path / "nst.log").read_text()
+    assert "done cat--starry-aaaaaaaaaaaa" in log_text and "failed cat--starry-bbbbbbbbbbbb" in log_text
+
+
+def test_without_a_terminal_lines_are_plain_and_timestamped(tmp_path, capsys):
+    setup_logging(tmp_path / "nst.log", plain_to_stderr=True, quiet=False)
+    jobs = [_job("aaaaaaaaaaaa"), _job("bbbbbbbbbbbb")]
+    with ProgressDisplay(jobs, live=False) as display:
+        _drive(display, jobs)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", line) for line in lines)
+    assert not any("\x1b[" in line or "\r" in line for line in lines)  # no terminal codes
+    assert any("cat.jpg is empty (0 bytes)" in line for line in lines)
+    logging.getLogger("nst").handlers.clear()
