@@ -33,7 +33,29 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     """[B, C, H, W] -> [B, C, C], averaged over the H·W positions, in fp32 or wider."""
     b, c, h, w = features.shape
     flat = at_least_fp32(features).reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    return _SymmetricGram.apply(flat, h * w)
+
+
+class _SymmetricGram(torch.autograd.Function):
+    """G = F Fᵀ / n, differentiated as dF = (dG + dGᵀ) F / n: one matmul.
+
+    Autograd would differentiate bmm(F, Fᵀ) once per operand (two matmuls of the
+    forward's size) and add the results. Using the symmetry cuts a third of the
+    Gram's work per iteration: about 10% of a whole iteration at 256 px on a
+    CPU (bench rows a2, a3). The forward is the same computation as before; the
+    gradient is the same up to float rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, positions: int) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        ctx.positions = positions
+        return torch.bmm(flat, flat.transpose(1, 2)) / positions
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (flat,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), flat) / ctx.positions, None
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,20 @@ def test_gram_of_a_tiled_feature_map_is_unchanged():
     assert torch.allclose(gram(tiled), gram(tile), rtol=1e-6)
 
 
+def test_gram_gradient_is_the_plain_formulas_gradient():
+    # gram() differentiates through the symmetry, (dG + dGᵀ) F / n, in one matmul;
+    # it must agree with autograd through bmm(F, Fᵀ) / n, and with finite differences.
+    g = torch.Generator().manual_seed(0)
+    features = torch.rand(2, 4, 3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(2, 4, 4, generator=g, dtype=torch.float64)  # not symmetric on purpose
+    (ours,) = torch.autograd.grad((gram(features) * weights).sum(), features)
+    flat = features.reshape(2, 4, 15)
+    plain = torch.bmm(flat, flat.transpose(1, 2)) / 15
+    (expected,) = torch.autograd.grad((plain * weights).sum(), features)
+    assert torch.allclose(ours, expected, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(gram, (features[:1, :2, :2, :2].detach().requires_grad_(),))
+
+
 def test_content_loss_is_the_mse_relative_to_the_targets_mean_square():
     features = torch.tensor([[[[1.0, 3.0]]], [[[0.0, 0.0]]]])
     target = torch.tensor([[[[2.0, 2.0]]], [[[1.0, 3.0]]]])

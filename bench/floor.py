@@ -1,0 +1,131 @@
+"""(a) Floor: the engine's seconds per iteration ÷ one bare VGG19 forward + backward.
+
+The bare pass is what no implementation of this objective can avoid: the
+network to relu5_1 and back to the input, in the same precision the engine
+resolves to. The engine's extra cost per iteration is the Gram matrices and
+losses (in fp32), the casts around them, and the L-BFGS step.
+
+Engine s/iter = (T_N - T_M) / (N - M) of two whole `render` calls on a warm
+engine: weights, style targets (memory cache), content features, the first
+iteration's allocations and the final evaluation cost the same in both, so they
+cancel. A short N leaves the L-BFGS history (100 pairs) partly empty, so row
+a4 times one step with a full history on its own.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nst_engine.engine import Engine
+from nst_engine.images import fit_longest_side, load_image, to_tensor
+from nst_engine.lbfgs import BatchedLBFGS
+from nst_engine.optimise import evaluate
+from nst_engine.settings import RenderSettings
+
+from .common import (
+    CONTENTS,
+    STYLES,
+    Config,
+    Row,
+    interleaved,
+    median,
+    ratio_row,
+    square_crop,
+    timed,
+)
+from .objective import stage_context
+
+
+def floor_rows(cfg: Config, device: str) -> list[Row]:
+    engine = Engine(device, cache_dir=None, progress_every=10**9)
+    style = load_image(STYLES[0])
+    photo = square_crop(load_image(CONTENTS[0]))
+    rows = [
+        _floor_row(f"a{index}", cfg, engine, fit_longest_side(photo, side, upscale=True), style, n, m, device)
+        for index, (side, n, m) in enumerate(cfg.floor, start=1)
+    ]
+    return rows + _breakdown(cfg, engine, photo, style, device, len(rows))
+
+
+def _floor_row(key: str, cfg: Config, engine: Engine, content, style, n: int, m: int, device: str) -> Row:
+    side = max(content.size)
+    settings = RenderSettings(size=side, iterations=n)
+    precision = engine.precision_for(settings)
+    bare = _bare_pass(engine, content, settings, device)
+
+    def render(iterations: int) -> float:
+        quick = settings.with_overrides(iterations=iterations)
+        return timed(lambda: engine.render(content, [style], quick), device)
+
+    render(m)  # warm-up: weights, style targets, allocator
+    bare()
+    times = interleaved({"bare": bare, "n": lambda: render(n), "m": lambda: render(m)}, cfg.repeats)
+    per_iteration = median([(tn - tm) / (n - m) for tn, tm in zip(times["n"], times["m"])])
+    return ratio_row(
+        key, f"floor {side}×{side} ({precision}): engine s/iter ÷ bare VGG19 fwd+bwd to relu5_1",
+        per_iteration, median(times["bare"]), bound=("<=", 1.10),
+    )
+
+
+def _bare_pass(engine: Engine, content, settings: RenderSettings, device: str):
+    """One forward to relu5_1 and backward to a leaf input, under the engine's autocast."""
+    net = engine.network(settings.weights)
+    bf16 = engine.precision_for(settings) == "bf16"
+    image = net.weights.preprocess(to_tensor(content, device=device))
+
+    def once() -> float:
+        def work() -> None:
+            x = image.clone().requires_grad_(True)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = net.module(x, {"relu5_1"}, settings.pooling)
+            out["relu5_1"].sum().backward()
+
+        return timed(work, device)
+
+    return once
+
+
+def _breakdown(cfg: Config, engine: Engine, photo, style, device: str, done: int) -> list[Row]:
+    """Where the engine's extra time goes, at the largest floor size (information)."""
+    side = cfg.floor[-1][0]
+    content = fit_longest_side(photo, side, upscale=True)
+    settings = RenderSettings(size=side, iterations=1)
+    ctx, content_t = stage_context(engine, content, style, settings)
+    bare = _bare_pass(engine, content, settings, device)
+
+    def with_objective() -> float:
+        def work() -> None:
+            x = content_t.clone().requires_grad_(True)
+            losses, _ = evaluate(ctx, x)
+            torch.autograd.grad(losses.sum(), x)
+
+        return timed(work, device)
+
+    optimizer = _full_history(content_t, settings.lbfgs_history)
+    x, grad = content_t.clone(), torch.randn_like(content_t)
+    step = lambda: timed(lambda: optimizer.step(x, grad), device)  # noqa: E731
+    for fn in (bare, with_objective, step):
+        fn()
+    times = interleaved({"bare": bare, "objective": with_objective, "step": step}, cfg.repeats)
+    base = median(times["bare"])
+    precision = engine.precision_for(settings)
+    return [
+        ratio_row(f"a{done + 1}", f"{side}px ({precision}): fwd + objective + bwd ÷ bare fwd+bwd (Grams, losses, casts)",
+                  median(times["objective"]), base),
+        ratio_row(f"a{done + 2}", f"{side}px: one L-BFGS step, full history {settings.lbfgs_history} ÷ bare fwd+bwd",
+                  median(times["step"]), base),
+    ]
+
+
+def _full_history(like: torch.Tensor, history: int) -> BatchedLBFGS:
+    """An optimiser whose every history slot holds an accepted pair (cost depends on shapes only)."""
+    optimizer = BatchedLBFGS(like, history)
+    generator = torch.Generator(device=like.device).manual_seed(0)
+    s, y = optimizer._s, optimizer._y  # filled in place: no second copy of the history
+    s.normal_(generator=generator).mul_(1e-3)
+    y.normal_(generator=generator).mul_(1e-4).add_(s, alpha=2.0)
+    optimizer._rho.copy_(1.0 / torch.linalg.vecdot(s, y))
+    optimizer.steps = 10 * history + 1
+    flat = like.reshape(like.shape[0], -1).to(optimizer.dtype)
+    optimizer._prev_x, optimizer._prev_g = flat.clone(), flat.clone()
+    return optimizer
