@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import sys
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import wait
@@ -41,12 +42,16 @@ class LocalExecutor:
         *,
         job_timeout: float | None = None,
         batch_cap: int = DEFAULT_BATCH_CAP,
+        explicit_batch: bool = False,
         grace_seconds: float = 30.0,
     ) -> None:
         self.devices = list(devices)
         self.options = options
         self.job_timeout = job_timeout
         self.batch_cap = batch_cap
+        # A CPU worker reports no batch room (a batch only delays each image
+        # there), unless the manifest asked for batches with run.batch_size.
+        self.explicit_batch = explicit_batch
         self.grace_seconds = grace_seconds
         self._context = multiprocessing.get_context("spawn")  # never fork: CUDA
 
@@ -163,7 +168,7 @@ class LocalExecutor:
                 continue
             batch = next_batch(
                 self._pending, worker.held_styles,
-                batch_cap=self.batch_cap, max_batch_pixels=worker.max_batch_pixels,
+                batch_cap=self.batch_cap, max_batch_pixels=self._batch_room(worker),
             )
             for job in batch:
                 self._pending.remove(job)
@@ -195,6 +200,11 @@ class LocalExecutor:
                 path.with_name(f".{path.name}.{pid}.tmp").unlink(missing_ok=True)
 
     # -- helpers -------------------------------------------------------------------
+    def _batch_room(self, worker: WorkerHandle) -> int:
+        if worker.max_batch_pixels > 0 or not self.explicit_batch:
+            return worker.max_batch_pixels
+        return sys.maxsize  # memory is not the limit asked about; the cap is
+
     def _start(self, slot: int, device: str) -> WorkerHandle:
         return WorkerHandle.start(self._context, slot, device, self.options)
 

@@ -123,6 +123,7 @@ def _executor(manifest: Manifest, options: RenderOptions):
         devices, worker_options,
         job_timeout=options.job_timeout or run.job_timeout,
         batch_cap=run.batch_size or DEFAULT_BATCH_CAP,
+        explicit_batch=run.batch_size is not None,
         grace_seconds=options.grace_seconds,
     )
     return executor, list(devices)

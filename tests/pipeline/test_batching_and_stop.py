@@ -1,0 +1,76 @@
+"""Two paths the other process tests do not reach: a worker rendering a real
+batch (on a CPU only when the manifest asks for one), and a second signal that
+stops a run at once instead of waiting for the running jobs."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psutil
+import pytest
+from process_helpers import (
+    decodes,
+    leftovers,
+    log_text,
+    output_pngs,
+    results,
+    run,
+    sidecars,
+    start,
+    wait_for,
+    write_manifest,
+)
+
+pytestmark = pytest.mark.slow
+
+STYLES = ["starry_night", "night_cafe", "cafe_terrace"]
+
+
+def test_run_batch_size_renders_one_content_with_its_styles_as_one_batch(gallery_dir):
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], STYLES,
+                              settings={"size": 40, "iterations": 4, "precision": "fp32"},
+                              run={"batch_size": 2})
+    out = gallery_dir.parent / "out"
+    code, printed = run(manifest, "--devices", "cpu")
+    assert code == 0, printed
+    sizes = sorted(card["stats"]["batch_size"] for card in sidecars(out).values())
+    assert sizes == [1, 2, 2], printed  # capped at 2: one batch of two, then the third alone
+    starts = [line for line in log_text(out).splitlines() if " starts " in line]
+    assert len(starts) == 2 and starts[0].count(", ") == 1  # one task named two jobs
+
+
+def test_without_batch_size_a_cpu_worker_renders_one_image_at_a_time(gallery_dir):
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], STYLES[:2],
+                              settings={"size": 40, "iterations": 3})
+    out = gallery_dir.parent / "out"
+    code, printed = run(manifest, "--devices", "cpu")
+    assert code == 0, printed
+    assert [card["stats"]["batch_size"] for card in sidecars(out).values()] == [1, 1]
+
+
+def test_a_second_signal_stops_at_once(gallery_dir):
+    # Jobs long enough that the graceful path (wait for a checkpoint) would take a while.
+    manifest = write_manifest(gallery_dir.parent, ["chelsea", "neuschwanstein"], STYLES[:1],
+                              settings={"size": 64, "iterations": 400}, run={"checkpoint_every": 1000})
+    out = gallery_dir.parent / "out"
+    process = start(manifest, "--devices", "cpu*2", log_name="twice")
+    try:
+        wait_for(lambda: log_text(out).count(" starts ") >= 2, what="both workers busy", process=process)
+        workers = psutil.Process(process.pid).children()
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = process.wait(30)
+        stopped_in = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    printed = (gallery_dir.parent / "twice.txt").read_text()
+    assert code == 143, printed
+    assert stopped_in < 15, printed  # not the 30 s grace, let alone 400 iterations
+    assert "stopping now" in printed
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    assert leftovers(out) == [] and all(decodes(p) for p in output_pngs(out))
+    assert not any(r["status"] == "done" for r in results(out))
