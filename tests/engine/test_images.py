@@ -1,19 +1,18 @@
-"""Image loading, sizing, tensors and colour preservation, on real files built in tmp_path."""
+"""Image loading, sizing, tensors and colour preservation, on real files built in tmp_path.
+Images that load_image refuses: test_image_errors.py."""
 
 from __future__ import annotations
 
-import io
 import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
+from image_helpers import WHITE, pixels, png, row, saved
 from PIL import Image
 
-from nst_engine.errors import ImageError, ImageTooSmallError
+from nst_engine.errors import ImageTooSmallError
 from nst_engine.images import (
-    MAX_PIXELS,
     check_size,
     fit_longest_side,
     image_digest,
@@ -26,41 +25,6 @@ from nst_engine.images import (
     to_image,
     to_tensor,
 )
-
-WHITE = (255, 255, 255)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png(width: int, height: int, *, bit_depth: int = 1, colour_type: int = 0, raw: bytes = b"") -> bytes:
-    """A hand-built PNG: lets a test claim any size or bit depth without allocating pixels."""
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(raw))
-        + _chunk(b"IEND", b"")
-    )
-
-
-def _saved(tmp_path, image: Image.Image, filename: str, **options):
-    path = tmp_path / filename
-    image.save(path, **options)
-    return path
-
-
-def _pixels(image: Image.Image) -> list:
-    assert image.mode == "RGB"
-    return [image.getpixel((x, 0)) for x in range(image.width)]
-
-
-def _row(mode: str, values: list) -> Image.Image:
-    image = Image.new(mode, (len(values), 1))
-    for x, value in enumerate(values):
-        image.putpixel((x, 0), value)
-    return image
 
 
 # -- colour modes and bit depths ------------------------------------------------
@@ -79,54 +43,54 @@ def _row(mode: str, values: list) -> Image.Image:
     ],
 )
 def test_modes_load_as_8bit_rgb_with_the_right_values(tmp_path, mode, values, filename, expected):
-    path = _saved(tmp_path, _row(mode, values), filename)
-    assert _pixels(load_image(path)) == expected
+    path = saved(tmp_path, row(mode, values), filename)
+    assert pixels(load_image(path)) == expected
 
 
 def test_16bit_png_is_scaled_by_257_not_clipped(tmp_path):
-    path = _saved(tmp_path, Image.fromarray(np.array([[0, 257 * 100, 32768, 65535]], np.uint16)), "d.png")
+    path = saved(tmp_path, Image.fromarray(np.array([[0, 257 * 100, 32768, 65535]], np.uint16)), "d.png")
     assert Image.open(path).mode.startswith("I")
-    assert _pixels(load_image(path)) == [(0,) * 3, (100,) * 3, (128,) * 3, WHITE]
+    assert pixels(load_image(path)) == [(0,) * 3, (100,) * 3, (128,) * 3, WHITE]
 
 
 def test_16bit_rgb_png(tmp_path):
     raw = b"\x00" + struct.pack(">6H", 65535, 32768, 0, 257 * 10, 257 * 200, 257)
     path = tmp_path / "rgb16.png"
-    path.write_bytes(_png(2, 1, bit_depth=16, colour_type=2, raw=raw))
-    assert _pixels(load_image(path)) == [(255, 128, 0), (10, 200, 1)]
+    path.write_bytes(png(2, 1, bit_depth=16, colour_type=2, raw=raw))
+    assert pixels(load_image(path)) == [(255, 128, 0), (10, 200, 1)]
 
 
 @pytest.mark.parametrize("mode", ["I;16B", "I"])
 def test_in_memory_deep_gray_modes(mode):
-    assert _pixels(load_image(_row(mode, [0, 257 * 50, 65535]))) == [(0,) * 3, (50,) * 3, WHITE]
+    assert pixels(load_image(row(mode, [0, 257 * 50, 65535]))) == [(0,) * 3, (50,) * 3, WHITE]
 
 
 def test_palette_with_and_without_transparency(tmp_path):
-    image = _row("P", [0, 1, 2])
+    image = row("P", [0, 1, 2])
     image.putpalette([200, 10, 10, 10, 200, 10, 10, 10, 200])
-    opaque = load_image(_saved(tmp_path, image, "p.png"))
-    clear = load_image(_saved(tmp_path, image, "p_clear.png", transparency=1))
-    assert _pixels(opaque) == [(200, 10, 10), (10, 200, 10), (10, 10, 200)]
-    assert _pixels(clear) == [(200, 10, 10), WHITE, (10, 10, 200)]
+    opaque = load_image(saved(tmp_path, image, "p.png"))
+    clear = load_image(saved(tmp_path, image, "p_clear.png", transparency=1))
+    assert pixels(opaque) == [(200, 10, 10), (10, 200, 10), (10, 10, 200)]
+    assert pixels(clear) == [(200, 10, 10), WHITE, (10, 10, 200)]
 
 
 def test_half_transparent_pixel_blends_with_white():
-    assert load_image(_row("RGBA", [(0, 0, 0, 128)])).getpixel((0, 0)) == (127, 127, 127)
+    assert load_image(row("RGBA", [(0, 0, 0, 128)])).getpixel((0, 0)) == (127, 127, 127)
 
 
 def test_cmyk_jpeg_converts_to_rgb(tmp_path):
-    path = _saved(tmp_path, Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "cmyk.jpg", quality=95)
+    path = saved(tmp_path, Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "cmyk.jpg", quality=95)
     r, g, b = load_image(path).getpixel((8, 8))
     assert r > 240 and g < 15 and b < 15
 
 
 def test_bytes_and_pil_sources_match_a_path(tmp_path):
-    path = _saved(tmp_path, _row("RGBA", [(10, 20, 30, 255), (1, 2, 3, 0)]), "a.png")
+    path = saved(tmp_path, row("RGBA", [(10, 20, 30, 255), (1, 2, 3, 0)]), "a.png")
     from_path = load_image(path)
     with Image.open(path) as opened:
         from_pil = load_image(opened)
         assert from_pil is not opened
-    assert _pixels(load_image(path.read_bytes())) == _pixels(from_pil) == _pixels(from_path)
+    assert pixels(load_image(path.read_bytes())) == pixels(from_pil) == pixels(from_path)
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -134,91 +98,12 @@ def test_exif_orientation_is_applied(tmp_path):
     image.paste((255, 0, 0), (0, 0, 8, 8))  # mark the stored top-left corner
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
-    loaded = load_image(_saved(tmp_path, image, "turned.jpg", exif=exif, quality=95))
+    loaded = load_image(saved(tmp_path, image, "turned.jpg", exif=exif, quality=95))
     assert loaded.size == (20, 40)
     r, _, b = loaded.getpixel((16, 3))  # stored top-left ends up top-right
     assert r > 200 and b < 60
     r, _, b = loaded.getpixel((3, 3))
     assert r < 60 and b > 200
-
-
-# -- refusals -------------------------------------------------------------------
-def _refusal(source, *phrases, **options) -> str:
-    with pytest.raises(ImageError) as caught:
-        load_image(source, **options)
-    message = str(caught.value)
-    assert "\n" not in message
-    for phrase in phrases:
-        assert phrase in message
-    return message
-
-
-def test_empty_file(tmp_path):
-    (tmp_path / "empty.jpg").write_bytes(b"")
-    _refusal(tmp_path / "empty.jpg", "empty.jpg", "is empty (0 bytes)")
-    _refusal(b"", "image bytes", "is empty (0 bytes)")
-
-
-def test_text_file_named_jpg(tmp_path):
-    (tmp_path / "notes.jpg").write_text("shopping list\neggs\n")
-    _refusal(tmp_path / "notes.jpg", "notes.jpg", "is not an image PIL can read")
-
-
-def test_truncated_jpeg(tmp_path):
-    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    data = (_saved(tmp_path, Image.fromarray(noise), "whole.jpg", quality=95)).read_bytes()
-    (tmp_path / "half.jpg").write_bytes(data[: len(data) // 2])
-    _refusal(tmp_path / "half.jpg", "half.jpg", "truncated")
-
-
-def test_truncated_png():
-    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(noise).save(buffer, "PNG")
-    _refusal(buffer.getvalue()[: buffer.tell() // 2], "image bytes", "truncated")
-
-
-def test_missing_file_and_directory(tmp_path):
-    _refusal(tmp_path / "gone.png", "no such file", "gone.png")
-    _refusal(tmp_path, "is a directory")
-
-
-def test_decompression_bomb_caught_by_pil_before_any_pixels(tmp_path):
-    (tmp_path / "bomb.png").write_bytes(_png(30000, 30000))
-    _refusal(tmp_path / "bomb.png", "bomb.png", "is 900 MP", "the limit is 64 MP")
-
-
-def test_oversized_header_is_refused_with_its_size(tmp_path):
-    (tmp_path / "big.png").write_bytes(_png(10000, 10000))
-    _refusal(tmp_path / "big.png", "big.png", "is 10000×10000 px (100 MP); the limit is 64 MP")
-    assert MAX_PIXELS == 64_000_000
-
-
-def test_max_pixels_is_the_callers_limit(tmp_path):
-    path = _saved(tmp_path, Image.new("RGB", (100, 50)), "small.png")
-    _refusal(path, "small.png is 100×50 px (0.005 MP); the limit is 0.004 MP", max_pixels=4000)
-    assert load_image(path, max_pixels=5000).size == (100, 50)
-
-
-@pytest.mark.parametrize("filename", ["moving.gif", "moving.png"])
-def test_animated_images_are_refused(tmp_path, filename):
-    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green", "blue")]
-    path = _saved(tmp_path, frames[0], filename, save_all=True, append_images=frames[1:])
-    _refusal(path, filename, "is animated (3 frames); expected a still image")
-
-
-def test_multipage_tiff_is_refused(tmp_path):
-    pages = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green")]
-    path = _saved(tmp_path, pages[0], "pages.tif", save_all=True, append_images=pages[1:])
-    _refusal(path, "pages.tif", "has 2 pages")
-
-
-def test_given_name_labels_the_error(tmp_path):
-    _refusal(b"not an image", "style #2 is not an image PIL can read", name="style #2")
-    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green")]
-    path = _saved(tmp_path, frames[0], "open.gif", save_all=True, append_images=frames[1:])
-    with Image.open(path) as opened:
-        _refusal(opened, "open.gif is animated (2 frames)")
 
 
 # -- sizes ------------------------------------------------------------------------
