@@ -1,0 +1,131 @@
+"""Bad manifests: each problem is reported with its file and line, all at once, as one
+ManifestError, on real (tiny) image files in tmp_path; also unreadable manifest files and
+finding a manifest by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from manifest_helpers import PAIR, load, make_gallery, write
+
+from pipeline.errors import ManifestError, PipelineError, Problem
+from pipeline.manifest import load_manifest, resolve_manifest_path
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> Path:
+    """images/content/{a,b}.jpg, images/style/{s1,s2,s3}.jpg, and a folder with no images."""
+    return make_gallery(tmp_path)
+
+
+BAD = [
+    ("yaml_syntax", "jobs:\n  - content: a.jpg\n    style: b: c\n", "bad.yaml:3: invalid YAML:", "mapping values are not allowed"),
+    ("top_level_list", "- jobs\n- more\n", "bad.yaml:1: the top level is a list", "expected a mapping"),
+    ("empty_file", "", "bad.yaml: the top level is empty", "'jobs'"),
+    ("wrong_type", "settings:\n  size: big\n" + PAIR, "bad.yaml:2: settings.size:", "must be a whole number, got 'big'"),
+    ("unknown_top_key", "ouptut: x\n" + PAIR, "bad.yaml:1: unknown key 'ouptut'", "(did you mean 'output'?)"),
+    ("unknown_setting", "settings:\n  style_wieght: 3\n" + PAIR, "bad.yaml:2: settings: unknown setting 'style_wieght'", "(did you mean 'style_weight'?)"),
+    ("unknown_entry_key", PAIR + "    colour: red\n", "bad.yaml:4: jobs[0]: unknown key 'colour'", "expected one of content"),
+    ("missing_file", PAIR.replace("s1.jpg", "nope.jpg"), "bad.yaml:3: jobs[0].style:", "no such file 'images/style/nope.jpg'"),
+    ("empty_glob", "jobs:\n  - contents: ['images/content/*.png']\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents[0]:", "glob 'images/content/*.png' matched no files"),
+    ("empty_folder", "jobs:\n  - contents: images/empty\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents:", "folder 'images/empty' holds no images"),
+    ("not_an_image", "jobs:\n  - content: images/empty/notes.txt\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].content:", "is not an image"),
+    ("negative_number", PAIR + "    settings: {iterations: -5}\n", "bad.yaml:4: jobs[0].settings.iterations:", "got -5"),
+    ("absurd_number", "settings: {size: 100000}\n" + PAIR, "bad.yaml:1: settings.size:", "between 32 and 8192 px, got 100000"),
+    ("duplicate_output", PAIR + PAIR.replace("jobs:\n", ""), "bad.yaml:4: jobs[1]: duplicate output 'a--s1-", "(also made by jobs[0])"),
+    ("name_escapes", PAIR + "    name: ../../evil\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
+    ("name_absolute", PAIR + "    name: /etc/{content}\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
+    ("name_unknown_field", PAIR + "    name: '{colour}'\n", "bad.yaml:4: jobs[0].name:", "unknown field '{colour}'"),
+    ("blend_of_one", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg]\n", "bad.yaml:4: jobs[0].styles[0].blend:", "at least 2 styles, got 1"),
+    ("blend_weights", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg, images/style/s2.jpg]\n        weights: [1, 2, 3]\n", "bad.yaml:5: jobs[0].styles[0].weights:", "has 3 weights but the blend has 2 styles"),
+    ("blend_setting_on_one_style", "settings: {style_blend: [1, 2]}\n" + PAIR, "bad.yaml:1: settings.style_blend:", "has 2 weights but there are 1 styles"),
+    ("unknown_preset", "preset: fast\n" + PAIR, "bad.yaml:1: preset: unknown preset 'fast'", "preview"),
+    ("jobs_empty", "jobs: []\n", "bad.yaml:1: jobs:", "must list at least one job"),
+    ("jobs_missing", "settings: {size: 64}\n", "bad.yaml:1: missing required key 'jobs'", "jobs"),
+    ("entry_not_a_mapping", "jobs:\n  - images/content/a.jpg\n", "bad.yaml:2: jobs[0]:", "expected a mapping, got 'images/content/a.jpg'"),
+    ("content_and_contents", PAIR + "    contents: [images/content/b.jpg]\n", "bad.yaml:2: jobs[0]:", "has both 'content' and 'contents'"),
+    ("no_style", "jobs:\n  - content: images/content/a.jpg\n", "bad.yaml:2: jobs[0]:", "needs 'style' (one image) or 'styles'"),
+    ("empty_styles", "jobs:\n  - content: images/content/a.jpg\n    styles: []\n", "bad.yaml:3: jobs[0].styles:", "must not be empty"),
+    ("sweep_not_a_list", "sweep:\n  style_weight: 1000\n" + PAIR, "bad.yaml:2: sweep.style_weight:", "expected a non-empty list of values to sweep, got 1000"),
+    ("sweep_empty_list", PAIR + "    sweep: {tv_weight: []}\n", "bad.yaml:4: jobs[0].sweep.tv_weight:", "non-empty list"),
+    ("sweep_bad_value", "sweep:\n  iterations:\n    - 10\n    - lots\n" + PAIR, "bad.yaml:4: sweep.iterations[1]:", "must be a whole number, got 'lots'"),
+    ("devices_type", "run:\n  devices: 5\n" + PAIR, "bad.yaml:2: run.devices:", "expected devices like 'cpu'"),
+    ("devices_name", "run:\n  devices: gpu0,cpu\n" + PAIR, "bad.yaml:2: run.devices:", "unknown device 'gpu0'"),
+    ("job_timeout_zero", "run:\n  job_timeout: 0\n" + PAIR, "bad.yaml:2: run.job_timeout:", "must be greater than 0, got 0"),
+    ("job_timeout_text", "run:\n  job_timeout: '3600'\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number, got '3600'"),
+    ("batch_size_zero", "run: {batch_size: 0}\n" + PAIR, "bad.yaml:1: run.batch_size:", "must be at least 1, got 0"),
+    ("init_missing", "settings:\n  init: art/nope.jpg\n" + PAIR, "bad.yaml:2: settings.init:", "no such file 'art/nope.jpg'"),
+    ("init_not_an_image", "settings:\n  init: images/empty/notes.txt\n" + PAIR, "bad.yaml:2: settings.init:", "is not an image"),
+    ("duplicate_key", "settings: {size: 64}\nsettings: {size: 128}\n" + PAIR, "bad.yaml:2: duplicate key 'settings'", "first on line 1"),
+    ("sweep_repeats_a_value", PAIR + "    sweep: {style_weight: [1000, 1000.0]}\n", "bad.yaml:2: jobs[0]: duplicate output", "(also made by jobs[0] with style_weight=1000)"),
+    ("key_not_text", "1: x\n" + PAIR, "bad.yaml:1: keys must be text, got 1", "text"),
+    ("settings_not_a_mapping", "settings: [size, 64]\n" + PAIR, "bad.yaml:1: settings:", "expected a mapping, got a list"),
+]
+
+
+@pytest.mark.parametrize(("text", "prefix", "phrase"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+def test_bad_manifest_is_reported_where_it_is(gallery: Path, text: str, prefix: str, phrase: str) -> None:
+    path = write(gallery, text, "bad.yaml")
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(prefix), lines[0]
+    assert phrase in lines[0]
+    assert isinstance(caught.value, PipelineError)
+    assert [str(p) for p in caught.value.problems] == lines
+
+
+def test_every_problem_is_listed_at_once(gallery: Path) -> None:
+    text = """
+        ouptut: x
+        settings:
+          size: big
+          iterations: -5
+        jobs:
+          - content: images/content/nope.jpg
+            style: images/style/s1.jpg
+            colour: red
+          - content: images/content/a.jpg
+            styles: [{blend: [images/style/s1.jpg]}]
+        """
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    assert str(caught.value).splitlines() == [
+        "m.yaml:1: unknown key 'ouptut' (did you mean 'output'?)",
+        "m.yaml:3: settings.size: must be a whole number, got 'big'",
+        "m.yaml:4: settings.iterations: must be between 1 and 100000, got -5",
+        "m.yaml:6: jobs[0].content: no such file 'images/content/nope.jpg'",
+        "m.yaml:8: jobs[0]: unknown key 'colour' (expected one of content, contents, style, styles, preset, settings, sweep, name)",
+        "m.yaml:10: jobs[1].styles[0].blend: a blend needs at least 2 styles, got 1",
+    ]
+    assert caught.value.problems[1] == Problem("m.yaml", 3, "settings.size", "must be a whole number, got 'big'")
+
+
+def test_unreadable_manifests_are_errors_not_tracebacks(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no such manifest"):
+        load_manifest(tmp_path / "missing.yaml")
+    with pytest.raises(ManifestError, match="is a folder"):
+        load_manifest(tmp_path)
+    (tmp_path / "latin1.yaml").write_bytes(b"jobs: caf\xe9\n")
+    with pytest.raises(ManifestError, match="not UTF-8"):
+        load_manifest(tmp_path / "latin1.yaml")
+
+
+def test_problem_without_a_line() -> None:
+    assert str(Problem("g.yaml", None, "jobs[0]", "oops")) == "g.yaml: jobs[0]: oops"
+    assert str(Problem("g.yaml", 7, "", "oops")) == "g.yaml:7: oops"
+
+
+def test_resolve_manifest_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifests = tmp_path / "manifests"
+    write(manifests, PAIR, "demo.yaml")
+    write(manifests, PAIR, "gallery.yml")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_manifest_path("demo", manifests) == manifests / "demo.yaml"
+    assert resolve_manifest_path("demo.yaml", manifests) == manifests / "demo.yaml"
+    assert resolve_manifest_path("gallery", manifests) == manifests / "gallery.yml"
+    assert resolve_manifest_path("manifests/demo.yaml", manifests) == Path("manifests/demo.yaml")
+    with pytest.raises(ManifestError, match="no such manifest 'nope'"):
+        resolve_manifest_path("nope", manifests)
