@@ -8,10 +8,11 @@ from rich.table import Table
 from .manifest import Manifest
 from .scheduler import Plan
 
-# Seconds per iteration per megapixel of output, measured on this project's
-# 2-core CPU (DESIGN: ~0.55 s per iteration at 256², fp32). A GPU is far
-# faster; the estimate is labelled as a CPU figure.
-CPU_SECONDS_PER_ITERATION_MEGAPIXEL = 8.0
+# Seconds per iteration per megapixel of output on the project's 2-core
+# development CPU with bf16 convolutions: the demo (4 jobs, 256 px, 80
+# iterations) rendered in 81 s, about 0.25 s per iteration for ~0.065 MP.
+# A GPU is far faster; the estimate is labelled as a CPU figure.
+CPU_SECONDS_PER_ITERATION_MEGAPIXEL = 4.0
 
 
 def estimate_cpu_seconds(the_plan: Plan) -> float:
