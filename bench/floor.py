@@ -68,16 +68,16 @@ def _floor_row(key: str, cfg: Config, engine: Engine, content, style, n: int, m:
 
 
 def _bare_pass(engine: Engine, content, settings: RenderSettings, device: str):
-    """One forward to relu5_1 and backward to a leaf input, under the engine's autocast."""
-    net = engine.network(settings.weights)
+    """One forward to relu5_1 and backward to a leaf input, with the engine's own
+    network for its precision (bf16 weights and input when bf16)."""
     bf16 = engine.precision_for(settings) == "bf16"
+    net = engine.network(settings.weights, engine.precision_for(settings))
     image = net.weights.preprocess(to_tensor(content, device=device))
 
     def once() -> float:
         def work() -> None:
             x = image.clone().requires_grad_(True)
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = net.module(x, {"relu5_1"}, settings.pooling)
+            out = net.module(x.to(torch.bfloat16) if bf16 else x, {"relu5_1"}, settings.pooling)
             out["relu5_1"].sum().backward()
 
         return timed(work, device)

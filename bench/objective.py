@@ -31,8 +31,8 @@ def stage_context(engine: Engine, content: Image.Image, style: Image.Image,
     if len(stages) != 1:
         raise ValueError(f"the bench renders one stage, got the schedule {[s for s, _ in stages]}")
     ((side, size),) = stages
-    net = engine.network(settings.weights)
     precision = engine.precision_for(settings)
+    net = engine.network(settings.weights, precision)
     targets, content_t = build_targets(engine, net, [request], prepared, side, size, precision)
     ctx = StageContext(
         network=net.module, preprocess=net.weights.preprocess,

@@ -41,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     loading_peak = 0.0
     if args.baseline:
         engine = Engine(args.device, cache_dir=None)
-        engine.network(settings.weights)
+        engine.network(settings.weights, engine.precision_for(settings))
         report["precision"] = engine.precision_for(settings)
     for content, style, out in args.pair:
         started = time.perf_counter()
         engine = Engine(args.device, cache_dir=None, progress_every=10**9)
-        engine.network(settings.weights)  # load here, so the memory window below is the render's own
+        engine.network(settings.weights, engine.precision_for(settings))  # load here, so the memory window below is the render's own
         loading_peak = max(loading_peak, _status_mb("VmHWM"))  # before a reset below
         before = _memory_mark(args.device) if args.memory else math.nan
         result = engine.render(load_image(content), [load_image(style)], settings)

@@ -46,9 +46,14 @@ class StageContext:
 
 def evaluate(ctx: StageContext, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Per-image losses of `x`. The network may run in bf16; the objective never does."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
-        features = ctx.network(ctx.preprocess(x), ctx.layers, ctx.pooling)
+    features = ctx.network(network_input(ctx.preprocess(x), ctx.bf16), ctx.layers, ctx.pooling)
     return objective(x, features, ctx.targets)
+
+
+def network_input(preprocessed: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """With bf16 precision the network's weights are bf16, so its input is too;
+    the cast is differentiable, so the gradient still reaches the fp32 image."""
+    return preprocessed.to(torch.bfloat16) if bf16 else preprocessed
 
 
 def run_stage(ctx: StageContext, x: torch.Tensor, start: int) -> torch.Tensor:

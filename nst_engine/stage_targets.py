@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from . import images
 from .errors import EngineError
 from .losses import ObjectiveTargets, at_least_fp32, gram
+from .optimise import network_input
 from .targets import target_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,10 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _features(engine: Engine, net, image_tensor: torch.Tensor, layers, pooling: str, precision: str):
-    with torch.no_grad(), torch.autocast(
-        engine.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
-    ):
-        features = net.module(net.weights.preprocess(image_tensor), frozenset(layers), pooling)
+    inputs = network_input(net.weights.preprocess(image_tensor), precision == "bf16")
+    with torch.no_grad():
+        features = net.module(inputs, frozenset(layers), pooling)
     return {name: at_least_fp32(value) for name, value in features.items()}
 
 
