@@ -16,7 +16,7 @@ All of this is kept in fp32: fp16/bf16 Gram matrices overflow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -58,22 +58,37 @@ class _SymmetricGram(torch.autograd.Function):
         return torch.bmm(grad + grad.transpose(1, 2), flat) / ctx.positions, None
 
 
-def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared feature difference, relative to the target's mean square. -> [B]"""
+def content_scale(target: torch.Tensor) -> torch.Tensor:
+    """The content normaliser: the target's mean square per image. -> [B]"""
+    return at_least_fp32(target).pow(2).flatten(1).mean(1) + EPS
+
+
+def style_scale(targets: torch.Tensor) -> torch.Tensor:
+    """The style normaliser: each target Gram's mean square. [B, S, C, C] -> [B, S]"""
+    return targets.pow(2).flatten(2).mean(2) + EPS
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared feature difference, relative to the target's mean square. -> [B]
+
+    `scale` (content_scale(target)) is constant over a render: pass it in to
+    skip recomputing it every step.
+    """
     features, target = at_least_fp32(features), at_least_fp32(target)
     diff = (features - target).pow(2).flatten(1).mean(1)
-    return diff / (target.pow(2).flatten(1).mean(1) + EPS)
+    return diff / (content_scale(target) if scale is None else scale)
 
 
-def style_loss(gram_matrix: torch.Tensor, targets: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
+def style_loss(
+    gram_matrix: torch.Tensor, targets: torch.Tensor, blend: torch.Tensor, scale: torch.Tensor | None = None
+) -> torch.Tensor:
     """Blend-weighted relative Gram error.
 
     gram_matrix: [B, C, C]; targets: [B, S, C, C] (S styles per image, padded);
-    blend: [B, S] weights (0 for padding). -> [B]
+    blend: [B, S] weights (0 for padding); scale: style_scale(targets), if known. -> [B]
     """
     diff = (gram_matrix.unsqueeze(1) - targets).pow(2).flatten(2).mean(2)  # [B, S]
-    scale = targets.pow(2).flatten(2).mean(2) + EPS
-    return (blend * diff / scale).sum(1)
+    return (blend * diff / (style_scale(targets) if scale is None else scale)).sum(1)
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
@@ -96,6 +111,16 @@ class ObjectiveTargets:
     style_weight: torch.Tensor  # [B]
     tv_weight: torch.Tensor  # [B]
     use_tv: bool  # decided once, so the loop never asks the device
+    # Normalisers of the fixed targets, computed once per stage (optional).
+    content_scales: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> [B]
+    style_scales: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> [B, S]
+
+    def with_scales(self) -> ObjectiveTargets:
+        return replace(
+            self,
+            content_scales={k: content_scale(v) for k, v in self.content.items()},
+            style_scales={k: style_scale(v) for k, v in self.style.items()},
+        )
 
 
 def objective(
@@ -107,12 +132,16 @@ def objective(
     content = at_least_fp32(image.new_zeros(batch))
     content_norm = sum(targets.content_layer_weights.values()) or 1.0
     for layer, weight in targets.content_layer_weights.items():
-        parts[f"content.{layer}"] = content_loss(features[layer], targets.content[layer])
+        parts[f"content.{layer}"] = content_loss(
+            features[layer], targets.content[layer], targets.content_scales.get(layer)
+        )
         content = content + (weight / content_norm) * parts[f"content.{layer}"]
     style = at_least_fp32(image.new_zeros(batch))
     style_norm = sum(targets.style_layer_weights.values()) or 1.0
     for layer, weight in targets.style_layer_weights.items():
-        parts[f"style.{layer}"] = style_loss(gram(features[layer]), targets.style[layer], targets.blend)
+        parts[f"style.{layer}"] = style_loss(
+            gram(features[layer]), targets.style[layer], targets.blend, targets.style_scales.get(layer)
+        )
         style = style + (weight / style_norm) * parts[f"style.{layer}"]
     parts["content"] = targets.content_weight * content
     parts["style"] = targets.style_weight * style

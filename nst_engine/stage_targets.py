@@ -86,7 +86,7 @@ def build_targets(engine: Engine, net, requests, prepared, side: int, size, prec
         style_weight=per_request("style_weight"),
         tv_weight=per_request("tv_weight"),
         use_tv=any(r.settings.tv_weight > 0 for r in requests),
-    )
+    ).with_scales()
     return targets, content_t
 
 

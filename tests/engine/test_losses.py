@@ -9,9 +9,11 @@ from nst_engine.images import to_tensor
 from nst_engine.losses import (
     ObjectiveTargets,
     content_loss,
+    content_scale,
     gram,
     objective,
     style_loss,
+    style_scale,
     tv_loss,
 )
 from nst_engine.vgg import build_network
@@ -179,3 +181,22 @@ def test_style_of_a_texture_at_twice_the_size_matches_through_vgg(caffe_weights,
         target = gram(small[name]).unsqueeze(1)
         assert style_loss(gram(large[name]), target, torch.ones(1, 1)).item() < 0.1, name
         assert style_loss(gram(different[name]), target, torch.ones(1, 1)).item() > 0.15, name
+
+
+def test_precomputed_normalisers_give_exactly_the_recomputed_losses():
+    # The engine computes each fixed target's mean square once per stage
+    # (ObjectiveTargets.with_scales) instead of every step; the losses must not move.
+    g = torch.Generator().manual_seed(1)
+    features = torch.rand(2, 3, 4, 4, generator=g)
+    content_target = torch.rand(2, 3, 4, 4, generator=g)
+    grams = torch.rand(2, 3, 3, generator=g)
+    style_targets = torch.rand(2, 2, 3, 3, generator=g)
+    blend = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    assert torch.equal(
+        content_loss(features, content_target),
+        content_loss(features, content_target, content_scale(content_target)),
+    )
+    assert torch.equal(
+        style_loss(grams, style_targets, blend),
+        style_loss(grams, style_targets, blend, style_scale(style_targets)),
+    )
