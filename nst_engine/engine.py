@@ -138,11 +138,24 @@ class Engine:
         precision = self.precision_for(first)
         net = self.network(first.weights, precision)
         diverged = [False] * len(requests)
-        x: torch.Tensor | None = None
-        total = first.iterations * len(stages)
+        hooks = {"on_step": on_step, "should_cancel": should_cancel, "on_checkpoint": on_checkpoint}
+        ctx, x = self._run_stages(requests, prepared, stages, net, precision, diverged, hooks)
+        with torch.no_grad():
+            losses, parts = evaluate(ctx, x)
+        return self._finish(
+            requests, prepared, x, losses, parts, diverged, stages, precision,
+            time.perf_counter() - started, self.cache.hits - hits, self.cache.misses - misses,
+        )
+
+    # -- stages ------------------------------------------------------------------
+    def _run_stages(self, requests, prepared, stages, net, precision, diverged, hooks):
+        """Coarse to fine: each stage starts from the last one's pixels (or the checkpoint)."""
+        first = requests[0].settings
         resume = requests[0].resume
         if resume is not None and not 0 <= resume.stage < len(stages):
             raise EngineError("the checkpoint belongs to another schedule; delete it to start over")
+        x: torch.Tensor | None = None
+        ctx: StageContext | None = None
         for stage, (side, size) in enumerate(stages):
             if resume is not None and stage < resume.stage:
                 continue
@@ -155,20 +168,13 @@ class Engine:
                 pooling=first.pooling, bf16=precision == "bf16", targets=targets,
                 optimizer=first.optimizer, lbfgs_history=first.lbfgs_history,
                 learning_rate=first.learning_rate, stage=stage, stages=len(stages), side=side,
-                iterations=first.iterations, done_before=stage * first.iterations, total=total,
-                progress_every=self.progress_every, checkpoint_every=self.checkpoint_every,
-                on_step=on_step, should_cancel=should_cancel, on_checkpoint=on_checkpoint,
-                diverged=diverged,
+                iterations=first.iterations, done_before=stage * first.iterations,
+                total=first.iterations * len(stages), progress_every=self.progress_every,
+                checkpoint_every=self.checkpoint_every, diverged=diverged, **hooks,
             )
             x = run_stage(ctx, x, start)
-        with torch.no_grad():
-            losses, parts = evaluate(ctx, x)
-        return self._finish(
-            requests, prepared, x, losses, parts, diverged, stages, precision,
-            time.perf_counter() - started, self.cache.hits - hits, self.cache.misses - misses,
-        )
+        return ctx, x
 
-    # -- stages ------------------------------------------------------------------
     def _prepare(self, request: RenderRequest) -> _Prepared:
         content = images.load_image(request.content)
         styles = tuple(images.load_image(s) for s in request.styles)

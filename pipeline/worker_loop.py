@@ -29,22 +29,10 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = os.getppid()
-    try:
-        if options.threads:
-            import torch
-
-            # Several CPU workers on one machine must share its cores: OpenMP
-            # threads that outnumber them spin against each other, many times slower.
-            torch.set_num_threads(options.threads)
-        engine = build_engine(device, options)
-        # Touch the device now: torch.device("cuda:0") is only a name, and a
-        # device that cannot work (no such GPU, a CPU-only torch) must fail here,
-        # with its reason sent to the parent, not as a crash in the loop below.
-        identity = {"pid": os.getpid(), "device_name": engine.device_name}
-        _max_batch_pixels(engine)
-    except Exception as error:  # no engine, no work: tell the parent why
-        _send(conn, "fatal", {"error": f"{type(error).__name__}: {error}".splitlines()[0]})
+    engine = _start_engine(device, options, conn)
+    if engine is None:
         return
+    identity = {"pid": os.getpid(), "device_name": engine.device_name}
     held_styles: set[str] = set()
     cancelled = False
 
@@ -77,6 +65,27 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
         for job, result in zip(jobs, results):
             held_styles.update(job.styles)
             _send(conn, "result", result)
+
+
+def _start_engine(device: str, options: WorkerOptions, conn: Connection):
+    """The engine for this worker's device, or None after telling the parent why not."""
+    try:
+        if options.threads:
+            import torch
+
+            # Several CPU workers on one machine must share its cores: OpenMP
+            # threads that outnumber them spin against each other, many times slower.
+            torch.set_num_threads(options.threads)
+        engine = build_engine(device, options)
+        # Touch the device now: torch.device("cuda:0") is only a name, and a
+        # device that cannot work (no such GPU, a CPU-only torch) must fail here,
+        # with its reason sent to the parent, not as a crash in the render loop.
+        engine.device_name  # noqa: B018
+        _max_batch_pixels(engine)
+        return engine
+    except Exception as error:  # no engine, no work: tell the parent why
+        _send(conn, "fatal", {"error": f"{type(error).__name__}: {error}".splitlines()[0]})
+        return None
 
 
 def _receive(conn: Connection, parent: int) -> tuple[str, Any] | None:
