@@ -155,7 +155,7 @@ def _interrupt(tmp_path: Path, gallery_dir: Path) -> tuple[int, str, Path, bool 
     content = gallery_dir / "content"
     manifest = write_manifest(tmp_path / "m.yaml", sorted(content.glob("*.jpg")),
                               [gallery_dir / "style" / "starry_night.jpg"],
-                              settings={"size": 48, "iterations": 30})
+                              settings={"size": 48, "iterations": 60})
     out = tmp_path / "out"
     proc = subprocess.Popen(nst_command("render", manifest, "--devices", "cpu"), cwd=tmp_path,
                             env=nst_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -46,7 +46,7 @@ def _no_half_written_files(out):
 
 def test_sigterm_checkpoints_and_the_next_run_resumes_without_redoing_work(gallery_dir):
     manifest = write_manifest(gallery_dir.parent, ["chelsea"], STYLES,
-                              settings={"size": 48, "iterations": 40}, run={"checkpoint_every": 5})
+                              settings={"size": 48, "iterations": 80}, run={"checkpoint_every": 5})
     out = gallery_dir.parent / "out"
     process = start(manifest, "--devices", "cpu", log_name="first")
     try:

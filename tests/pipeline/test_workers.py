@@ -42,7 +42,8 @@ pytestmark = pytest.mark.slow
 CONTENTS = ["chelsea", "neuschwanstein"]
 STYLES = ["starry_night", "night_cafe"]
 # Long enough (1-3 s per job here) that both workers get work and a kill lands mid-job.
-SETTINGS = {"size": 48, "iterations": 40}
+# Long enough (~1–2 s a job) that the second worker is up before the first clears the queue.
+SETTINGS = {"size": 48, "iterations": 120}
 
 
 def test_two_cpu_workers_share_the_gallery_and_do_each_job_once(gallery_dir):
