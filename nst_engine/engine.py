@@ -9,6 +9,7 @@ batch with `render_batch`; each image keeps its own optimiser state.
 from __future__ import annotations
 
 import functools
+import math
 import platform
 import resource
 import time
@@ -197,7 +198,7 @@ class Engine:
         outcomes: list[RenderResult | EngineError] = []
         for index, request in enumerate(requests):
             image_pixels = pixels[index : index + 1]
-            if diverged[index] or not torch.isfinite(image_pixels).all() or not _finite(loss_values[index]):
+            if diverged[index] or not torch.isfinite(image_pixels).all() or not math.isfinite(loss_values[index]):
                 outcomes.append(RenderDivergedError("the loss became NaN or infinite; try lower weights or fp32"))
                 continue
             clamped = image_pixels.clamp(0, 1)
@@ -239,10 +240,6 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def _finite(value: float) -> bool:
-    return value == value and value not in (float("inf"), float("-inf"))
 
 
 def _resumed_iterations(request: RenderRequest) -> int:

@@ -7,6 +7,7 @@ steps, so on a GPU the loop queues work without waiting for it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -83,7 +84,7 @@ def run_stage(ctx: StageContext, x: torch.Tensor, start: int) -> torch.Tensor:
 def _report(ctx: StageContext, done: int, losses: torch.Tensor) -> None:
     values = losses.detach().float().cpu().tolist()  # the one host sync, every N steps
     for index, value in enumerate(values):
-        if not torch.isfinite(torch.tensor(value)):
+        if not math.isfinite(value):
             ctx.diverged[index] = True
     if ctx.on_step is not None:
         ctx.on_step(

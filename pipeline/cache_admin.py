@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from nst_engine.checksums import CAFFE_SHA256
 from nst_engine.settings import RenderSettings
 
 
@@ -34,7 +35,6 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings]]) -> int:
     from nst_engine import images
     from nst_engine.engine import cpu_has_native_bf16
     from nst_engine.targets import target_key
-    from nst_engine.vgg import CAFFE_SHA256
 
     cache = _cache()
     found: set[str] = set()

