@@ -19,7 +19,7 @@ import torch
 from nst_engine.engine import Engine
 from nst_engine.images import fit_longest_side, load_image, to_tensor
 from nst_engine.lbfgs import BatchedLBFGS
-from nst_engine.optimise import evaluate
+from nst_engine.optimise import evaluate, network_input
 from nst_engine.settings import RenderSettings
 
 from .common import (
@@ -69,7 +69,7 @@ def _floor_row(key: str, cfg: Config, engine: Engine, content, style, n: int, m:
 
 def _bare_pass(engine: Engine, content, settings: RenderSettings, device: str):
     """One forward to relu5_1 and backward to a leaf input, with the engine's own
-    network for its precision (bf16 weights and input when bf16)."""
+    network and input for its precision (bf16 and channels-last when bf16)."""
     bf16 = engine.precision_for(settings) == "bf16"
     net = engine.network(settings.weights, engine.precision_for(settings))
     image = net.weights.preprocess(to_tensor(content, device=device))
@@ -77,7 +77,7 @@ def _bare_pass(engine: Engine, content, settings: RenderSettings, device: str):
     def once() -> float:
         def work() -> None:
             x = image.clone().requires_grad_(True)
-            out = net.module(x.to(torch.bfloat16) if bf16 else x, {"relu5_1"}, settings.pooling)
+            out = net.module(network_input(x, bf16), {"relu5_1"}, settings.pooling)
             out["relu5_1"].sum().backward()
 
         return timed(work, device)

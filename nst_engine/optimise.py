@@ -52,9 +52,12 @@ def evaluate(ctx: StageContext, x: torch.Tensor) -> tuple[torch.Tensor, dict[str
 
 
 def network_input(preprocessed: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """With bf16 precision the network's weights are bf16, so its input is too;
-    the cast is differentiable, so the gradient still reaches the fp32 image."""
-    return preprocessed.to(torch.bfloat16) if bf16 else preprocessed
+    """With bf16 precision the network's weights are bf16 and channels-last, so
+    its input is too; the cast is differentiable, so the gradient still reaches
+    the fp32 image. See Engine.network for why bf16 runs channels-last."""
+    if not bf16:
+        return preprocessed
+    return preprocessed.to(torch.bfloat16, memory_format=torch.channels_last)
 
 
 def run_stage(ctx: StageContext, x: torch.Tensor, start: int) -> torch.Tensor:

@@ -55,6 +55,36 @@ def test_gram_gradient_is_the_plain_formulas_gradient():
     assert torch.autograd.gradcheck(gram, (features[:1, :2, :2, :2].detach().requires_grad_(),))
 
 
+def test_gram_of_channels_last_features_equals_nchw_and_copies_nothing():
+    # The bf16 network runs channels-last; its Gram reads the same numbers as a
+    # [B, H·W, C] view, with the same value and the same gradient as NCHW.
+    g = torch.Generator().manual_seed(1)
+    nchw = torch.rand(2, 6, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    nhwc = nchw.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weights = torch.rand(2, 6, 6, generator=g, dtype=torch.float64)
+    (grad_nchw,) = torch.autograd.grad((gram(nchw) * weights).sum(), nchw)
+    (grad_nhwc,) = torch.autograd.grad((gram(nhwc) * weights).sum(), nhwc)
+    assert torch.allclose(gram(nhwc), gram(nchw), rtol=1e-12)
+    assert torch.allclose(grad_nhwc, grad_nchw, rtol=1e-12, atol=1e-15)
+    assert grad_nhwc.is_contiguous(memory_format=torch.channels_last)  # no layout round trip
+    assert torch.autograd.gradcheck(gram, (nhwc[:1, :3, :2, :3].detach().requires_grad_(),))
+
+
+def test_bf16_gram_is_fp32_and_its_gradient_comes_back_in_bf16():
+    # The Gram is an fp32 matrix of the bf16 values; the gradient returns in the
+    # network's dtype, equal to the fp32 gradient up to bf16 rounding.
+    g = torch.Generator().manual_seed(2)
+    features = torch.rand(1, 8, 6, 6, generator=g).bfloat16()
+    wide = features.float().requires_grad_(True)
+    narrow = features.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weights = torch.rand(1, 8, 8, generator=g)
+    assert torch.allclose(gram(narrow), gram(wide), rtol=1e-6)
+    (expected,) = torch.autograd.grad((gram(wide) * weights).sum(), wide)
+    (ours,) = torch.autograd.grad((gram(narrow) * weights).sum(), narrow)
+    assert ours.dtype == torch.bfloat16
+    assert torch.allclose(ours.float(), expected, rtol=2**-7, atol=1e-6)
+
+
 def test_content_loss_is_the_mse_relative_to_the_targets_mean_square():
     features = torch.tensor([[[[1.0, 3.0]]], [[[0.0, 0.0]]]])
     target = torch.tensor([[[[2.0, 2.0]]], [[[1.0, 3.0]]]])
@@ -200,3 +230,11 @@ def test_precomputed_normalisers_give_exactly_the_recomputed_losses():
         style_loss(grams, style_targets, blend),
         style_loss(grams, style_targets, blend, style_scale(style_targets)),
     )
+
+
+def test_the_direct_fp32_result_bf16_matmul_is_used_only_where_it_works():
+    # CUDA multiplies bf16 straight into an fp32 Gram; this CPU build cannot, so
+    # the probe must say no here and gram() widens instead (tested above).
+    from nst_engine.losses import _bf16_matmul_with_fp32_result
+
+    assert _bf16_matmul_with_fp32_result(torch.device("cpu")) is False

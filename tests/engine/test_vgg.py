@@ -12,7 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nst_engine.engine import Engine
 from nst_engine.errors import WeightsError
+from nst_engine.optimise import network_input
 from nst_engine.vgg import (
     CAFFE_FILE,
     CAFFE_PREPROCESS,
@@ -246,3 +248,19 @@ def test_named_pools_follow_the_pooling_choice():
     assert torch.allclose(max_pool, F.max_pool2d(relu, 2))
     assert torch.allclose(avg_pool, F.avg_pool2d(relu, 2))
     assert not torch.allclose(max_pool, avg_pool)
+
+
+def test_the_bf16_network_is_a_channels_last_copy_with_the_same_features():
+    # Engine.network's bf16 copy runs NHWC (faster here, and cuDNN's layout); it
+    # must compute the fp32 network's features up to bf16 rounding, in NHWC.
+    engine = Engine("cpu", cache_dir=None)
+    fp32, bf16 = engine.network("caffe", "fp32"), engine.network("caffe", "bf16")
+    conv = bf16.module.convs["conv3_1"].weight
+    assert conv.dtype == torch.bfloat16 and conv.is_contiguous(memory_format=torch.channels_last)
+    assert fp32.module.convs["conv3_1"].weight.is_contiguous()  # fp32 stays NCHW
+    image = CAFFE_PREPROCESS(torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        wide = fp32.module(network_input(image, bf16=False), {"relu3_1"})["relu3_1"]
+        narrow = bf16.module(network_input(image, bf16=True), {"relu3_1"})["relu3_1"]
+    assert narrow.is_contiguous(memory_format=torch.channels_last)
+    assert float((narrow.float() - wide).norm() / wide.norm()) < 0.02
