@@ -10,6 +10,8 @@ implementations use): first step min(1, 1/‖g‖₁)·lr, then lr. One differen
 the history is a ring of the last `history` iterations and a rejected pair
 (y·s ≤ 1e-10) occupies its slot masked out, where torch skips it. That keeps
 every image's bookkeeping identical in shape, which is what makes batching free.
+The direction comes from the compact form, not the two-loop recursion; see
+BatchedLBFGS for why.
 """
 
 from __future__ import annotations
@@ -22,6 +24,25 @@ CURVATURE_EPS = 1e-10
 
 
 class BatchedLBFGS:
+    """L-BFGS in the compact form of Byrd, Nocedal and Schnabel (1994).
+
+    The two-loop recursion walks the history one pair at a time: ~8 small ops
+    per pair, so ~800 per step with 100 pairs, which on a GPU is ~800 kernel
+    launches next to a network pass of about a millisecond. The compact form
+    reads the history in two batched matrix products (projections, then the
+    combination) plus a few ops on m×m matrices, whatever m is. It reads the
+    history as often as the two-loop does, so on a memory-bound CPU it is no
+    slower, and it is the same direction up to float rounding (tests).
+
+    Per image b, with the pairs in chronological order, H0 = γ·I, and
+    R = triu(SᵀY), D = diag(SᵀY):
+        t = R⁻¹ Sᵀg
+        a = R⁻ᵀ ((D + γ YᵀY) t − γ Yᵀg)
+        H g = γ g + S a − γ Y t
+    Rejected pairs are masked out of R, D and YᵀY (their rows become identity
+    rows, so t and a are exactly 0 there), which equals leaving them out.
+    """
+
     def __init__(self, like: torch.Tensor, history: int, lr: float = 1.0) -> None:
         batch = like.shape[0]
         numel = like[0].numel()
@@ -30,9 +51,12 @@ class BatchedLBFGS:
         # History in fp32 at least (fp64 when the image is fp64, for the equivalence tests).
         self.dtype = torch.promote_types(like.dtype, torch.float32)
         opts = {"device": like.device, "dtype": self.dtype}
-        self._s = torch.zeros(history, batch, numel, **opts)
-        self._y = torch.zeros(history, batch, numel, **opts)
-        self._rho = torch.zeros(history, batch, **opts)
+        # Rows 0..m-1 hold s, rows m..2m-1 hold y, by ring slot; image-major, so
+        # one bmm projects the whole history of every image.
+        self._pairs = torch.zeros(batch, 2 * history, numel, **opts)
+        self._sy = torch.zeros(batch, history, history, **opts)  # [b, i, j] = s_i·y_j
+        self._yy = torch.zeros(batch, history, history, **opts)  # [b, i, j] = y_i·y_j
+        self._accepted = torch.zeros(batch, history, **opts)  # 1.0 where y·s > eps
         self._gamma = torch.ones(batch, **opts)  # initial Hessian scale per image
         self._prev_x: torch.Tensor | None = None
         self._prev_g: torch.Tensor | None = None
@@ -43,46 +67,79 @@ class BatchedLBFGS:
         """Move `x` (in place) along the L-BFGS direction given its gradient."""
         flat_x = x.detach().reshape(x.shape[0], -1).to(self.dtype)
         flat_g = grad.reshape(x.shape[0], -1).to(self.dtype)
-        if self._prev_x is not None:
-            self._remember(flat_x - self._prev_x, flat_g - self._prev_g)
-        direction = self._direction(flat_g)
-        if self.steps == 0:
-            # torch.optim.LBFGS's first step: never longer than 1 / ‖g‖₁.
+        if self._prev_x is None:
+            # torch.optim.LBFGS's first step: -g, never longer than 1 / ‖g‖₁.
             g_l1 = flat_g.abs().sum(1).clamp_min(1e-12)
             rate = torch.clamp(1.0 / g_l1, max=1.0) * self.lr
+            direction = -flat_g
         else:
+            s_g, y_g = self._remember(flat_x - self._prev_x, flat_g - self._prev_g, flat_g)
+            direction = self._direction(flat_g, s_g, y_g)
             rate = torch.full_like(self._gamma, self.lr)
         self._prev_x, self._prev_g = flat_x.clone(), flat_g.clone()
         x.add_((rate.unsqueeze(1) * direction).reshape(x.shape).to(x.dtype))
         self.steps += 1
 
-    def _remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
-        slot = (self.steps - 1) % self.history
-        ys = (y * s).sum(1)
+    def _remember(self, s: torch.Tensor, y: torch.Tensor, g: torch.Tensor):
+        """Store the newest pair and update the small products; return Sᵀg, Yᵀg."""
+        m, slot = self.history, (self.steps - 1) % self.history
+        self._pairs[:, slot] = s
+        self._pairs[:, m + slot] = y
+        # One pass over the history: every stored s and y against g, s and y.
+        # The vectors go in as the transpose of a contiguous [B, 3, n]: a column
+        # layout ([B, n, 3]) made MKL's product 3x slower on the development CPU.
+        products = torch.bmm(self._pairs, torch.stack((g, s, y), dim=1).transpose(1, 2))  # [B, 2m, 3]
+        s_g, y_g = products[:, :m, 0], products[:, m:, 0]
+        self._sy[:, slot, :] = products[:, m:, 1]  # s_new·y_j
+        self._sy[:, :, slot] = products[:, :m, 2]  # s_i·y_new
+        self._yy[:, slot, :] = products[:, m:, 2]
+        self._yy[:, :, slot] = products[:, m:, 2]
+        ys, yy = products[:, m + slot, 1], products[:, m + slot, 2].clamp_min(1e-30)
         accepted = ys > CURVATURE_EPS
-        self._s[slot] = s
-        self._y[slot] = y
-        # A rejected pair stays in its slot with rho = 0, which removes it from
-        # both loops of the recursion below.
-        self._rho[slot] = torch.where(accepted, 1.0 / ys.clamp_min(CURVATURE_EPS), 0.0)
-        yy = (y * y).sum(1).clamp_min(1e-30)
+        self._accepted[:, slot] = accepted.to(self.dtype)
         self._gamma = torch.where(accepted, ys / yy, self._gamma)
+        return s_g, y_g
 
-    def _direction(self, g: torch.Tensor) -> torch.Tensor:
-        """The two-loop recursion, per image, over the filled slots."""
-        filled = min(self.steps, self.history)
-        newest_first = [(self.steps - 1 - i) % self.history for i in range(filled)]
-        q = g.clone()
-        alphas = []
-        for slot in newest_first:
-            alpha = self._rho[slot] * (self._s[slot] * q).sum(1)
-            q.sub_(alpha.unsqueeze(1) * self._y[slot])
-            alphas.append(alpha)
-        r = q.mul_(self._gamma.unsqueeze(1))
-        for slot, alpha in zip(reversed(newest_first), reversed(alphas)):
-            beta = self._rho[slot] * (self._y[slot] * r).sum(1)
-            r.add_((alpha - beta).unsqueeze(1) * self._s[slot])
-        return r.neg_()
+    def _direction(self, g: torch.Tensor, s_g: torch.Tensor, y_g: torch.Tensor) -> torch.Tensor:
+        """-H·g from the compact form, over the filled slots in chronological order."""
+        chrono = _Chronology(self.history, self.steps)
+        keep = chrono.order(self._accepted)  # [B, f]
+        pair_mask = keep.unsqueeze(2) * keep.unsqueeze(1)
+        sy = chrono.order(self._sy) * pair_mask
+        yy = chrono.order(self._yy) * pair_mask
+        diag = torch.diagonal(sy, dim1=1, dim2=2)
+        r = torch.triu(sy) + torch.diag_embed(1.0 - keep)
+        gamma = self._gamma.view(-1, 1, 1)
+        s_g = (chrono.order(s_g) * keep).unsqueeze(2)
+        y_g = (chrono.order(y_g) * keep).unsqueeze(2)
+        t = torch.linalg.solve_triangular(r, s_g, upper=True)
+        inner = diag.unsqueeze(2) * t + gamma * torch.bmm(yy, t) - gamma * y_g
+        a = torch.linalg.solve_triangular(r.transpose(1, 2), inner, upper=False)
+        weights = torch.cat((chrono.restore(a.squeeze(2)), chrono.restore(-gamma.view(-1, 1) * t.squeeze(2))), 1)
+        combined = torch.bmm(weights.unsqueeze(1), self._pairs).squeeze(1)  # second pass
+        return -(gamma.view(-1, 1) * g + combined)
+
+
+class _Chronology:
+    """Ring slots <-> chronological order (oldest first), by slicing and rolling
+    with Python integers: no index tensor has to be copied to the device."""
+
+    def __init__(self, history: int, steps: int) -> None:
+        self.history = history
+        self.filled = min(steps, history)
+        self.shift = steps % history if steps >= history else 0
+
+    def order(self, by_slot: torch.Tensor) -> torch.Tensor:
+        """[B, m] or [B, m, m] by slot -> [B, f] or [B, f, f] oldest first."""
+        dims = tuple(range(1, by_slot.dim()))
+        rolled = torch.roll(by_slot, shifts=(-self.shift,) * len(dims), dims=dims) if self.shift else by_slot
+        index = (slice(None),) + (slice(0, self.filled),) * len(dims)
+        return rolled[index]
+
+    def restore(self, chronological: torch.Tensor) -> torch.Tensor:
+        """[B, f] oldest first -> [B, m] by slot, zeros in unfilled slots."""
+        padded = torch.nn.functional.pad(chronological, (0, self.history - self.filled))
+        return torch.roll(padded, shifts=self.shift, dims=1) if self.shift else padded
 
 
 class BatchedAdam:
