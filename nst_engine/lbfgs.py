@@ -51,9 +51,10 @@ class BatchedLBFGS:
         # History in fp32 at least (fp64 when the image is fp64, for the equivalence tests).
         self.dtype = torch.promote_types(like.dtype, torch.float32)
         opts = {"device": like.device, "dtype": self.dtype}
-        # Rows 0..m-1 hold s, rows m..2m-1 hold y, by ring slot; image-major, so
-        # one bmm projects the whole history of every image.
-        self._pairs = torch.zeros(batch, 2 * history, numel, **opts)
+        # [image, ring slot, (s, y), pixel]: image-major, so one bmm projects the
+        # history of every image, and the filled slots 0..f-1 of a history that
+        # has not wrapped yet are one contiguous block (empty slots cost nothing).
+        self._pairs = torch.zeros(batch, history, 2, numel, **opts)
         self._sy = torch.zeros(batch, history, history, **opts)  # [b, i, j] = s_i·y_j
         self._yy = torch.zeros(batch, history, history, **opts)  # [b, i, j] = y_i·y_j
         self._accepted = torch.zeros(batch, history, **opts)  # 1.0 where y·s > eps
@@ -80,21 +81,29 @@ class BatchedLBFGS:
         x.add_((rate.unsqueeze(1) * direction).reshape(x.shape).to(x.dtype))
         self.steps += 1
 
+    def _filled_pairs(self) -> torch.Tensor:
+        """The filled slots as [B, 2f, n] rows s_0, y_0, s_1, y_1, ... (a view)."""
+        filled = min(self.steps, self.history)
+        return self._pairs[:, :filled].reshape(self._pairs.shape[0], 2 * filled, -1)
+
     def _remember(self, s: torch.Tensor, y: torch.Tensor, g: torch.Tensor):
         """Store the newest pair and update the small products; return Sᵀg, Yᵀg."""
-        m, slot = self.history, (self.steps - 1) % self.history
-        self._pairs[:, slot] = s
-        self._pairs[:, m + slot] = y
+        slot = (self.steps - 1) % self.history
+        self._pairs[:, slot, 0] = s
+        self._pairs[:, slot, 1] = y
+        pairs = self._filled_pairs()
         # One pass over the history: every stored s and y against g, s and y.
         # The vectors go in as the transpose of a contiguous [B, 3, n]: a column
         # layout ([B, n, 3]) made MKL's product 3x slower on the development CPU.
-        products = torch.bmm(self._pairs, torch.stack((g, s, y), dim=1).transpose(1, 2))  # [B, 2m, 3]
-        s_g, y_g = products[:, :m, 0], products[:, m:, 0]
-        self._sy[:, slot, :] = products[:, m:, 1]  # s_new·y_j
-        self._sy[:, :, slot] = products[:, :m, 2]  # s_i·y_new
-        self._yy[:, slot, :] = products[:, m:, 2]
-        self._yy[:, :, slot] = products[:, m:, 2]
-        ys, yy = products[:, m + slot, 1], products[:, m + slot, 2].clamp_min(1e-30)
+        products = torch.bmm(pairs, torch.stack((g, s, y), dim=1).transpose(1, 2))
+        products = products.view(pairs.shape[0], -1, 2, 3)  # [B, f, (s_i, y_i), (g, s, y)]
+        filled = products.shape[1]
+        s_g, y_g = products[:, :, 0, 0], products[:, :, 1, 0]
+        self._sy[:, slot, :filled] = products[:, :, 1, 1]  # s_new·y_j
+        self._sy[:, :filled, slot] = products[:, :, 0, 2]  # s_i·y_new
+        self._yy[:, slot, :filled] = products[:, :, 1, 2]
+        self._yy[:, :filled, slot] = products[:, :, 1, 2]
+        ys, yy = products[:, slot, 1, 1], products[:, slot, 1, 2].clamp_min(1e-30)
         accepted = ys > CURVATURE_EPS
         self._accepted[:, slot] = accepted.to(self.dtype)
         self._gamma = torch.where(accepted, ys / yy, self._gamma)
@@ -115,8 +124,9 @@ class BatchedLBFGS:
         t = torch.linalg.solve_triangular(r, s_g, upper=True)
         inner = diag.unsqueeze(2) * t + gamma * torch.bmm(yy, t) - gamma * y_g
         a = torch.linalg.solve_triangular(r.transpose(1, 2), inner, upper=False)
-        weights = torch.cat((chrono.restore(a.squeeze(2)), chrono.restore(-gamma.view(-1, 1) * t.squeeze(2))), 1)
-        combined = torch.bmm(weights.unsqueeze(1), self._pairs).squeeze(1)  # second pass
+        weights = torch.stack((chrono.restore(a.squeeze(2)), chrono.restore(-gamma.view(-1, 1) * t.squeeze(2))), 2)
+        pairs = self._filled_pairs()
+        combined = torch.bmm(weights.view(pairs.shape[0], 1, -1), pairs).squeeze(1)  # second pass
         return -(gamma.view(-1, 1) * g + combined)
 
 
@@ -130,16 +140,15 @@ class _Chronology:
         self.shift = steps % history if steps >= history else 0
 
     def order(self, by_slot: torch.Tensor) -> torch.Tensor:
-        """[B, m] or [B, m, m] by slot -> [B, f] or [B, f, f] oldest first."""
+        """[B, m or f] or [B, m, m] by slot -> [B, f] or [B, f, f] oldest first."""
         dims = tuple(range(1, by_slot.dim()))
         rolled = torch.roll(by_slot, shifts=(-self.shift,) * len(dims), dims=dims) if self.shift else by_slot
         index = (slice(None),) + (slice(0, self.filled),) * len(dims)
         return rolled[index]
 
     def restore(self, chronological: torch.Tensor) -> torch.Tensor:
-        """[B, f] oldest first -> [B, m] by slot, zeros in unfilled slots."""
-        padded = torch.nn.functional.pad(chronological, (0, self.history - self.filled))
-        return torch.roll(padded, shifts=self.shift, dims=1) if self.shift else padded
+        """[B, f] oldest first -> [B, f] by slot (the filled slots are 0..f-1)."""
+        return torch.roll(chronological, shifts=self.shift, dims=1) if self.shift else chronological
 
 
 class BatchedAdam:
