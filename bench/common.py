@@ -37,15 +37,17 @@ class Config:
     memory: tuple[tuple[int, int], ...]  # (side, iterations)
     gpu_side: int
     gpu_iterations: tuple[int, int]  # (N, M); images/hour is extrapolated to GPU_TARGET_ITERATIONS
+    check_side: int  # (e) bf16 vs fp32 final loss, every content × the first style
+    check_iterations: int
 
 
 GPU_TARGET_ITERATIONS = 500
 
-SMOKE = Config("smoke", 1, ((64, 3, 1),), 64, 2, 1, 64, 2, 1, ((64, 1), (96, 1)), 32, (3, 1))
-QUICK = Config("quick", 4, ((128, 16, 4), (256, 8, 2)), 128, 40, 3, 128, 10, 2,
-               ((256, 2), (512, 2)), 512, (100, 20))
+SMOKE = Config("smoke", 1, ((64, 3, 1),), 64, 2, 1, 64, 2, 1, ((64, 1), (96, 1)), 32, (3, 1), 32, 2)
+QUICK = Config("quick", 4, ((128, 16, 4), (256, 8, 2)), 256, 30, 3, 128, 10, 2,
+               ((256, 2), (512, 2)), 512, (100, 20), 128, 40)
 FULL = Config("full", 5, ((128, 60, 10), (256, 30, 5), (512, 12, 3)), 256, 100, 2, 128, 30, 3,
-              ((256, 3), (512, 3)), 512, (500, 50))
+              ((256, 3), (512, 3)), 512, (500, 50), 256, 100)
 MODES = {"smoke": SMOKE, "quick": QUICK, "full": FULL}
 
 

@@ -19,9 +19,10 @@ from .table import load_line, machine_lines, markdown, print_table
 
 SECTIONS = {
     "a": "floor",
-    "b": "peer (and e, the bf16 check)",
+    "b": "peer (and e2, bf16 ÷ fp32 speed)",
     "c": "gallery",
     "d": "memory",
+    "e": "bf16 check",
     "f": "gpu",
 }
 
@@ -40,6 +41,9 @@ def section_runner(key: str) -> Callable[[Config, str], list[Row]]:
     if key == "d":
         from .memory import memory_rows
         return memory_rows
+    if key == "e":
+        from .precision import precision_rows
+        return precision_rows
     from .gpu import gpu_rows
     return gpu_rows
 
