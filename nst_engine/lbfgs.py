@@ -59,26 +59,30 @@ class BatchedLBFGS:
         self._yy = torch.zeros(batch, history, history, **opts)  # [b, i, j] = y_i·y_j
         self._accepted = torch.zeros(batch, history, **opts)  # 1.0 where y·s > eps
         self._gamma = torch.ones(batch, **opts)  # initial Hessian scale per image
-        self._prev_x: torch.Tensor | None = None
+        self._prev_step: torch.Tensor | None = None  # s of the next pair
         self._prev_g: torch.Tensor | None = None
         self.steps = 0
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, grad: torch.Tensor) -> None:
         """Move `x` (in place) along the L-BFGS direction given its gradient."""
-        flat_x = x.detach().reshape(x.shape[0], -1).to(self.dtype)
         flat_g = grad.reshape(x.shape[0], -1).to(self.dtype)
-        if self._prev_x is None:
+        if self._prev_step is None:
             # torch.optim.LBFGS's first step: -g, never longer than 1 / ‖g‖₁.
             g_l1 = flat_g.abs().sum(1).clamp_min(1e-12)
             rate = torch.clamp(1.0 / g_l1, max=1.0) * self.lr
             direction = -flat_g
         else:
-            s_g, y_g = self._remember(flat_x - self._prev_x, flat_g - self._prev_g, flat_g)
+            s_g, y_g = self._remember(self._prev_step, flat_g - self._prev_g, flat_g)
             direction = self._direction(flat_g, s_g, y_g)
             rate = torch.full_like(self._gamma, self.lr)
-        self._prev_x, self._prev_g = flat_x.clone(), flat_g.clone()
-        x.add_((rate.unsqueeze(1) * direction).reshape(x.shape).to(x.dtype))
+        # s is the step as computed, like torch.optim.LBFGS's t·d, not x_new - x_old:
+        # pixels near 0.5 hold ~7 significant digits in fp32 and a step is often
+        # 1e-4 of them, so the difference kept only ~3 and spoiled the curvature
+        # pairs (30 iterations at 256 px: final loss 1.440 vs 1.426 for torch's).
+        self._prev_step = rate.unsqueeze(1) * direction
+        self._prev_g = flat_g.clone()
+        x.add_(self._prev_step.reshape(x.shape).to(x.dtype))
         self.steps += 1
 
     def _filled_pairs(self) -> torch.Tensor:
