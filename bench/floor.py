@@ -14,6 +14,8 @@ a4 times one step with a full history on its own.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from nst_engine.engine import Engine
@@ -67,18 +69,25 @@ def _floor_row(key: str, cfg: Config, engine: Engine, content, style, n: int, m:
     )
 
 
-def _bare_pass(engine: Engine, content, settings: RenderSettings, device: str):
+def _bare_pass(engine: Engine, content, settings: RenderSettings, device: str, *, other_layout: bool = False):
     """One forward to relu5_1 and backward to a leaf input, with the engine's own
-    network and input for its precision (bf16 and channels-last when bf16)."""
+    network and input for its precision (bf16 and channels-last when bf16).
+    other_layout: the same, in the memory layout the engine did not choose."""
     bf16 = engine.precision_for(settings) == "bf16"
     net = engine.network(settings.weights, engine.precision_for(settings))
+    module, layout = net.module, None
+    if other_layout:
+        layout = torch.contiguous_format if bf16 else torch.channels_last
+        module = copy.deepcopy(net.module).to(memory_format=layout)
     image = net.weights.preprocess(to_tensor(content, device=device))
 
     def once() -> float:
         def work() -> None:
             x = image.clone().requires_grad_(True)
-            out = net.module(network_input(x, bf16), {"relu5_1"}, settings.pooling)
-            out["relu5_1"].sum().backward()
+            inputs = network_input(x, bf16)
+            if layout is not None:
+                inputs = inputs.contiguous(memory_format=layout)
+            module(inputs, {"relu5_1"}, settings.pooling)["relu5_1"].sum().backward()
 
         return timed(work, device)
 
@@ -92,6 +101,7 @@ def _breakdown(cfg: Config, engine: Engine, photo, style, device: str, done: int
     settings = RenderSettings(size=side, iterations=1)
     ctx, content_t = stage_context(engine, content, style, settings)
     bare = _bare_pass(engine, content, settings, device)
+    other_layout = _bare_pass(engine, content, settings, device, other_layout=True)
 
     def with_objective() -> float:
         def work() -> None:
@@ -104,16 +114,20 @@ def _breakdown(cfg: Config, engine: Engine, photo, style, device: str, done: int
     optimizer = _full_history(content_t, settings.lbfgs_history)
     x, grad = content_t.clone(), torch.randn_like(content_t)
     step = lambda: timed(lambda: optimizer.step(x, grad), device)  # noqa: E731
-    for fn in (bare, with_objective, step):
+    fns = {"bare": bare, "objective": with_objective, "step": step, "other_layout": other_layout}
+    for fn in fns.values():
         fn()
-    times = interleaved({"bare": bare, "objective": with_objective, "step": step}, cfg.repeats)
+    times = interleaved(fns, cfg.repeats)
     base = median(times["bare"])
     precision = engine.precision_for(settings)
+    ours, other = ("channels-last", "NCHW") if precision == "bf16" else ("NCHW", "channels-last")
     return [
         ratio_row(f"a{done + 1}", f"{side}px ({precision}): fwd + objective + bwd ÷ bare fwd+bwd (Grams, losses, casts)",
                   median(times["objective"]), base),
         ratio_row(f"a{done + 2}", f"{side}px: one L-BFGS step, full history {settings.lbfgs_history} ÷ bare fwd+bwd",
                   median(times["step"]), base),
+        ratio_row(f"a{done + 3}", f"{side}px ({precision}): bare fwd+bwd in {other} ÷ in the engine's {ours} layout",
+                  median(times["other_layout"]), base),
     ]
 
 
