@@ -78,8 +78,8 @@ class BatchedLBFGS:
             rate = torch.full_like(self._gamma, self.lr)
         # s is the step as computed, like torch.optim.LBFGS's t·d, not x_new - x_old:
         # pixels near 0.5 hold ~7 significant digits in fp32 and a step is often
-        # 1e-4 of them, so the difference kept only ~3 and spoiled the curvature
-        # pairs (30 iterations at 256 px: final loss 1.440 vs 1.426 for torch's).
+        # 1e-4 of them, so the difference kept only ~3 (30 iterations at 256 px,
+        # fp32: final loss 1.4405 with the difference, 1.4381 with the step).
         self._prev_step = rate.unsqueeze(1) * direction
         self._prev_g = flat_g.clone()
         x.add_(self._prev_step.reshape(x.shape).to(x.dtype))
