@@ -83,13 +83,22 @@ class _SymmetricGram(torch.autograd.Function):
 
 @functools.cache
 def _bf16_matmul_with_fp32_result(device: torch.device) -> bool:
-    """Whether bmm(..., out_dtype=float32) works here: on CUDA, not in the CPU build."""
-    probe = torch.ones(1, 2, 2, dtype=torch.bfloat16, device=device)
+    """Whether bmm(..., out_dtype=float32) works here: on CUDA, not in the CPU build.
+
+    The probe multiplies in both orientations gram() uses (F·Fᵀ and Fᵀ·F, each
+    with one transposed view), batched, and checks the values, so a device
+    that has the op for some layouts only falls back to widening."""
+    flat = torch.arange(12, dtype=torch.bfloat16, device=device).reshape(2, 2, 3)  # [B, C, n]
+    positions_first = flat.transpose(1, 2).contiguous()  # [B, n, C], as from channels-last
+    expected = torch.bmm(flat.double(), flat.double().transpose(1, 2))
     try:
-        result = torch.bmm(probe, probe, out_dtype=torch.float32)
+        results = (
+            torch.bmm(flat, flat.transpose(1, 2), out_dtype=torch.float32),
+            torch.bmm(positions_first.transpose(1, 2), positions_first, out_dtype=torch.float32),
+        )
     except (NotImplementedError, RuntimeError, TypeError):
         return False
-    return result.dtype == torch.float32 and bool((result == 2).all())
+    return all(r.dtype == torch.float32 and torch.equal(r.double(), expected) for r in results)
 
 
 def content_scale(target: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nst_engine import losses
 from nst_engine.images import to_tensor
 from nst_engine.losses import (
     ObjectiveTargets,
@@ -235,6 +236,22 @@ def test_precomputed_normalisers_give_exactly_the_recomputed_losses():
 def test_the_direct_fp32_result_bf16_matmul_is_used_only_where_it_works():
     # CUDA multiplies bf16 straight into an fp32 Gram; this CPU build cannot, so
     # the probe must say no here and gram() widens instead (tested above).
-    from nst_engine.losses import _bf16_matmul_with_fp32_result
+    assert losses._bf16_matmul_with_fp32_result(torch.device("cpu")) is False
 
-    assert _bf16_matmul_with_fp32_result(torch.device("cpu")) is False
+
+def test_the_direct_path_gives_the_widened_grams_in_both_layouts(monkeypatch):
+    # The CUDA branch, run on the CPU with bmm's out_dtype emulated (widen, then
+    # multiply): its operand order and scaling must give the same Grams.
+    real_bmm = torch.bmm
+
+    def bmm(a, b, *, out_dtype=None):
+        return real_bmm(a.float(), b.float()) if out_dtype is not None else real_bmm(a, b)
+
+    features = torch.rand(2, 5, 4, 6, generator=torch.Generator().manual_seed(3)).bfloat16()
+    nhwc = features.contiguous(memory_format=torch.channels_last)
+    widened = [gram(features), gram(nhwc)]
+    monkeypatch.setattr(losses, "_bf16_matmul_with_fp32_result", lambda device: True)
+    monkeypatch.setattr(torch, "bmm", bmm)
+    direct = [gram(features), gram(nhwc)]
+    for got, want in zip(direct, widened):
+        assert got.dtype == torch.float32 and torch.allclose(got, want, rtol=1e-6)
