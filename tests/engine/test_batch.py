@@ -47,3 +47,20 @@ def test_a_batch_needs_one_signature_and_no_checkpoint(engine64, content, starry
     resumed = [RenderRequest(content, (starry,), tiny(), checkpoint)] * 2
     with pytest.raises(EngineError, match="checkpoint"):
         engine64.render_batch(resumed)
+
+
+def test_a_bf16_batch_runs_channels_last_and_matches_separate_renders(engine, content, starry, cafe):
+    # The bf16 path (channels-last network, NHWC Grams) with B > 1. bf16 rounding
+    # may differ a little between batch shapes (equal on the development CPU).
+    base = tiny(iterations=4, precision="bf16")
+    requests = [
+        RenderRequest(content, (starry,), base),
+        RenderRequest(content, (cafe,), base.with_overrides(seed=3, init="noise")),
+    ]
+    together = engine.render_batch(requests)
+    for index, request in enumerate(requests):
+        alone = engine.render(request.content, request.styles, request.settings)
+        assert together[index].stats.precision == alone.stats.precision == "bf16"
+        assert together[index].stats.batch_size == 2
+        assert together[index].stats.losses["total"] == pytest.approx(alone.stats.losses["total"], rel=0.01)
+    assert max_pixel_diff(together[0].image, together[1].image) > 10
