@@ -128,7 +128,9 @@ class BatchedLBFGS:
         t = torch.linalg.solve_triangular(r, s_g, upper=True)
         inner = diag.unsqueeze(2) * t + gamma * torch.bmm(yy, t) - gamma * y_g
         a = torch.linalg.solve_triangular(r.transpose(1, 2), inner, upper=False)
-        weights = torch.stack((chrono.restore(a.squeeze(2)), chrono.restore(-gamma.view(-1, 1) * t.squeeze(2))), 2)
+        on_s = chrono.restore(a.squeeze(2))  # the coefficient of each s_i, by slot
+        on_y = chrono.restore(-gamma.view(-1, 1) * t.squeeze(2))  # and of each y_i
+        weights = torch.stack((on_s, on_y), 2)  # [B, f, 2]: the order of the stored rows
         pairs = self._filled_pairs()
         combined = torch.bmm(weights.view(pairs.shape[0], 1, -1), pairs).squeeze(1)  # second pass
         return -(gamma.view(-1, 1) * g + combined)
