@@ -89,8 +89,9 @@ class Engine:
         A bf16 copy of the weights gives the same numbers as autocast (which casts
         them to bf16 anyway) without re-casting ~12M weights on every forward:
         about 3% of an iteration at 128 px on the development CPU.
-        The bf16 network also runs channels-last (NHWC): on that CPU its bare
-        forward + backward is 12-16% faster than NCHW (max-pooling most of all),
+        The bf16 network also runs channels-last (NHWC): on that CPU the same bare
+        forward + backward in NCHW takes 1.16x (256 px) to 1.23x (512 px) as long
+        (bench row a5; max-pooling gains most),
         and NHWC is the layout cuDNN's bf16 tensor-core kernels want. fp32 stays
         NCHW, where channels-last was 12% slower at 128 px (docs/benchmarks.md).
         """

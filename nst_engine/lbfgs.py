@@ -141,7 +141,6 @@ class _Chronology:
     with Python integers: no index tensor has to be copied to the device."""
 
     def __init__(self, history: int, steps: int) -> None:
-        self.history = history
         self.filled = min(steps, history)
         self.shift = steps % history if steps >= history else 0
 

@@ -10,18 +10,11 @@ from dataclasses import replace
 from typing import Any
 
 from .jobs import RenderJob, WorkerOptions
-from .worker import build_engine, render_task
+from .worker import build_engine, local_device, render_task
 
 _engine = None
 # A worker may run tasks on several threads; one device renders one task at a time.
 _engine_lock = threading.Lock()
-
-
-def _device() -> str:
-    import torch
-
-    # Each GPU worker is started with CUDA_VISIBLE_DEVICES naming its one card.
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def render_on_cluster(
@@ -33,5 +26,5 @@ def render_on_cluster(
     options = replace(options, checkpoint_every=0)
     with _engine_lock:
         if _engine is None:
-            _engine = build_engine(_device(), options)
+            _engine = build_engine(local_device(), options)
         return render_task(_engine, jobs, options, inputs=inputs)

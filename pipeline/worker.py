@@ -34,7 +34,17 @@ FALLBACK_HISTORY = 10
 INJECT_OOM_ENV = "NST_TEST_INJECT_OOM"  # test hook: fnmatch pattern on output names
 
 
+# Rough device memory one image needs, per output pixel: VGG19 activations kept
+# for the backward pass plus the L-BFGS history. Used only to size GPU batches.
+BYTES_PER_PIXEL_ESTIMATE = 8_000
+GPU_MEMORY_SHARE = 0.7
+
+
 def build_engine(device: str, options: WorkerOptions) -> Engine:
+    if options.threads:
+        # Several CPU workers on one machine must share its cores: OpenMP
+        # threads that outnumber them spin against each other, many times slower.
+        torch.set_num_threads(options.threads)
     cache = options.cache_dir if options.cache_dir is not None else "default"
     return Engine(
         device,
@@ -42,6 +52,22 @@ def build_engine(device: str, options: WorkerOptions) -> Engine:
         progress_every=options.progress_every,
         checkpoint_every=options.checkpoint_every,
     )
+
+
+def local_device() -> str:
+    """A Dask worker's device: each GPU worker is started with CUDA_VISIBLE_DEVICES naming its one card."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def max_batch_pixels(engine: Engine) -> int:
+    """How many output pixels fit in one batch on this device (CPU: one image)."""
+    if engine.device.type != "cuda":
+        return 0  # 0 = no batching; on a CPU a batch only delays each image
+    free, _ = torch.cuda.mem_get_info(engine.device)
+    # Memory this process's caching allocator holds but no tensor uses is free to
+    # us too; without it each batch would look smaller than the last one.
+    free += torch.cuda.memory_reserved(engine.device) - torch.cuda.memory_allocated(engine.device)
+    return int(free * GPU_MEMORY_SHARE / BYTES_PER_PIXEL_ESTIMATE)
 
 
 def render_task(

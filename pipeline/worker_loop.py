@@ -15,12 +15,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .jobs import WorkerOptions
-from .worker import build_engine, render_task
-
-# Rough device memory one image needs, per output pixel: VGG19 activations kept
-# for the backward pass plus the L-BFGS history. Used only to size GPU batches.
-BYTES_PER_PIXEL_ESTIMATE = 8_000
-GPU_MEMORY_SHARE = 0.7
+from .worker import build_engine, max_batch_pixels, render_task
 
 
 def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection) -> None:
@@ -45,7 +40,7 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
 
     while True:
         _send(conn, "ready", {**identity, "held_styles": sorted(held_styles),
-                              "max_batch_pixels": _max_batch_pixels(engine)})
+                              "max_batch_pixels": max_batch_pixels(engine)})
         message = _receive(conn, parent)
         if message is None or message[0] == "stop":
             return
@@ -70,18 +65,12 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
 def _start_engine(device: str, options: WorkerOptions, conn: Connection):
     """The engine for this worker's device, or None after telling the parent why not."""
     try:
-        if options.threads:
-            import torch
-
-            # Several CPU workers on one machine must share its cores: OpenMP
-            # threads that outnumber them spin against each other, many times slower.
-            torch.set_num_threads(options.threads)
         engine = build_engine(device, options)
         # Touch the device now: torch.device("cuda:0") is only a name, and a
         # device that cannot work (no such GPU, a CPU-only torch) must fail here,
         # with its reason sent to the parent, not as a crash in the render loop.
         engine.device_name  # noqa: B018
-        _max_batch_pixels(engine)
+        max_batch_pixels(engine)
         return engine
     except Exception as error:  # no engine, no work: tell the parent why
         _send(conn, "fatal", {"error": f"{type(error).__name__}: {error}".splitlines()[0]})
@@ -105,16 +94,3 @@ def _send(conn: Connection, kind: str, payload: Any) -> None:
         conn.send((kind, payload))
     except (BrokenPipeError, OSError):
         os._exit(0)  # the parent is gone; nothing left to report to
-
-
-def _max_batch_pixels(engine) -> int:
-    """How many output pixels fit in one batch on this device (CPU: one image)."""
-    if engine.device.type != "cuda":
-        return 0  # 0 = no batching; on a CPU a batch only delays each image
-    import torch
-
-    free, _ = torch.cuda.mem_get_info(engine.device)
-    # Memory this process's caching allocator holds but no tensor uses is free to
-    # us too; without it each batch would look smaller than the last one.
-    free += torch.cuda.memory_reserved(engine.device) - torch.cuda.memory_allocated(engine.device)
-    return int(free * GPU_MEMORY_SHARE / BYTES_PER_PIXEL_ESTIMATE)

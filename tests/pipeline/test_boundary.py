@@ -52,3 +52,16 @@ def test_pipeline_modules_do_not_import_torch():
     # The walk really covered the package (and the allowed list names real modules).
     assert {"pipeline.cli", "pipeline.run", "pipeline.manifest", "pipeline.local_executor"} <= set(report["imported"])
     assert set(report["imported"]) >= ALLOWED
+
+
+def test_only_the_worker_seam_writes_torch_code():
+    # Modules may reach the engine through pipeline.worker, but torch calls
+    # themselves (threads, CUDA memory, device probes) live in nst_engine/ or in
+    # that one seam, so the engine/pipeline boundary stays in one file.
+    import pathlib
+    import re
+
+    package = pathlib.Path(__file__).resolve().parents[2] / "pipeline"
+    uses = re.compile(r"^\s*(import torch|from torch)\b", re.MULTILINE)
+    writers = sorted(p.name for p in package.glob("*.py") if uses.search(p.read_text(encoding="utf-8")))
+    assert writers == ["worker.py"]
