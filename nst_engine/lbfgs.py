@@ -6,10 +6,12 @@ batch of B renders gives the same pixels as B separate renders. Unlike
 `y·s > 1e-10` becomes a mask, so the loop can run ahead of the GPU.
 
 Semantics follow torch.optim.LBFGS without line search (what Gatys-style
-implementations use): first step min(1, 1/‖g‖₁)·lr, then lr. One difference:
-the history is a ring of the last `history` iterations and a rejected pair
-(y·s ≤ 1e-10) occupies its slot masked out, where torch skips it. That keeps
-every image's bookkeeping identical in shape, which is what makes batching free.
+implementations use): first step min(1, 1/‖g‖₁)·lr, then lr. Differences:
+- the history is a ring of the last `history` iterations and a rejected pair
+  (y·s ≤ 1e-10) occupies its slot masked out, where torch skips it. That keeps
+  every image's bookkeeping identical in shape, which is what makes batching free;
+- the engine asks for a first step of a set size in pixels (`first_step`,
+  BatchedLBFGS._first_rate).
 The direction comes from the compact form, not the two-loop recursion; see
 BatchedLBFGS for why.
 """
@@ -21,6 +23,10 @@ import torch
 # torch.optim.LBFGS's absolute curvature threshold. The losses are scaled to stay
 # well above it (see losses.py); below it L-BFGS degrades to gradient descent.
 CURVATURE_EPS = 1e-10
+
+# The engine's first step moves the pixel with the largest gradient by 1/8 of
+# the 0–1 range (times the learning rate); see BatchedLBFGS._first_rate.
+FIRST_STEP_PIXELS = 0.125
 
 
 class BatchedLBFGS:
@@ -43,10 +49,11 @@ class BatchedLBFGS:
     rows, so t and a are exactly 0 there), which equals leaving them out.
     """
 
-    def __init__(self, like: torch.Tensor, history: int, lr: float = 1.0) -> None:
+    def __init__(self, like: torch.Tensor, history: int, lr: float = 1.0, first_step: float | None = None) -> None:
         batch = like.shape[0]
         numel = like[0].numel()
         self.lr = lr
+        self.first_step = first_step  # largest element change of step 1; None: torch's rule
         self.history = history
         # History in fp32 at least (fp64 when the image is fp64, for the equivalence tests).
         self.dtype = torch.promote_types(like.dtype, torch.float32)
@@ -68,10 +75,8 @@ class BatchedLBFGS:
         """Move `x` (in place) along the L-BFGS direction given its gradient."""
         flat_g = grad.reshape(x.shape[0], -1).to(self.dtype)
         if self._prev_step is None:
-            # torch.optim.LBFGS's first step: -g, never longer than 1 / ‖g‖₁.
-            g_l1 = flat_g.abs().sum(1).clamp_min(1e-12)
-            rate = torch.clamp(1.0 / g_l1, max=1.0) * self.lr
             direction = -flat_g
+            rate = self._first_rate(flat_g)
         else:
             s_g, y_g = self._remember(self._prev_step, flat_g - self._prev_g, flat_g)
             direction = self._direction(flat_g, s_g, y_g)
@@ -84,6 +89,23 @@ class BatchedLBFGS:
         self._prev_g = flat_g.clone()
         x.add_(self._prev_step.reshape(x.shape).to(x.dtype))
         self.steps += 1
+
+    def _first_rate(self, flat_g: torch.Tensor) -> torch.Tensor:
+        """Step 1 is along -g, and without curvature yet its length is a guess.
+
+        torch's guess, min(1, 1/‖g‖₁), moves a 256 px image's pixels by ~1e-4
+        (of 0–1) for the engine's objective: the loss barely moves and one
+        evaluation is spent on finding the scale. A step whose largest pixel
+        change is `first_step` (1/8 of the range, FIRST_STEP_PIXELS) lowered
+        the final loss after 30 iterations by 1.5% (median of 16 content × style
+        pairs, 256 px, bf16; 14 of 16 lower), and 20 iterations after a coarse
+        stage's upscale by 1.5% (median of 4 pairs; 3 lower). A step that
+        overshoots costs little: when its pair is kept, the next direction
+        satisfies H·y = s, so step 2 lands where it would have from the start.
+        """
+        if self.first_step is None:
+            return torch.clamp(1.0 / flat_g.abs().sum(1).clamp_min(1e-12), max=1.0) * self.lr
+        return self.first_step * self.lr / flat_g.abs().amax(1).clamp_min(1e-30)
 
     def _filled_pairs(self) -> torch.Tensor:
         """The filled slots as [B, 2f, n] rows s_0, y_0, s_1, y_1, ... (a view)."""
@@ -175,7 +197,11 @@ class BatchedAdam:
         self.steps += 1
 
 
-def make_optimizer(name: str, like: torch.Tensor, *, history: int, lr: float):
+def make_optimizer(name: str, like: torch.Tensor, *, history: int, lr: float, resuming: bool = False):
+    """The engine's optimiser. A stage resumed from a checkpoint keeps torch's tiny
+    first step: its image is already near a minimum, where a step of 1/8 of the
+    range overshoots: 10 iterations after a resume at 256 px the loss was
+    1.0–3.3% higher with it, on 4 of 4 pairs."""
     if name == "adam":
         return BatchedAdam(like, lr)
-    return BatchedLBFGS(like, history, lr or 1.0)
+    return BatchedLBFGS(like, history, lr or 1.0, first_step=None if resuming else FIRST_STEP_PIXELS)

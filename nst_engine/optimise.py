@@ -63,7 +63,7 @@ def network_input(preprocessed: torch.Tensor, bf16: bool) -> torch.Tensor:
 def run_stage(ctx: StageContext, x: torch.Tensor, start: int) -> torch.Tensor:
     """Optimise `x` in place from iteration `start` to `ctx.iterations`."""
     optimizer = make_optimizer(
-        ctx.optimizer, x, history=ctx.lbfgs_history, lr=ctx.learning_rate
+        ctx.optimizer, x, history=ctx.lbfgs_history, lr=ctx.learning_rate, resuming=start > 0
     )
     for iteration in range(start, ctx.iterations):
         if ctx.should_cancel is not None and ctx.should_cancel():
