@@ -99,7 +99,8 @@ class BatchedLBFGS:
         change is `first_step` (1/8 of the range, FIRST_STEP_PIXELS) lowered
         the final loss after 30 iterations by 1.5% (median of 16 content × style
         pairs, 256 px, bf16; 14 of 16 lower), and 20 iterations after a coarse
-        stage's upscale by 1.5% (median of 4 pairs; 3 lower). A step that
+        stage's upscale by 1.5% (median of 4 pairs; 3 lower). A head start: at
+        100 iterations the 16 pairs were level (median 1.0003). A step that
         overshoots costs little: when its pair is kept, the next direction
         satisfies H·y = s, so step 2 lands where it would have from the start.
         """
