@@ -71,17 +71,18 @@ def ratio_row(key: str, what: str, num: float, den: float, unit: str = "s",
               bound: tuple[str, float] | None = None, digits: int = 3) -> Row:
     """A row for num ÷ den, with both sides shown and an optional (op, limit) target."""
     value = num / den if den else math.inf
-    return _bounded(key, what, value, f"{value:.{digits}f} ({_fmt(num, unit)} ÷ {_fmt(den, unit)})", bound)
+    return bounded_row(key, what, value, f"{value:.{digits}f} ({_fmt(num, unit)} ÷ {_fmt(den, unit)})", bound)
 
 
 def median_row(key: str, what: str, ratios: list[float], bound: tuple[str, float] | None = None,
                digits: int = 3) -> Row:
     """A row for the median of per-pair ratios, each one shown after it."""
     value = median(ratios)
-    return _bounded(key, what, value, f"{value:.{digits}f} (each: {', '.join(f'{r:.{digits}f}' for r in ratios)})", bound)
+    return bounded_row(key, what, value, f"{value:.{digits}f} (each: {', '.join(f'{r:.{digits}f}' for r in ratios)})", bound)
 
 
-def _bounded(key: str, what: str, value: float, shown: str, bound: tuple[str, float] | None) -> Row:
+def bounded_row(key: str, what: str, value: float, shown: str, bound: tuple[str, float] | None) -> Row:
+    """A row showing `shown`, met when value satisfies the optional (op, limit) bound."""
     if bound is None:
         return Row(key, what, value, shown)
     op, limit = bound

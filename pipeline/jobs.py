@@ -24,7 +24,6 @@ JOB_ID_LENGTH = 12
 CHECKPOINT_DIR = ".checkpoints"  # inside the output folder; one file per unfinished job
 
 
-
 @dataclass(frozen=True)
 class WorkerOptions:
     """How workers render (not what): plain data handed to every worker process."""

@@ -10,7 +10,8 @@ from .scheduler import Plan
 
 # Seconds per iteration per megapixel of output on the project's 2-core
 # development CPU with bf16 convolutions: the demo (4 jobs, 256 px, 80
-# iterations) rendered in 81 s, about 0.25 s per iteration for ~0.065 MP.
+# iterations) rendered in 61–81 s over the last rounds, 0.19–0.25 s per
+# iteration for ~0.065 MP (2.9–3.8); rounded up, so the estimate errs long.
 # A GPU is far faster; the estimate is labelled as a CPU figure.
 CPU_SECONDS_PER_ITERATION_MEGAPIXEL = 4.0
 
