@@ -2,9 +2,10 @@
 move them to and from tensors.
 
 Every image the engine sees goes through `load_image`, so this is the one place
-that knows about colour modes, bit depths, EXIF orientation and hostile files.
-Its failures are `ImageError`s with one line that names the file, because a
-bad input costs one job and its reason lands in the contact sheet.
+that knows about colour modes, bit depths, ICC profiles, EXIF orientation and
+hostile files. Its failures are `ImageError`s with one line that names the
+file, because a bad input costs one job and its reason lands in the contact
+sheet.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .color import luminance, match_luminance, recombine_color
+from .color_profile import to_srgb
 from .errors import ImageError, ImageTooSmallError
 from .settings import _network_order
 
@@ -116,7 +118,7 @@ def _decode(image: Image.Image, label: str, max_pixels: int) -> Image.Image:
         # `load` raises on truncated data: we never set LOAD_TRUNCATED_IMAGES,
         # because a half-grey photo would render without complaint.
         image.load()
-        return _to_rgb8(ImageOps.exif_transpose(image), label)
+        return _to_rgb8(to_srgb(ImageOps.exif_transpose(image)), label)
     except ImageError:
         raise
     except Image.DecompressionBombError as error:  # some decoders check again as they load

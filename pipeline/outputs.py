@@ -23,6 +23,8 @@ from typing import IO, Any
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
+from nst_engine.color_profile import to_srgb
+
 from .jobs import RenderJob, slug
 
 try:
@@ -207,7 +209,9 @@ def write_thumbnail(src_png: Path, dest_jpg: Path, side: int = THUMB_SIDE) -> No
         image.draft("RGB", (side * 2, side * 2))  # JPEG sources decode at reduced scale
         image = ImageOps.exif_transpose(image)  # phone photos: honour the orientation tag
         image.thumbnail((side, side), Image.Resampling.LANCZOS)
-        image = _flatten(image)
+        # The sheet shows what the engine sees: sRGB, whatever the file's profile
+        # (a phone's Display P3 photo would otherwise look dull next to its render).
+        image = _flatten(to_srgb(image))
     _write_atomic(Path(dest_jpg), lambda h: image.save(h, format="JPEG", quality=85))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -9,8 +10,11 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from cli_helpers import SAMPLES
+from icc_profiles import rgb_matrix_profile
+from PIL import Image, ImageCms
 
 from nst_engine.settings import RenderSettings
 from pipeline import outputs
@@ -218,6 +222,26 @@ def test_thumbnail_fits_the_box_and_flattens_alpha(tmp_path):
     with Image.open(tmp_path / "t" / "big.jpg") as thumb:
         assert thumb.format == "JPEG" and thumb.mode == "RGB" and thumb.size == (64, 32)
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_thumbnail_of_a_wide_gamut_photo_shows_its_srgb_colours(tmp_path, fmt):
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    wide = ImageCms.ImageCmsProfile(io.BytesIO(rgb_matrix_profile()))
+    with Image.open(SAMPLES / "style" / "starry_night.jpg") as painting:
+        original = painting.convert("RGB").resize((128, 101))
+    src = tmp_path / f"phone.{fmt.lower()}"
+    ImageCms.profileToProfile(original, srgb, wide).save(
+        src, format=fmt, icc_profile=wide.tobytes(), **({"quality": 100} if fmt == "JPEG" else {}))
+    write_thumbnail(src, tmp_path / "thumb.jpg", side=64)
+
+    def mean_colour(image: Image.Image) -> np.ndarray:  # JPEG noise averages out, a gamut shift does not
+        return np.asarray(image.convert("RGB"), dtype=np.float64).mean(axis=(0, 1))
+
+    with Image.open(tmp_path / "thumb.jpg") as thumb, Image.open(src) as stored:
+        error = np.abs(mean_colour(thumb) - mean_colour(original)).max()
+        unconverted = np.abs(mean_colour(stored) - mean_colour(original)).max()
+    assert error < 1.0 < unconverted
 
 
 def test_source_thumbnail_is_made_once(tmp_path, monkeypatch):
