@@ -12,13 +12,20 @@ import io
 import numpy as np
 import pytest
 from engine_helpers import IMAGES
-from icc_profiles import SRGB_COLORANTS, rgb_matrix_profile
+from icc_profiles import (
+    SRGB_COLORANTS,
+    cmyk_model_to_srgb,
+    cmyk_profile,
+    gray_profile,
+    rgb_matrix_profile,
+)
 from PIL import Image, ImageCms, ImageOps
 
 from nst_engine.color_profile import to_srgb
 from nst_engine.images import load_image
 
 WIDE = rgb_matrix_profile()
+CMYK = cmyk_profile()
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -71,6 +78,28 @@ def test_an_alpha_image_is_converted_then_flattened_onto_white(painting):
     loaded = np.asarray(load_image(encoded(rgba, "PNG", icc_profile=WIDE)), dtype=np.int16)
     assert (loaded[:10, :10] == 255).all()
     assert np.abs(loaded[20:, 20:] - np.asarray(painting, dtype=np.int16)[20:, 20:]).mean() < 0.5
+
+
+@pytest.mark.parametrize(("fmt", "params"), [("TIFF", {}), ("JPEG", {"quality": 100})])
+def test_a_cmyk_file_goes_through_its_print_profile(fmt, params):
+    inks = np.random.default_rng(0).integers(0, 256, (40, 50, 4), dtype=np.uint8)
+    stored = Image.fromarray(inks, mode="CMYK")
+    loaded = np.asarray(load_image(encoded(stored, fmt, icc_profile=CMYK, **params)), dtype=np.int16)
+    expected = cmyk_model_to_srgb(inks).astype(np.int16)
+    naive = np.asarray(stored.convert("RGB"), dtype=np.int16)  # Pillow's profile-free formula
+    assert np.abs(naive - expected).mean() > 20
+    assert np.abs(loaded - expected).mean() < 2  # LittleCMS's interpolation of the table
+
+
+def test_a_grey_file_goes_through_its_tone_curve():
+    # Gamma 1.8: the old Mac grey. (At gamma 1.0 LittleCMS's fast 8-bit path
+    # is several levels off in the deepest shadows, so that would test LittleCMS.)
+    stored = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16), mode="L")
+    loaded = np.asarray(load_image(encoded(stored, "PNG", icc_profile=gray_profile(1.8))), dtype=np.int16)
+    linear = (np.arange(256).reshape(16, 16) / 255) ** (round(1.8 * 256) / 256)
+    expected = np.rint(255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055))
+    assert np.abs(loaded - expected[..., None]).max() <= 2
+    assert loaded[8, 0, 0] - 128 > 10  # gamma 1.8's mid-grey is lighter in sRGB (146)
 
 
 @pytest.mark.parametrize(
