@@ -11,7 +11,10 @@ implementations use): first step min(1, 1/‖g‖₁)·lr, then lr. Differences:
   (y·s ≤ 1e-10) occupies its slot masked out, where torch skips it. That keeps
   every image's bookkeeping identical in shape, which is what makes batching free;
 - the engine asks for a first step of a set size in pixels (`first_step`,
-  BatchedLBFGS._first_rate).
+  BatchedLBFGS._first_rate);
+- the engine keeps the pixels inside their displayable range (`bounds`,
+  BatchedLBFGS._taken): a step is cut where it would leave the box, and the
+  curvature pair records the step as taken.
 The direction comes from the compact form, not the two-loop recursion; see
 BatchedLBFGS for why.
 """
@@ -27,6 +30,10 @@ CURVATURE_EPS = 1e-10
 # The engine's first step moves the pixel with the largest gradient by 1/8 of
 # the 0–1 range (times the learning rate); see BatchedLBFGS._first_rate.
 FIRST_STEP_PIXELS = 0.125
+
+# What a pixel can show: the saved image is cut to this range, so the optimiser
+# works inside it (see BatchedLBFGS._taken for what that is worth).
+PIXEL_RANGE = (0.0, 1.0)
 
 
 class BatchedLBFGS:
@@ -49,11 +56,15 @@ class BatchedLBFGS:
     rows, so t and a are exactly 0 there), which equals leaving them out.
     """
 
-    def __init__(self, like: torch.Tensor, history: int, lr: float = 1.0, first_step: float | None = None) -> None:
+    def __init__(
+        self, like: torch.Tensor, history: int, lr: float = 1.0, first_step: float | None = None,
+        bounds: tuple[float, float] | None = None,
+    ) -> None:
         batch = like.shape[0]
         numel = like[0].numel()
         self.lr = lr
         self.first_step = first_step  # largest element change of step 1; None: torch's rule
+        self.bounds = bounds  # (low, high) for every element, or None: unconstrained
         self.history = history
         # History in fp32 at least (fp64 when the image is fp64, for the equivalence tests).
         self.dtype = torch.promote_types(like.dtype, torch.float32)
@@ -85,10 +96,28 @@ class BatchedLBFGS:
         # pixels near 0.5 hold ~7 significant digits in fp32 and a step is often
         # 1e-4 of them, so the difference kept only ~3 (30 iterations at 256 px,
         # fp32: final loss 1.4405 with the difference, 1.4381 with the step).
-        self._prev_step = rate.unsqueeze(1) * direction
+        self._prev_step = self._taken(x, rate.unsqueeze(1) * direction)
         self._prev_g = flat_g.clone()
         x.add_(self._prev_step.reshape(x.shape).to(x.dtype))
+        if self.bounds is not None:
+            x.clamp_(*self.bounds)  # x + (high - x) can round past high by an ulp
         self.steps += 1
+
+    def _taken(self, x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """The step cut at the box: a projected L-BFGS step.
+
+        Without it, 100 iterations at 256 px left 2–4% of the pixels outside
+        0–1, some by 0.9, and cutting them when the image was saved raised its
+        loss by up to 20% over the loss the engine reported. Kept inside, the
+        saved image's loss was 5.1% lower (median of 8 content × style pairs,
+        8 of 8 lower; 4.5% at 30 iterations, 7 of 8). Pixels the box does not
+        touch keep the step exactly as computed.
+        """
+        if self.bounds is None:
+            return step
+        low, high = self.bounds
+        flat_x = x.reshape(step.shape).to(self.dtype)
+        return torch.minimum(torch.maximum(step, low - flat_x), high - flat_x)
 
     def _first_rate(self, flat_g: torch.Tensor) -> torch.Tensor:
         """Step 1 is along -g, and without curvature yet its length is a guess.
@@ -184,9 +213,10 @@ class BatchedAdam:
 
     DEFAULT_LR = 0.02  # on the 0–1 pixel scale
 
-    def __init__(self, like: torch.Tensor, lr: float = 0.0) -> None:
+    def __init__(self, like: torch.Tensor, lr: float = 0.0, bounds: tuple[float, float] | None = None) -> None:
         self._param = torch.nn.Parameter(like.detach().clone())
         self._adam = torch.optim.Adam([self._param], lr=lr or self.DEFAULT_LR)
+        self.bounds = bounds
         self.steps = 0
 
     @torch.no_grad()
@@ -194,15 +224,18 @@ class BatchedAdam:
         self._param.copy_(x.detach())
         self._param.grad = grad.detach().to(self._param.dtype)
         self._adam.step()
+        if self.bounds is not None:
+            self._param.clamp_(*self.bounds)
         x.copy_(self._param)
         self.steps += 1
 
 
 def make_optimizer(name: str, like: torch.Tensor, *, history: int, lr: float, resuming: bool = False):
-    """The engine's optimiser. A stage resumed from a checkpoint keeps torch's tiny
-    first step: its image is already near a minimum, where a step of 1/8 of the
-    range overshoots: 10 iterations after a resume at 256 px the loss was
-    1.0–3.3% higher with it, on 4 of 4 pairs."""
+    """The engine's optimiser, keeping pixels in PIXEL_RANGE. A stage resumed from
+    a checkpoint keeps torch's tiny first step: its image is already near a
+    minimum, where a step of 1/8 of the range overshoots: 10 iterations after a
+    resume at 256 px the loss was 1.0–3.3% higher with it, on 4 of 4 pairs."""
     if name == "adam":
-        return BatchedAdam(like, lr)
-    return BatchedLBFGS(like, history, lr or 1.0, first_step=None if resuming else FIRST_STEP_PIXELS)
+        return BatchedAdam(like, lr, bounds=PIXEL_RANGE)
+    first_step = None if resuming else FIRST_STEP_PIXELS
+    return BatchedLBFGS(like, history, lr or 1.0, first_step=first_step, bounds=PIXEL_RANGE)

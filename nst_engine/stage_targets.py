@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from . import images
 from .errors import EngineError
+from .lbfgs import PIXEL_RANGE
 from .losses import ObjectiveTargets, at_least_fp32, gram
 from .optimise import network_input
 from .targets import target_key
@@ -100,7 +101,8 @@ def initial_pixels(engine: Engine, requests, prepared, stage: int, size, content
         return pixels.clone()
     if previous is not None:
         w, h = size
-        return F.interpolate(previous, size=(h, w), mode="bicubic", align_corners=False)
+        # Bicubic overshoots at edges; the optimiser keeps pixels in range, so start there.
+        return F.interpolate(previous, size=(h, w), mode="bicubic", align_corners=False).clamp_(*PIXEL_RANGE)
     starts = [_init_one(engine, r.settings, content_t[i : i + 1], size) for i, r in enumerate(requests)]
     return torch.cat(starts).contiguous()
 
