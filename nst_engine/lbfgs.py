@@ -106,7 +106,7 @@ class BatchedLBFGS:
     def _taken(self, x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """The step cut at the box: a projected L-BFGS step.
 
-        Without it, 100 iterations at 256 px left 2–4% of the pixels outside
+        Without it, 100 iterations at 256 px left 1–4% of the pixel values outside
         0–1, some by 0.9, and cutting them when the image was saved raised its
         loss by up to 20% over the loss the engine reported. Kept inside, the
         saved image's loss was 5.1% lower (median of 8 content × style pairs,
