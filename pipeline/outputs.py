@@ -37,6 +37,10 @@ JOB_ID_KEY = "nst:job_id"
 SETTINGS_KEY = "nst:settings"
 THUMBS_DIR = "thumbs"
 SOURCE_THUMBS_DIR = f"{THUMBS_DIR}/sources"
+# Part of a source thumbnail's name. A thumbnail is reused while it is newer
+# than its source, so a change in how thumbnails are made must change the name:
+# 2 converts embedded colour profiles to sRGB.
+SOURCE_THUMBS_VERSION = 2
 THUMB_SIDE = 256
 
 # What PIL raises on a truncated or garbled file, depending on where it breaks.
@@ -252,7 +256,8 @@ def source_thumbnail(image_path: Path, output_dir: Path) -> str | None:
     folders do not overwrite each other. None if the source is unreadable.
     """
     image_path = Path(image_path)
-    digest = hashlib.sha256(str(image_path).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    key = f"{SOURCE_THUMBS_VERSION}:{image_path}".encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(key).hexdigest()[:8]
     relative = f"{SOURCE_THUMBS_DIR}/{slug(image_path.stem)}-{digest}.jpg"
     if ensure_thumbnail(image_path, Path(output_dir) / relative):
         return relative

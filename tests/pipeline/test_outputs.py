@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -256,6 +257,17 @@ def test_source_thumbnail_is_made_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(outputs, "write_thumbnail", lambda *a: pytest.fail("rewrote thumbnail"))
     assert source_thumbnail(src, out) == relative
+
+
+def test_a_source_thumbnail_from_before_colour_management_is_not_reused(tmp_path):
+    # Version 1 named it by the path alone, and its colours ignored the profile;
+    # a fresh mtime must not keep it in the sheet.
+    src = tmp_path / "phone.png"
+    _image().save(src)
+    old = f"thumbs/sources/phone-{hashlib.sha256(str(src).encode()).hexdigest()[:8]}.jpg"
+    (tmp_path / "out" / old).parent.mkdir(parents=True)
+    _image().save(tmp_path / "out" / old)
+    assert source_thumbnail(src, tmp_path / "out") not in (None, old)
 
 
 def test_same_stem_in_two_folders_gets_two_thumbnails(tmp_path):
