@@ -65,6 +65,10 @@ def run_stage(ctx: StageContext, x: torch.Tensor, start: int) -> torch.Tensor:
     optimizer = make_optimizer(
         ctx.optimizer, x, history=ctx.lbfgs_history, lr=ctx.learning_rate, resuming=start > 0
     )
+    if len(ctx.diverged) != x.shape[0]:
+        # A context built without the batch's flags (the bench builds its own):
+        # all([]) is True, which would stop the loop after one step.
+        ctx.diverged[:] = [False] * x.shape[0]
     for iteration in range(start, ctx.iterations):
         if ctx.should_cancel is not None and ctx.should_cancel():
             _checkpoint_all(ctx, x, iteration)

@@ -8,8 +8,10 @@ import pytest
 import torch
 from engine_helpers import tiny
 
+from bench.objective import stage_context
 from nst_engine.engine import Engine
 from nst_engine.errors import EngineError, RenderCancelledError
+from nst_engine.optimise import run_stage
 from nst_engine.types import Checkpoint
 
 pytestmark = pytest.mark.slow
@@ -98,3 +100,12 @@ def test_a_checkpoint_of_another_size_is_refused(engine, content, starry):
     wrong = Checkpoint(0, 2, torch.rand(1, 3, 20, 30))
     with pytest.raises(EngineError, match="another size"):
         engine.render(content, [starry], tiny(), resume=wrong)
+
+
+def test_a_stage_context_built_without_divergence_flags_runs_every_iteration(content, starry):
+    # bench.objective builds a StageContext the way code outside the engine does.
+    ctx, x = stage_context(Engine("cpu", cache_dir=None), content, starry, tiny(size=32, iterations=4))
+    reports = []
+    ctx.progress_every, ctx.on_step = 1, reports.append
+    run_stage(ctx, x, 0)
+    assert [r.iteration for r in reports] == [1, 2, 3, 4] and ctx.diverged == [False]
