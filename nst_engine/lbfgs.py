@@ -117,7 +117,7 @@ class BatchedLBFGS:
             return step
         low, high = self.bounds
         flat_x = x.reshape(step.shape).to(self.dtype)
-        return torch.minimum(torch.maximum(step, low - flat_x), high - flat_x)
+        return torch.clamp(step, min=low - flat_x, max=high - flat_x)
 
     def _first_rate(self, flat_g: torch.Tensor) -> torch.Tensor:
         """Step 1 is along -g, and without curvature yet its length is a guess.

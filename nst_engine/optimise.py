@@ -42,7 +42,13 @@ class StageContext:
     on_step: Callable[[StepInfo], None] | None = None
     should_cancel: Callable[[], bool] | None = None
     on_checkpoint: Callable[[int, Checkpoint], None] | None = None
-    diverged: list[bool] = field(default_factory=list)
+    diverged: list[bool] = field(default_factory=list)  # per image; shared with the caller
+
+    def __post_init__(self) -> None:
+        if not self.diverged:
+            # A context built without the batch's flags (the bench builds its own):
+            # all([]) is True, which would stop run_stage after one step.
+            self.diverged = [False] * self.targets.content_weight.shape[0]
 
 
 def evaluate(ctx: StageContext, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -65,10 +71,6 @@ def run_stage(ctx: StageContext, x: torch.Tensor, start: int) -> torch.Tensor:
     optimizer = make_optimizer(
         ctx.optimizer, x, history=ctx.lbfgs_history, lr=ctx.learning_rate, resuming=start > 0
     )
-    if len(ctx.diverged) != x.shape[0]:
-        # A context built without the batch's flags (the bench builds its own):
-        # all([]) is True, which would stop the loop after one step.
-        ctx.diverged[:] = [False] * x.shape[0]
     for iteration in range(start, ctx.iterations):
         if ctx.should_cancel is not None and ctx.should_cancel():
             _checkpoint_all(ctx, x, iteration)

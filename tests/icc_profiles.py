@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import struct
 
+import numpy as np
+
 D50 = (0.9642, 1.0, 0.8249)
 # Display P3's colorants, chromatically adapted to D50; they sum to D50.
 DISPLAY_P3_COLORANTS = (
@@ -89,10 +91,13 @@ def cmyk_profile(description: str = "test CMYK (ink model)", grid: int = 17) -> 
 
 def cmyk_model_to_srgb(cmyk):
     """What cmyk_profile means: inks 0..255 -> 8-bit sRGB, for an [..., 4] array."""
-    import numpy as np
-
     inks = np.asarray(cmyk, dtype=np.float64) / 255
-    linear = (1 - inks[..., :3]) * (1 - inks[..., 3:])
+    return srgb_encode((1 - inks[..., :3]) * (1 - inks[..., 3:]))
+
+
+def srgb_encode(linear) -> np.ndarray:
+    """Linear light 0..1 -> 8-bit sRGB values (the sRGB transfer curve)."""
+    linear = np.asarray(linear, dtype=np.float64)
     encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
     return np.rint(encoded * 255).astype(np.uint8)
 
