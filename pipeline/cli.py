@@ -58,7 +58,7 @@ def render(
     only: Annotated[str | None, typer.Option(help="Only jobs whose output name, content or style matches this glob.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another run holds the output folder, wait for it.")] = False,
-    job_timeout: Annotated[float | None, typer.Option(help="Seconds before a job is stopped and failed.")] = None,
+    job_timeout: Annotated[float | None, typer.Option(help="Seconds a job may run (a batch of N: N × this) before it is stopped and failed.")] = None,
 ) -> None:
     """Render every job of MANIFEST that is not already done."""
     loaded = _load(manifest)

@@ -6,7 +6,9 @@ sentinel, and owns every decision about failure:
 
 - a worker that dies (SIGKILL, segfault, lost GPU) is replaced, and the jobs it
   held are retried once;
-- a batch past `job_timeout` has its worker killed and is reported failed;
+- a batch of N jobs past N × `job_timeout` has its worker killed and is
+  reported failed (its N images share the device, so each still gets the
+  time it would have had alone);
 - a first stop request cancels running jobs (they checkpoint) and waits up to
   `grace_seconds`; a second one kills the workers at once.
 
@@ -127,11 +129,13 @@ class LocalExecutor:
 
     def _supervise(self, worker: WorkerHandle) -> WorkerHandle:
         """Replace a dead worker; enforce the timeout on a busy one."""
-        if worker.busy and self.job_timeout and worker.busy_seconds() > self.job_timeout:
+        allowed = self._allowed_seconds(worker)
+        if allowed is not None and worker.busy and worker.busy_seconds() > allowed:
             held = worker.kill()
             self._discard_partial_checkpoints(worker, held)
+            shared = f" (a batch of {worker.assigned} jobs)" if worker.assigned > 1 else ""
             for job in held:
-                self._close(job, f"timed out after {self.job_timeout:g} s on {worker.device}")
+                self._close(job, f"timed out after {allowed:g} s on {worker.device}{shared}")
             return self._restart(worker)
         if worker.alive or worker.retired:
             return worker
@@ -200,6 +204,16 @@ class LocalExecutor:
                 path.with_name(f".{path.name}.{pid}.tmp").unlink(missing_ok=True)
 
     # -- helpers -------------------------------------------------------------------
+    def _allowed_seconds(self, worker: WorkerHandle) -> float | None:
+        """`job_timeout` per job of the batch the worker holds. A batch of N renders
+        its N images side by side, and on a GPU takes up to N times as long as
+        one (or more, when memory pressure makes it fall back to one image at a
+        time), so one job's allowance for the whole batch would fail healthy
+        batches that a user sized job_timeout for single jobs."""
+        if not self.job_timeout:
+            return None
+        return self.job_timeout * max(1, worker.assigned)
+
     def _batch_room(self, worker: WorkerHandle) -> int:
         if worker.max_batch_pixels > 0 or not self.explicit_batch:
             return worker.max_batch_pixels

@@ -33,6 +33,7 @@ class WorkerHandle:
         self.process = process
         self.conn = conn
         self.held: list[RenderJob] = []
+        self.assigned = 0  # jobs in the batch it was last given (held shrinks as they finish)
         self.held_styles: set[str] = set()
         self.max_batch_pixels = 0
         self.ready = False
@@ -90,6 +91,7 @@ class WorkerHandle:
 
     def assign(self, jobs: list[RenderJob]) -> None:
         self.held = list(jobs)
+        self.assigned = len(jobs)
         self.ready = False
         self._busy_since = time.monotonic()
         self._send(("task", jobs))

@@ -49,6 +49,16 @@ def test_without_batch_size_a_cpu_worker_renders_one_image_at_a_time(gallery_dir
     assert [card["stats"]["batch_size"] for card in sidecars(out).values()] == [1, 1]
 
 
+def test_a_batch_past_its_timeout_is_stopped_with_one_allowance_per_job(gallery_dir):
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], STYLES[:2],
+                              settings={"size": 32, "iterations": 100_000}, run={"batch_size": 2})
+    out = gallery_dir.parent / "out"
+    code, printed = run(manifest, "--devices", "cpu", "--job-timeout", "2")
+    assert code == 1, printed
+    errors = [record["error"] for record in results(out)]
+    assert errors == ["timed out after 4 s on cpu (a batch of 2 jobs)"] * 2, printed
+
+
 def test_a_second_signal_stops_at_once(gallery_dir):
     # Jobs long enough that the graceful path (wait for a checkpoint) would take a while.
     manifest = write_manifest(gallery_dir.parent, ["chelsea", "neuschwanstein"], STYLES[:1],
