@@ -55,9 +55,10 @@ def _input_bytes(jobs: Sequence[RenderJob]) -> dict[str, bytes]:
 
 
 class DaskExecutor:
-    def __init__(self, cluster, options) -> None:
+    def __init__(self, cluster, options, *, job_timeout: float | None = None) -> None:
         self.cluster = cluster
         self.options = options
+        self.job_timeout = job_timeout  # enforced inside each task (cluster_task._Deadline)
 
     def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
         import joblib
@@ -70,7 +71,7 @@ class DaskExecutor:
             log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
             by_id = {job.job_id: job for job in todo}
             tasks = (
-                joblib.delayed(render_on_cluster)([job], self.options, _input_bytes([job]))
+                joblib.delayed(render_on_cluster)([job], self.options, _input_bytes([job]), self.job_timeout)
                 for job in todo
             )
             reported: set[str] = set()

@@ -109,10 +109,11 @@ def _executor(manifest: Manifest, options: RenderOptions):
     checkpoint_every = run.checkpoint_every if run.checkpoint_every is not None else 50
     worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every)
     cluster = options.cluster or run.cluster
+    job_timeout = options.job_timeout or run.job_timeout
     if cluster:
         from .cluster import DaskExecutor
 
-        return DaskExecutor(cluster, worker_options), [f"dask:{cluster}"]
+        return DaskExecutor(cluster, worker_options, job_timeout=job_timeout), [f"dask:{cluster}"]
     from .devices import resolve_devices
     from .local_executor import LocalExecutor
 
@@ -121,7 +122,7 @@ def _executor(manifest: Manifest, options: RenderOptions):
     log.info("devices: %s", ", ".join(devices))
     executor = LocalExecutor(
         devices, worker_options,
-        job_timeout=options.job_timeout or run.job_timeout,
+        job_timeout=job_timeout,
         batch_cap=run.batch_size or DEFAULT_BATCH_CAP,
         explicit_batch=run.batch_size is not None,
         grace_seconds=options.grace_seconds,

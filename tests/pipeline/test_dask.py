@@ -110,3 +110,25 @@ def test_two_process_cluster_renders_the_same_gallery(reference, monkeypatch):
     assert len(worker_pids) == 2
     _assert_same_gallery(out, reference / "out-local")
     assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
+
+
+def test_a_cluster_job_past_its_timeout_fails_and_the_others_render(reference, one_torch_thread, monkeypatch):
+    from distributed import LocalCluster
+
+    monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
+    endless = {"content": str(reference / "images" / "content" / "neuschwanstein.jpg"),
+               "style": str(reference / "images" / "style" / "starry_night.jpg"),
+               "settings": {"iterations": 2000}}  # far past 2 s, yet ends if unchecked
+    manifest = write_manifest(reference, CONTENTS, STYLES[:1], settings=SETTINGS, name="timeout.yaml",
+                              output="out-timeout", extra_jobs=[endless])
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+        code = execute(load_manifest(manifest), RenderOptions(
+            cluster=cluster.scheduler_address, job_timeout=2, live=False, quiet=True))
+    assert code == 1
+    records = {r["output"]: r for r in results(reference / "out-timeout")}
+    statuses = {name: r["status"] for name, r in records.items()}
+    assert sorted(statuses.values()) == ["done", "failed"], statuses
+    (failed,) = (r for r in records.values() if r["status"] == "failed")
+    assert "neuschwanstein" in failed["output"]
+    assert failed["error"] == "timed out after 2 s on cpu"

@@ -38,7 +38,7 @@ def _jobs(tmp_path) -> list[RenderJob]:
 
 
 def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_path, monkeypatch):
-    def fake_task(jobs, options, inputs):
+    def fake_task(jobs, options, inputs, job_timeout):
         if jobs[0].job_id == "job1":
             raise RuntimeError("worker lost\nsecond line of detail")
         return [{"job_id": jobs[0].job_id, "status": "failed", "error": "fake"}]
