@@ -87,3 +87,16 @@ def test_without_a_timeout_nothing_is_stopped():
     executor = _Closed(job_timeout=None)
     worker = _ClockedWorker(["a"], 10**6)
     assert executor._supervise(worker) is worker and not worker.killed
+
+
+def test_a_dask_task_stops_itself_at_its_deadline_and_fails_only_what_it_stopped():
+    from pipeline.cluster_task import _Deadline
+
+    assert not _Deadline(60.0).passed()
+    deadline = _Deadline(0.0)
+    assert deadline.passed() and deadline.expired
+    stopped = {"job_id": "a", "device": "cuda:1", "status": "interrupted", "error": "interrupted; resumes next run"}
+    finished = {"job_id": "b", "device": "cuda:1", "status": "done"}
+    assert deadline.failure(finished, 2) == finished
+    assert deadline.failure(stopped, 1) == {**stopped, "status": "failed", "error": "timed out after 0 s on cuda:1"}
+    assert deadline.failure(stopped, 2)["error"] == "timed out after 0 s on cuda:1 (a batch of 2 jobs)"
