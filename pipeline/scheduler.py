@@ -40,8 +40,9 @@ def plan(jobs: Iterable[RenderJob], is_done: Callable[[RenderJob], bool]) -> Pla
     todo = [job for job in jobs if job.job_id not in finished]
     first_seen: dict[tuple[str, ...], int] = {}
     largest: dict[tuple[str, ...], int] = {}
-    for index, job in enumerate(todo):
-        first_seen.setdefault(job.styles, index)
+    position = {job.job_id: index for index, job in enumerate(todo)}
+    for job in todo:
+        first_seen.setdefault(job.styles, position[job.job_id])
         largest[job.styles] = max(largest.get(job.styles, 0), job.pixels)
     todo.sort(
         key=lambda job: (
@@ -49,7 +50,7 @@ def plan(jobs: Iterable[RenderJob], is_done: Callable[[RenderJob], bool]) -> Pla
             first_seen[job.styles],
             -job.pixels,
             job.content,
-            job.variant,
+            position[job.job_id],  # the manifest's order: a sweep 1, 2, 10 stays 1, 2, 10
         )
     )
     return Plan(tuple(todo), done)

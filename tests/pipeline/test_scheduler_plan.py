@@ -37,6 +37,14 @@ def test_plan_skips_done_jobs_and_keeps_them_apart():
     assert result.total_work == sum(job.pixels for job in result.todo)
 
 
+def test_plan_keeps_a_sweeps_variants_in_the_manifests_order():
+    # As strings, "style_weight=10" sorts before "style_weight=2".
+    weights = [1, 2, 10, 25]
+    jobs = [_job("cat", variant=f"style_weight={w}", style_weight=w) for w in weights]
+    result = plan(list(jobs), lambda job: False)
+    assert [job.variant for job in result.todo] == [f"style_weight={w}" for w in weights]
+
+
 def test_plan_with_everything_done_has_nothing_to_do():
     result = plan([_job("cat"), _job("dog")], lambda job: True)
     assert result.todo == () and len(result.done) == 2 and result.total_work == 0
