@@ -165,6 +165,7 @@ class LocalExecutor:
         return fresh
 
     def _dispatch(self, workers: list[WorkerHandle]) -> None:
+        able = sum(1 for w in workers if w.alive or w.restartable)  # busy ones come back for more
         for worker in workers:
             if not self._pending:
                 return
@@ -172,7 +173,7 @@ class LocalExecutor:
                 continue
             batch = next_batch(
                 self._pending, worker.held_styles,
-                batch_cap=self.batch_cap, max_batch_pixels=self._batch_room(worker),
+                batch_cap=self.batch_cap, max_batch_pixels=self._batch_room(worker), workers=able,
             )
             for job in batch:
                 self._pending.remove(job)

@@ -67,15 +67,25 @@ def next_batch(
     *,
     batch_cap: int,
     max_batch_pixels: int,
+    workers: int = 1,
 ) -> list[RenderJob]:
     """The jobs to hand an idle worker next: a style it holds if possible, then
-    as many compatible jobs as the cap and the device's memory allow."""
+    as many compatible jobs as the cap, the device's memory and a fair share
+    of the work left allow.
+
+    The fair share (the pending jobs over the `workers` that can take them)
+    keeps every device busy: without it the first GPU to ask took a whole
+    content's 8 jobs as one batch, and on an 8-GPU server the 21 jobs of the
+    sample gallery went to 4 cards while 4 stood idle. A batch at most saves
+    time on one device; an idle device loses all of its.
+    """
     if not pending:
         return []
     held = set(held_styles)
     first = next((job for job in pending if set(job.styles) <= held), pending[0])
     batch = [first]
-    room = _images_that_fit(first, batch_cap, max_batch_pixels)
+    fair_share = -(-len(pending) // max(1, workers))  # ceil
+    room = min(_images_that_fit(first, batch_cap, max_batch_pixels), fair_share)
     for job in pending:
         if len(batch) >= room:
             break

@@ -49,6 +49,21 @@ def test_without_batch_size_a_cpu_worker_renders_one_image_at_a_time(gallery_dir
     assert [card["stats"]["batch_size"] for card in sidecars(out).values()] == [1, 1]
 
 
+def test_two_workers_split_one_contents_jobs_instead_of_one_taking_all(gallery_dir):
+    # Four jobs that could be one batch of 4. With two workers the first to ask
+    # takes its fair share, 2 of 4; the other takes 1 of the 2 left, and the
+    # last goes to whichever comes back first. Neither worker sits idle.
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], STYLES + ["hubble_deep_field"],
+                              settings={"size": 48, "iterations": 150, "precision": "fp32"},
+                              run={"batch_size": 4})
+    out = gallery_dir.parent / "out"
+    code, printed = run(manifest, "--devices", "cpu*2")
+    assert code == 0, printed
+    cards = sidecars(out).values()
+    assert sorted(card["stats"]["batch_size"] for card in cards) == [1, 1, 2, 2], printed
+    assert len({card["worker_pid"] for card in cards}) == 2, printed
+
+
 def test_a_batch_past_its_timeout_is_stopped_with_one_allowance_per_job(gallery_dir):
     manifest = write_manifest(gallery_dir.parent, ["chelsea"], STYLES[:2],
                               settings={"size": 32, "iterations": 100_000}, run={"batch_size": 2})

@@ -138,3 +138,30 @@ def test_batch_respects_the_cap_and_the_memory_budget():
     assert len(next_batch(pending, set(), batch_cap=8, max_batch_pixels=64 * 64 * 3)) == 3
     # A budget below one image still renders one: a batch is never empty.
     assert len(next_batch(pending, set(), batch_cap=8, max_batch_pixels=100)) == 1
+
+
+def _hand_out(pending, workers):
+    """Every worker asks once, in turn, as at the start of a run; -> batch sizes."""
+    pending, sizes = list(pending), []
+    for _ in range(workers):
+        batch = next_batch(pending, set(), batch_cap=8, max_batch_pixels=10**9, workers=workers)
+        for job in batch:
+            pending.remove(job)
+        sizes.append(len(batch))
+    return sizes, pending
+
+
+def test_every_gpu_gets_work_when_there_is_enough_for_all():
+    # The sample gallery's shape: 21 jobs over 4 contents (8, 4, 5, 4 jobs).
+    counts = {"cat": 8, "dog": 4, "owl": 5, "fox": 4}
+    pending = [_job(content, f"s{i}", size=64) for content, n in counts.items() for i in range(n)]
+    sizes, left = _hand_out(pending, workers=8)
+    assert all(size >= 1 for size in sizes) and max(sizes) == 3  # ceil(21 / 8) at most
+    assert len(left) == 21 - sum(sizes)
+    # One GPU batches as much as the cap allows, as before.
+    assert _hand_out(pending, workers=1)[0] == [8]
+
+
+def test_fewer_jobs_than_workers_go_out_one_each():
+    pending = [_job("cat", f"s{i}", size=64) for i in range(3)]
+    assert _hand_out(pending, workers=4) == ([1, 1, 1, 0], [])
