@@ -26,6 +26,7 @@ from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, format_value
 from .outputs import THUMBS_DIR, ensure_thumbnail, source_thumbnail, write_text_atomic
+from .sheet_variants import order_variants
 
 SHEET_NAME = "index.html"
 STATUSES = ("done", "failed", "interrupted", "pending")
@@ -60,6 +61,7 @@ class Column:
     styles: list[Source]
     label: str
     variants: list[str] = field(default_factory=list)
+    variant_labels: list[str] = field(default_factory=list)  # shown above each variant
 
 
 @dataclass
@@ -89,7 +91,7 @@ def write_contact_sheet(
         render_time=_duration(sum(_seconds(results.get(j.job_id) or {}) for j in unique)),
         columns=columns,
         rows=rows,
-        has_variants=any(v for c in columns for v in c.variants),
+        has_variants=any(label for c in columns for label in c.variant_labels),
     )
     write_text_atomic(output_dir / SHEET_NAME, html)
     return output_dir / SHEET_NAME
@@ -113,12 +115,14 @@ def _template() -> jinja2.Template:
 def _grid(output_dir: Path, jobs: list[RenderJob], results: Mapping[str, dict]):
     """Columns (styles with their variants) and rows (contents with their cells)."""
     columns: dict[tuple[str, ...], Column] = {}
+    examples: dict[tuple[str, ...], dict[str, RenderJob]] = {}
     contents: dict[str, list[RenderJob]] = {}
     for job in jobs:  # dicts keep first-appearance order
-        column = columns.setdefault(job.styles, _column(output_dir, job))
-        if job.variant not in column.variants:
-            column.variants.append(job.variant)
+        columns.setdefault(job.styles, _column(output_dir, job))
+        examples.setdefault(job.styles, {}).setdefault(job.variant, job)
         contents.setdefault(job.content, []).append(job)
+    for key, column in columns.items():
+        column.variants, column.variant_labels = order_variants(examples[key])
     slots = [(key, variant) for key, col in columns.items() for variant in col.variants]
     rows = []
     for content, its_jobs in contents.items():

@@ -1,0 +1,75 @@
+"""How the contact sheet names and orders a style column's variants."""
+
+from __future__ import annotations
+
+from nst_engine.settings import RenderSettings
+from pipeline.jobs import RenderJob
+from pipeline.sheet_variants import order_variants
+
+
+def _job(variant: str, **settings) -> RenderJob:
+    return RenderJob(f"id-{variant}", "/in/cat.jpg", ("/in/starry.jpg",),
+                     RenderSettings().with_overrides(**settings), f"{variant}.png", "cat", "starry", variant)
+
+
+def _examples(*jobs: RenderJob) -> dict[str, RenderJob]:
+    return {job.variant: job for job in jobs}
+
+
+def test_a_strip_next_to_its_plain_job_reads_in_numeric_order_and_names_the_plain_one():
+    plain = _job("", style_weight=5.0)
+    sweep = [_job(f"style_weight={w}", style_weight=float(w)) for w in (1, 2, 10, 25)]
+    variants, labels = order_variants(_examples(plain, *sweep))
+    assert variants == ["style_weight=1", "style_weight=2", "", "style_weight=10", "style_weight=25"]
+    assert labels == ["style_weight=1", "style_weight=2", "style_weight=5", "style_weight=10", "style_weight=25"]
+
+
+def test_a_column_with_only_its_plain_job_shows_no_label():
+    assert order_variants(_examples(_job(""))) == ([""], [""])
+
+
+def test_two_swept_settings_sort_by_the_first_then_the_second():
+    jobs = [_job(f"style_weight={s},tv_weight={t}", style_weight=float(s), tv_weight=float(t))
+            for s, t in ((10, 0), (1, 1), (1, 0))]
+    plain = _job("", style_weight=5.0, tv_weight=0.0)
+    variants, labels = order_variants(_examples(*jobs, plain))
+    assert variants == ["style_weight=1,tv_weight=0", "style_weight=1,tv_weight=1", "",
+                        "style_weight=10,tv_weight=0"]
+    assert labels[2] == "style_weight=5,tv_weight=0"
+
+
+def test_values_that_are_not_numbers_keep_the_order_written():
+    jobs = [_job("pooling=max", pooling="max"), _job("pooling=avg", pooling="avg")]
+    plain = _job("", iterations=7)  # differs in a setting nobody swept
+    variants, labels = order_variants(_examples(plain, *jobs))
+    assert variants == ["", "pooling=max", "pooling=avg"]
+    assert labels == ["pooling=max", "pooling=max", "pooling=avg"]
+
+
+def test_a_sweep_without_a_plain_job_keeps_its_names():
+    jobs = [_job(f"style_weight={w}", style_weight=w) for w in (1e4, 1e3)]
+    variants, labels = order_variants(_examples(*jobs))
+    assert variants == labels == ["style_weight=1000.0", "style_weight=10000.0"]
+
+
+def test_the_sheet_shows_the_strip_in_order_with_a_cell_under_each_label(tmp_path):
+    from pathlib import Path
+
+    from test_reporter import Page, _picture, make_job
+
+    from pipeline.reporter import write_contact_sheet
+
+    (tmp_path / "src").mkdir()
+    cat, starry, wave = (_picture(tmp_path / "src" / f"{n}.png", h) for n, h in (("cat", 40), ("starry", 120), ("wave", 10)))
+    base = RenderSettings().with_overrides(size=64, iterations=5)
+    jobs = [make_job(Path(cat), Path(starry), "", base), make_job(Path(cat), Path(wave), "", base)] + [
+        make_job(Path(cat), Path(starry), f"style_weight={w}", base.with_overrides(style_weight=float(w)))
+        for w in (1, 2, 10, 25)
+    ]
+    page = Page(write_contact_sheet(tmp_path / "out", jobs, {}, title="t").read_text(encoding="utf-8"))
+    chips = [t.strip() for t in page.text if t.strip().startswith("style_weight=")]
+    assert chips == [f"style_weight={w}" for w in (1, 2, 5, 10, 25)]
+    assert "default" not in [t.strip() for t in page.text]  # the wave column has no chip
+    cells = [a["data-cell"] for a in page.with_attr("data-cell")]
+    assert cells == ["cat × starry · style_weight=1", "cat × starry · style_weight=2", "cat × starry",
+                     "cat × starry · style_weight=10", "cat × starry · style_weight=25", "cat × wave"]
