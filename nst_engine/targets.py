@@ -15,6 +15,7 @@ lacks a layer is treated as a miss and rewritten.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -123,11 +124,15 @@ class StyleTargetCache:
         if path is None:
             return
         tmp: str | None = None
+        # Serialised in memory first: torch.save reports a failed write to a file
+        # as a RuntimeError from its zip writer, which the except below would miss.
+        buffer = io.BytesIO()
+        torch.save({name: g.cpu() for name, g in grams.items()}, buffer)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=ENTRY_SUFFIX)
             with os.fdopen(fd, "wb") as handle:
-                torch.save({name: g.cpu() for name, g in grams.items()}, handle)
+                handle.write(buffer.getbuffer())
             os.replace(tmp, path)
         except OSError:
             # A full or read-only cache disk must not fail the render: the

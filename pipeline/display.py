@@ -35,7 +35,7 @@ def setup_logging(log_file: Path | None, *, plain_to_stderr: bool, quiet: bool) 
     formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler = _QuietFileHandler(log_file, encoding="utf-8")
         handler.setFormatter(formatter)
         log.addHandler(handler)
     if plain_to_stderr:
@@ -43,6 +43,19 @@ def setup_logging(log_file: Path | None, *, plain_to_stderr: bool, quiet: bool) 
         stream.setFormatter(formatter)
         stream.setLevel(logging.WARNING if quiet else logging.INFO)
         log.addHandler(stream)
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """nst.log on a full disk: one line on stderr, once, instead of logging's
+    traceback for every record. The console keeps the run's messages."""
+
+    _warned = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if not self._warned:
+            self._warned = True
+            error = sys.exc_info()[1]
+            print(f"nst: could not write {self.baseFilename}: {error}", file=sys.stderr)
 
 
 def job_name(job: RenderJob) -> str:

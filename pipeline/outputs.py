@@ -10,6 +10,7 @@ exists proves nothing after a crash.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -138,8 +139,8 @@ def append_result(output_dir: Path, record: dict[str, Any]) -> None:
         if _ends_mid_line(fd):
             line = b"\n" + line
         written = os.write(fd, line)
-        if written != len(line):  # only on a full disk; the reader skips the fragment
-            raise OSError(f"{path}: short write ({written} of {len(line)} bytes)")
+        if written != len(line):  # only on a full disk (or a file size limit); the reader skips the fragment
+            raise OSError(errno.ENOSPC, f"short write, {written} of {len(line)} bytes (is the disk full?)", str(path))
         os.fsync(fd)
     finally:
         os.close(fd)  # also releases the lock

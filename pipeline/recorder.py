@@ -73,11 +73,17 @@ class Recorder:
             "settings": job.settings.to_dict(),
             "finished_at": utc_now(),
         }
+        if record.get("status") == "done" and png is not None:
+            try:
+                self._write_outputs(job, png, record)
+            except OSError as error:  # a full disk or a quota: this job fails, the night goes on
+                record.update(status="failed", error=f"could not save {Path(job.output_name).name}: {_reason(error)}")
         status = record.get("status")
-        if status == "done" and png is not None:
-            self._write_outputs(job, png, record)
         self.counts[status] = self.counts.get(status, 0) + 1
-        append_result(self.output_dir, record)
+        try:
+            append_result(self.output_dir, record)
+        except OSError as error:  # the image (if any) is safe; only the log line is lost
+            log.warning("could not append to results.jsonl: %s", _reason(error))
         self.results[job.job_id] = record
         self.write_sheet()
         return record
@@ -121,7 +127,7 @@ class Recorder:
         try:
             write_contact_sheet(self.output_dir, self.jobs, self.results, title=self.title)
         except OSError as error:  # a full disk must not stop the renders
-            log.warning("could not write index.html: %s", error)
+            log.warning("could not write index.html: %s", _reason(error))
 
     def write_summary(self, exit_code: int, devices: list[str], skipped: int) -> dict[str, Any]:
         statuses = [self.results.get(job.job_id, {}).get("status", "pending") for job in self.jobs]
@@ -140,5 +146,13 @@ class Recorder:
             "exit_code": exit_code,
             "versions": self._versions,
         }
-        write_json_atomic(self.output_dir / "summary.json", summary)
+        try:
+            write_json_atomic(self.output_dir / "summary.json", summary)
+        except OSError as error:
+            log.warning("could not write summary.json: %s", _reason(error))
         return summary
+
+
+def _reason(error: OSError) -> str:
+    """'No space left on device', without the errno and the path."""
+    return error.strerror or str(error).splitlines()[0]

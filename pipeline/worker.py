@@ -9,6 +9,7 @@ result and never takes the worker down with it.
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import os
 import time
@@ -241,11 +242,23 @@ def _interrupted(engine: Engine, job: RenderJob) -> dict[str, Any]:
 
 
 def _save_checkpoint(options: WorkerOptions, job: RenderJob, checkpoint: Checkpoint) -> None:
+    """Write the checkpoint, or skip it when the disk will not take it.
+
+    A checkpoint only saves time after a crash, so a full disk or a quota must
+    not fail the render it belongs to. The bytes are made in memory first:
+    torch.save writing to a file reports a failed write as a RuntimeError from
+    its zip writer ("enforce fail at inline_container.cc"), not as an OSError.
+    """
     path = checkpoint_path(options.output_dir, job.job_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(checkpoint.to_state(), tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(checkpoint.to_state(), buffer)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(buffer.getbuffer())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # the last whole checkpoint, if any, stays
 
 
 def _load_checkpoint(options: WorkerOptions, job: RenderJob) -> Checkpoint | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from engine_helpers import tiny
+from file_limits import file_size_limit
 
 from nst_engine import targets as targets_module
 from nst_engine.engine import Engine
@@ -113,6 +114,18 @@ def test_an_unwritable_cache_directory_does_not_fail(tmp_path):
     cache.get("k", LAYERS, CPU, compute)
     cache.get("k", LAYERS, CPU, compute)
     assert (cache.computed, cache.hits) == (1, 1)
+
+
+def test_a_full_disk_does_not_fail_the_render(tmp_path):
+    # Writing a tensor of this size to a file, torch.save reports the failed
+    # write as a RuntimeError from its zip writer, not as an OSError.
+    cache, compute = StyleTargetCache(tmp_path), Compute()
+    compute.grams = {layer: torch.rand(64, 64) for layer in LAYERS}
+    with file_size_limit(1000):  # the entry is ~33 kB
+        cache.get("k", LAYERS, CPU, compute)
+    cache.get("k", LAYERS, CPU, compute)
+    assert (cache.computed, cache.hits) == (1, 1)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no entry, no temporary file
 
 
 def test_clear_and_disk_usage(tmp_path):

@@ -41,19 +41,19 @@ def command(manifest: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pipeline.cli", "render", str(manifest), *args]
 
 
-def start(manifest: Path, *args: str, log_name: str = "run", **env: str) -> subprocess.Popen:
+def start(manifest: Path, *args: str, log_name: str = "run", preexec_fn=None, **env: str) -> subprocess.Popen:
     """Start `nst render` without a terminal; its stdout+stderr go to a file beside the manifest."""
     log = open(manifest.parent / f"{log_name}.txt", "w", encoding="utf-8")  # noqa: SIM115
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **env}
-    process = subprocess.Popen(command(manifest, *args), cwd=manifest.parent, env=full_env,
+    process = subprocess.Popen(command(manifest, *args), cwd=manifest.parent, env=full_env, preexec_fn=preexec_fn,
                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     log.close()  # the child has its own copy
     return process
 
 
-def run(manifest: Path, *args: str, timeout: float = 150, log_name: str = "run", **env: str):
+def run(manifest: Path, *args: str, timeout: float = 150, log_name: str = "run", preexec_fn=None, **env: str):
     """Run `nst render` to the end: (exit code, everything it printed)."""
-    process = start(manifest, *args, log_name=log_name, **env)
+    process = start(manifest, *args, log_name=log_name, preexec_fn=preexec_fn, **env)
     try:
         code = process.wait(timeout)
     finally:

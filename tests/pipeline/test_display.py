@@ -59,3 +59,18 @@ def test_without_a_terminal_lines_are_plain_and_timestamped(tmp_path, capsys):
     assert not any("\x1b[" in line or "\r" in line for line in lines)  # no terminal codes
     assert any("cat.jpg is empty (0 bytes)" in line for line in lines)
     logging.getLogger("nst").handlers.clear()
+
+
+def test_a_log_file_on_a_full_disk_costs_one_line_not_a_traceback_per_message(tmp_path, capsys):
+    from file_limits import file_size_limit
+
+    setup_logging(tmp_path / "nst.log", plain_to_stderr=False, quiet=False)
+    log = logging.getLogger("nst")
+    with file_size_limit(300):
+        for index in range(20):
+            log.info("message %d, long enough to fill the allowance %s", index, "x" * 40)
+    for handler in log.handlers:
+        handler.close()
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"nst: could not write {tmp_path / 'nst.log'}: "), errors
+    assert "File too large" in errors[0]

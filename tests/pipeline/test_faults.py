@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from file_limits import limited_child
 from process_helpers import (
     decodes,
     done_counts,
@@ -166,3 +167,32 @@ def test_a_job_past_its_timeout_is_stopped_and_the_rest_still_render(gallery_dir
     # A timed-out job keeps its last checkpoint: the next run goes on from there.
     assert {p.stem for p in _checkpoints(out)} <= {records[name]["job_id"] for name in timed_out}
     _no_half_written_files(out)
+
+
+def test_a_full_disk_fails_the_job_it_could_not_save_and_the_next_run_renders_it(gallery_dir):
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], ["starry_night"],
+                              settings={"size": 128, "iterations": 3})
+    out = gallery_dir.parent / "out"
+    # The PNG (~40 kB) does not fit; the sheet, the log and results.jsonl do.
+    # The style cache's entry (~2.4 MB) does not fit either, and is skipped.
+    code, printed = run(manifest, "--devices", "cpu", preexec_fn=limited_child(25_000))
+    assert code == 1, printed
+    (record,) = results(out)
+    assert record["status"] == "failed"
+    assert re.fullmatch(r"could not save chelsea--starry_night-\w+\.png: File too large", record["error"]), record
+    assert "Traceback" not in printed and "could not save" in (out / "index.html").read_text(encoding="utf-8")
+    assert output_pngs(out) == [] and leftovers(out) == []
+    code, printed = run(manifest, "--devices", "cpu", log_name="again")
+    assert code == 0, printed
+    assert done_counts(out) == {record["job_id"]: 1}
+
+
+def test_a_checkpoint_the_disk_will_not_take_is_skipped_and_the_render_goes_on(gallery_dir):
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], ["starry_night"],
+                              settings={"size": 128, "iterations": 6}, run={"checkpoint_every": 2})
+    out = gallery_dir.parent / "out"
+    # A checkpoint of 128×128 pixels is ~200 kB; the PNG (~40 kB) fits.
+    code, printed = run(manifest, "--devices", "cpu", preexec_fn=limited_child(100_000))
+    assert code == 0, printed
+    assert [r["status"] for r in results(out)] == ["done"]
+    assert _checkpoints(out) == [] and leftovers(out) == []  # no checkpoint, whole or partial

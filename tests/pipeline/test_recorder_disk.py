@@ -1,0 +1,50 @@
+"""The parent's files on a disk that refuses writes: each failure is one line
+of warning, or fails the one job it belongs to; the run itself never stops."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from file_limits import file_size_limit
+
+from nst_engine.settings import RenderSettings
+from pipeline.jobs import RenderJob
+from pipeline.recorder import Recorder
+
+
+def _job() -> RenderJob:
+    return RenderJob(job_id="abc123", content="/x/cat.jpg", styles=("/x/starry.jpg",),
+                     settings=RenderSettings(size=64, iterations=5),
+                     output_name="cat--starry-abc123.png", content_label="cat", style_label="starry")
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_results_sheet_and_summary_that_cannot_be_written_are_warnings(tmp_path):
+    job = _job()
+    recorder = Recorder(tmp_path, [job], title="t", manifest="m.yaml")
+    warnings = _Warnings()
+    logging.getLogger("nst").addHandler(warnings)
+    try:
+        with file_size_limit(64):  # smaller than any of the three files
+            record = recorder.record(job, {"job_id": job.job_id, "status": "failed", "error": "bad image"})
+            summary = recorder.write_summary(1, ["cpu"], skipped=0)
+    finally:
+        logging.getLogger("nst").removeHandler(warnings)
+    assert record["status"] == "failed" and summary["failed"] == 1
+    # The kernel takes the first 64 bytes of the line, then refuses the rest.
+    assert re.fullmatch(r"could not append to results.jsonl: short write, 64 of \d+ bytes \(is the disk full\?\)",
+                        warnings.lines[0]), warnings.lines
+    assert warnings.lines[1:] == [
+        "could not write index.html: File too large",
+        "could not write summary.json: File too large",
+    ]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
