@@ -20,21 +20,70 @@ _engine_lock = threading.Lock()
 
 def render_on_cluster(
     jobs: list[RenderJob], options: WorkerOptions, inputs: dict[str, bytes],
-    job_timeout: float | None = None,
+    job_timeout: float | None = None, stop_event: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
+    """Render a task's jobs on this worker's engine. It stops early, between
+    iterations, when `job_timeout` per job has passed (those jobs fail) or when
+    the submitting run sets the Dask Event `stop_event` names, as (event name,
+    scheduler address) (they are interrupted, and render again next run)."""
     global _engine
     # Checkpoints live in the submitting machine's output folder, which a remote
     # worker cannot see; a cluster task that dies is rerun from the start.
     options = replace(options, checkpoint_every=0)
+    stop = _StopCheck(*stop_event) if stop_event else None
+    if stop is not None and stop.requested():
+        return [{"job_id": job.job_id, "status": "interrupted", "error": "interrupted; resumes next run"}
+                for job in jobs]  # queued before the stop: no need to load the engine or the images
     with _engine_lock:
         if _engine is None:
             _engine = build_engine(local_device(), options)
         deadline = _Deadline(job_timeout * len(jobs)) if job_timeout else None
+        checks = ([deadline.passed] if deadline else []) + ([stop.requested] if stop else [])
         records = render_task(_engine, jobs, options, inputs=inputs,
-                              should_cancel=deadline.passed if deadline else None)
+                              should_cancel=(lambda: any(check() for check in checks)) if checks else None)
     if deadline is None or not deadline.expired:
         return records
     return [deadline.failure(record, len(jobs)) for record in records]
+
+
+class _StopCheck:
+    """Whether the submitting run asked its tasks to stop (a Dask Event).
+
+    joblib's dask backend runs a task outside the worker's context, where
+    get_worker() and get_client() find nothing, so the task reaches the
+    scheduler with a client of its own, one per worker process. Reading the
+    event is a round trip to the scheduler, so it is read at most once a
+    second. If the scheduler cannot be asked, the render goes on: a broken
+    stop channel must not fail a job.
+    """
+
+    INTERVAL = 1.0
+
+    def __init__(self, name: str, scheduler: str) -> None:
+        self._name, self._scheduler = name, scheduler
+        self._next_read = 0.0
+        self._set = False
+
+    def requested(self) -> bool:
+        now = time.monotonic()
+        if not self._set and now >= self._next_read:
+            self._next_read = now + self.INTERVAL
+            try:
+                self._set = _event(self._name, self._scheduler).is_set()
+            except Exception:  # noqa: BLE001 (any failure to ask means "not asked")
+                self._set = False
+        return self._set
+
+
+_clients: dict[str, Any] = {}
+
+
+def _event(name: str, scheduler: str):
+    from distributed import Client, Event
+
+    if scheduler not in _clients:
+        _clients[scheduler] = Client(scheduler, set_as_default=False, timeout="10s")
+    return Event(name, client=_clients[scheduler])
 
 
 class _Deadline:

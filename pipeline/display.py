@@ -139,7 +139,7 @@ class ProgressDisplay:
                      stats.get("losses", {}).get("total", float("nan")),
                      f" (memory fallback: {fallback})" if fallback else "")
         elif status == "interrupted":
-            log.warning("interrupted %s: checkpointed, resumes next run", job_name(job))
+            log.warning("interrupted %s: renders next run, from its last checkpoint if it has one", job_name(job))
         else:
             log.error("failed %s: %s", job_name(job), record.get("error"))
         if self._progress is not None:

@@ -113,7 +113,9 @@ def _executor(manifest: Manifest, options: RenderOptions):
     if cluster:
         from .cluster import DaskExecutor
 
-        return DaskExecutor(cluster, worker_options, job_timeout=job_timeout), [f"dask:{cluster}"]
+        executor = DaskExecutor(cluster, worker_options, job_timeout=job_timeout,
+                                grace_seconds=options.grace_seconds)
+        return executor, [f"dask:{cluster}"]
     from .devices import resolve_devices
     from .local_executor import LocalExecutor
 

@@ -38,7 +38,7 @@ def _jobs(tmp_path) -> list[RenderJob]:
 
 
 def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_path, monkeypatch):
-    def fake_task(jobs, options, inputs, job_timeout):
+    def fake_task(jobs, options, inputs, job_timeout, stop_event):
         if jobs[0].job_id == "job1":
             raise RuntimeError("worker lost\nsecond line of detail")
         return [{"job_id": jobs[0].job_id, "status": "failed", "error": "fake"}]
@@ -54,3 +54,36 @@ def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_pat
     lost = listener.records["job1"]
     assert lost["status"] == "failed"
     assert lost["error"] == "Dask cluster: RuntimeError: worker lost"  # one line
+
+
+def _stubborn_task(jobs, options, inputs, job_timeout, stop_event):
+    """A task that never looks at the stop event (as one stuck in a long CUDA call)."""
+    import time
+
+    time.sleep(30)
+    return [{"job_id": jobs[0].job_id, "status": "done"}]
+
+
+@pytest.mark.parametrize(("requests", "grace"), [(1, 1.0), (2, 60.0)], ids=["grace-ends", "second-signal"])
+def test_a_stop_does_not_wait_for_tasks_that_ignore_it(tmp_path, monkeypatch, requests, grace):
+    import threading
+    import time
+
+    monkeypatch.setattr(cluster_task, "render_on_cluster", _stubborn_task)
+    listener, stop = Collect(), StopSignal()
+
+    def press_ctrl_c() -> None:
+        time.sleep(1.0)
+        for _ in range(requests):
+            stop.request()
+
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        threading.Thread(target=press_ctrl_c, daemon=True).start()
+        started = time.monotonic()
+        DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), grace_seconds=grace).run(
+            _jobs(tmp_path)[:1], listener, stop
+        )
+        took = time.monotonic() - started
+    assert took < 15, took  # the task alone would take 30 s
+    assert listener.records == {}  # abandoned: nothing recorded, so all of it renders next run
