@@ -1,0 +1,105 @@
+"""How long a plan will take, for `nst plan` and `--dry-run`.
+
+The best guide is the output folder's own history: `results.jsonl` holds the
+seconds of every render done there, on the devices it actually ran on, and
+`summary.json` names the devices of the last run. Without a history the
+estimate falls back to a fixed, deliberately long CPU figure.
+
+Work is counted as iterations × (longest side)² summed over the schedule's
+stages, for the renders measured and the jobs to do alike, so the aspect
+ratio (which the plan does not know without opening every image) cancels.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nst_engine.settings import RenderSettings
+
+from .outputs import read_results
+from .scheduler import Plan
+
+# Seconds per iteration per megapixel of output on the project's 2-core
+# development CPU with bf16 convolutions: the demo (4 jobs, 256 px, 80
+# iterations) rendered in 61–81 s over the last rounds, 0.19–0.25 s per
+# iteration for ~0.065 MP (2.9–3.8); rounded up, so the estimate errs long.
+CPU_SECONDS_PER_ITERATION_MEGAPIXEL = 4.0
+RECENT_RENDERS = 20  # the speed is the median of this many of the latest renders
+
+
+@dataclass(frozen=True)
+class MeasuredSpeed:
+    seconds_per_unit: float  # device seconds per iteration-megapixel
+    renders: int
+    device_name: str
+
+
+def work_units(settings: RenderSettings) -> float:
+    """Iterations × megapixels (longest side squared), over every stage."""
+    return sum(settings.iterations * side * side / 1e6 for side in settings.schedule())
+
+
+def describe(the_plan: Plan, output_dir: Path) -> str:
+    """'estimated …' for the plan's summary line."""
+    work = sum(work_units(job.settings) for job in the_plan.todo)
+    speed = measured_speed(output_dir)
+    if speed is None:
+        return f"estimated {duration(work * CPU_SECONDS_PER_ITERATION_MEGAPIXEL)} on one 2-core CPU worker"
+    device_seconds = work * speed.seconds_per_unit
+    renders = "render" if speed.renders == 1 else f"{speed.renders} renders"
+    basis = f"at the speed of this folder's last {renders} on {speed.device_name}"
+    devices = _last_run_devices(output_dir)
+    if len(devices) > 1:
+        return (f"estimated {duration(device_seconds / len(devices))} on {len(devices)} devices "
+                f"like the last run's ({duration(device_seconds)} of device time {basis})")
+    return f"estimated {duration(device_seconds)} {basis}"
+
+
+def measured_speed(output_dir: Path) -> MeasuredSpeed | None:
+    """Seconds per unit of work of the latest renders, on the device the latest one used."""
+    renders = sorted(
+        (record for record in read_results(output_dir).values() if _per_unit(record) is not None),
+        key=lambda record: str(record.get("finished_at", "")),
+    )
+    if not renders:
+        return None
+    device = renders[-1]["stats"].get("device_name") or renders[-1]["stats"].get("device", "?")
+    same = [r for r in renders if (r["stats"].get("device_name") or r["stats"].get("device", "?")) == device]
+    recent = same[-RECENT_RENDERS:]
+    return MeasuredSpeed(statistics.median(_per_unit(r) for r in recent), len(recent), device)
+
+
+def _per_unit(record: dict[str, Any]) -> float | None:
+    """Device seconds per unit of work of one finished render, or None if it cannot tell.
+    A batch of N images shares its seconds; a resumed render did only part of its work."""
+    stats = record.get("stats")
+    if record.get("status") != "done" or not isinstance(stats, dict) or stats.get("resumed_from"):
+        return None
+    try:
+        work = work_units(RenderSettings.from_dict(record["settings"]))
+        seconds = float(stats["seconds"]) / max(1, int(stats.get("batch_size") or 1))
+    except (KeyError, TypeError, ValueError):  # a record from another version, or damaged
+        return None
+    return seconds / work if work > 0 and seconds > 0 else None
+
+
+def _last_run_devices(output_dir: Path) -> list[str]:
+    """The local devices the last run used (none for a Dask cluster: its size is not known here)."""
+    try:
+        summary = json.loads((Path(output_dir) / "summary.json").read_text(encoding="utf-8"))
+        devices = [str(d) for d in summary.get("devices", [])]
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [] if any(d.startswith("dask:") for d in devices) else devices
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
