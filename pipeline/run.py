@@ -167,3 +167,6 @@ class _Fanout:
     def on_result(self, job, record) -> None:
         record = self.recorder.record(job, record)
         self.display.on_result(job, record)
+
+    def on_idle(self) -> None:
+        self.recorder.catch_up()

@@ -48,3 +48,37 @@ def test_results_sheet_and_summary_that_cannot_be_written_are_warnings(tmp_path)
         "could not write summary.json: File too large",
     ]
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def _done(job: RenderJob) -> dict:
+    return {"job_id": job.job_id, "status": "failed", "error": "stand-in result"}
+
+
+def test_the_sheet_waits_out_a_pause_after_a_slow_rewrite_and_catches_up(tmp_path, monkeypatch):
+    import time
+
+    from pipeline import recorder as recorder_module
+
+    jobs = [RenderJob(job_id=f"job{i}", content="/x/cat.jpg", styles=("/x/starry.jpg",),
+                      settings=RenderSettings(size=64, iterations=5), output_name=f"o{i}.png",
+                      content_label="cat", style_label=f"s{i}") for i in range(3)]
+    written: list[int] = []  # how many results each rewrite showed
+
+    def slow_sheet(output_dir, all_jobs, results, *, title):
+        time.sleep(0.05)  # a big gallery's build time, shrunk
+        written.append(len(results))
+
+    monkeypatch.setattr(recorder_module, "write_contact_sheet", slow_sheet)
+    recorder = Recorder(tmp_path, jobs, title="t", manifest="m.yaml")
+    recorder.record(jobs[0], _done(jobs[0]))
+    recorder.record(jobs[1], _done(jobs[1]))  # inside the 4 × 0.05 s pause: deferred
+    recorder.catch_up()  # still inside it
+    assert written == [1]
+    time.sleep(4 * 0.05 + 0.05)
+    recorder.catch_up()
+    assert written == [1, 2]
+    recorder.catch_up()  # nothing new: nothing to write
+    recorder.record(jobs[2], _done(jobs[2]))  # inside the new pause again
+    assert written == [1, 2]
+    recorder.write_summary(1, ["cpu"], skipped=0)  # the run is over: written at once
+    assert written == [1, 2, 3]

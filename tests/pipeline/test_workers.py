@@ -130,6 +130,7 @@ class _Collect:
     def __init__(self) -> None:
         self.results: dict[str, dict] = {}
         self.started: list = []
+        self.idle_calls = 0
 
     def on_worker(self, slot, device, info) -> None:
         pass
@@ -142,6 +143,9 @@ class _Collect:
 
     def on_result(self, job, record) -> None:
         self.results[job.job_id] = record
+
+    def on_idle(self) -> None:
+        self.idle_calls += 1
 
 
 def _run_executor(devices, gallery_dir):
@@ -181,3 +185,4 @@ def test_a_device_that_cannot_start_leaves_the_work_to_the_others(gallery_dir):
     assert {slot for slot, _ in listener.started} == {1}
     assert [r["status"] for r in listener.results.values()] == ["done", "done"]
     assert {r["device"] for r in listener.results.values()} == {"cpu"}
+    assert listener.idle_calls > 0  # the recorder's chance to write a deferred sheet
