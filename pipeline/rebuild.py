@@ -54,4 +54,16 @@ def rebuild_report(output_dir: Path, manifest=None) -> Path:
         if not results:
             raise PipelineError(f"{output_dir}: no results.jsonl here; pass --manifest to lay out the sheet")
         jobs = _jobs_from_results(output_dir, results)
-    return write_contact_sheet(output_dir, jobs, results, title=output_dir.name)
+    return write_contact_sheet(output_dir, jobs, results, title=_title(output_dir, manifest))
+
+
+def _title(output_dir: Path, manifest) -> str:
+    """The manifest's name, as a run titles its sheet: given, else the one the
+    last run recorded in summary.json, else the folder's name."""
+    if manifest is not None:
+        return manifest.path.stem
+    try:
+        recorded = json.loads((output_dir / "summary.json").read_text(encoding="utf-8"))["manifest"]
+        return Path(str(recorded)).stem or output_dir.name
+    except (OSError, ValueError, KeyError, TypeError):
+        return output_dir.name

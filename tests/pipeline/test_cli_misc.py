@@ -57,6 +57,7 @@ def test_dry_run_plan_report_and_cache(gallery_dir, tmp_path, isolated_cache):
     assert report.returncode == 0, explain(report)
     assert "index.html" in report.stdout
     assert [(c["job_id"], c["status"]) for c in read_sheet(out).cards] == [(job["job_id"], "done")]
+    assert "<title>m</title>" in (out / "index.html").read_text(encoding="utf-8")  # the run's title, not "out"
     with_manifest = nst("report", out, "--manifest", manifest, cwd=tmp_path)
     assert with_manifest.returncode == 0, explain(with_manifest)
     assert sorted(c["status"] for c in read_sheet(out).cards) == ["done", "pending"]
