@@ -53,8 +53,9 @@ class _StopCheck:
     get_worker() and get_client() find nothing, so the task reaches the
     scheduler with a client of its own, one per worker process. Reading the
     event is a round trip to the scheduler, so it is read at most once a
-    second. If the scheduler cannot be asked, the render goes on: a broken
-    stop channel must not fail a job.
+    second. If the scheduler cannot be reached from here (the submitting
+    machine may know it by an address only it can use), the render goes on
+    without the check: a broken stop channel must not fail or slow a job.
     """
 
     INTERVAL = 1.0
@@ -68,22 +69,32 @@ class _StopCheck:
         now = time.monotonic()
         if not self._set and now >= self._next_read:
             self._next_read = now + self.INTERVAL
-            try:
-                self._set = _event(self._name, self._scheduler).is_set()
-            except Exception:  # noqa: BLE001 (any failure to ask means "not asked")
-                self._set = False
+            client = _client(self._scheduler)
+            if client is not None:
+                from distributed import Event
+
+                try:
+                    self._set = Event(self._name, client=client).is_set()
+                except Exception:  # noqa: BLE001 (a failed read means "not asked")
+                    self._set = False
         return self._set
 
 
-_clients: dict[str, Any] = {}
+CONNECT_TIMEOUT = "10s"
+_clients: dict[str, Any] = {}  # scheduler address -> this process's client, or None: unreachable
 
 
-def _event(name: str, scheduler: str):
-    from distributed import Client, Event
-
+def _client(scheduler: str):
+    """This process's client of the scheduler; tried once, so an unreachable
+    address costs one connection timeout per worker process, not one per check."""
     if scheduler not in _clients:
-        _clients[scheduler] = Client(scheduler, set_as_default=False, timeout="10s")
-    return Event(name, client=_clients[scheduler])
+        from distributed import Client
+
+        try:
+            _clients[scheduler] = Client(scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT)
+        except Exception:  # noqa: BLE001 (OSError, TimeoutError, ...: no stop channel)
+            _clients[scheduler] = None
+    return _clients[scheduler]
 
 
 class _Deadline:
