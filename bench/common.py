@@ -39,15 +39,18 @@ class Config:
     gpu_iterations: tuple[int, int]  # (N, M); images/hour is extrapolated to GPU_TARGET_ITERATIONS
     check_side: int  # (e) bf16 vs fp32 final loss, every content × the first style
     check_iterations: int
+    sheet_jobs: int = 2000  # (g) jobs on the contact sheet
+    sheet_results: int = 20  # (g) results recorded back to back
 
 
 GPU_TARGET_ITERATIONS = 500
 
-SMOKE = Config("smoke", 1, ((64, 3, 1),), 64, 2, 1, 64, 2, 1, ((64, 1), (96, 1)), 32, (3, 1), 32, 2)
+SMOKE = Config("smoke", 1, ((64, 3, 1),), 64, 2, 1, 64, 2, 1, ((64, 1), (96, 1)), 32, (3, 1), 32, 2,
+               sheet_jobs=40, sheet_results=3)
 QUICK = Config("quick", 4, ((128, 16, 4), (256, 8, 2)), 256, 30, 3, 128, 10, 2,
                ((256, 2), (512, 2)), 512, (100, 20), 128, 40)
 FULL = Config("full", 5, ((128, 60, 10), (256, 30, 5), (512, 12, 3)), 256, 100, 2, 128, 30, 3,
-              ((256, 3), (512, 3)), 512, (500, 50), 256, 100)
+              ((256, 3), (512, 3)), 512, (500, 50), 256, 100, sheet_jobs=5000, sheet_results=20)
 MODES = {"smoke": SMOKE, "quick": QUICK, "full": FULL}
 
 

@@ -24,6 +24,7 @@ SECTIONS = {
     "d": "memory",
     "e": "bf16 check",
     "f": "gpu",
+    "g": "contact sheet",
 }
 
 
@@ -44,6 +45,9 @@ def section_runner(key: str) -> Callable[[Config, str], list[Row]]:
     if key == "e":
         from .precision import precision_rows
         return precision_rows
+    if key == "g":
+        from .sheet import sheet_rows
+        return sheet_rows
     from .gpu import gpu_rows
     return gpu_rows
 

@@ -130,7 +130,7 @@ class Recorder:
         """Rewrite index.html, unless it was rewritten a moment ago: then it is
         only marked stale, and catch_up() writes it when the pause is over.
 
-        The sheet is rebuilt whole (0.07 s for 500 jobs, 0.7 s for 5000 on the
+        The sheet is rebuilt whole (bench row g1: 0.7 s for 5000 jobs on the
         development CPU), and this process also hands out the jobs: rewritten
         after every result, a 5000-job gallery on 8 fast GPUs would keep it
         busy writing while the GPUs waited. The pause after each rewrite is

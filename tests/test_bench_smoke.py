@@ -20,7 +20,7 @@ from bench.table import markdown, plain_table
 pytestmark = pytest.mark.slow
 
 # Smoke has one floor size, so a1 is the floor and a2-a4 its breakdown.
-EXPECTED = {"a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4", "b5", "c1", "c2", "d1", "d2", "e1", "e2"}
+EXPECTED = {"a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4", "b5", "c1", "c2", "d1", "d2", "e1", "e2", "g1", "g2"}
 
 
 def test_every_row_is_present_with_a_finite_number():
