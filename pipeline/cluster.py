@@ -47,6 +47,25 @@ def _gpu_resources(client) -> dict[str, int]:
     return {}
 
 
+def _dask_backend() -> str:
+    """joblib's dask backend, made never to run the tasks in this process.
+
+    joblib runs a call itself, here, when its backend reports one slot, and the
+    dask backend reports the cluster's thread count: a cluster of one
+    single-thread worker (one GPU, as the README starts them) rendered on the
+    submitting machine instead. Reporting at least 2 keeps every task on Dask.
+    """
+    from joblib import register_parallel_backend
+    from joblib._dask import DaskDistributedBackend  # the class behind backend="dask"
+
+    class AlwaysOnDask(DaskDistributedBackend):
+        def effective_n_jobs(self, n_jobs):
+            return max(2, super().effective_n_jobs(n_jobs))
+
+    register_parallel_backend("nst-dask", AlwaysOnDask)
+    return "nst-dask"
+
+
 def _input_bytes(jobs: Sequence[RenderJob]) -> dict[str, bytes]:
     paths = {p for job in jobs for p in (job.content, *job.styles)}
     payload = {}
@@ -86,7 +105,7 @@ class DaskExecutor:
                 )
                 for job in todo
             )
-            with joblib.parallel_config(backend="dask", client=client, **_gpu_resources(client)):
+            with joblib.parallel_config(backend=_dask_backend(), client=client, **_gpu_resources(client)):
                 results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
                 self._collect(_read_in_background(results), todo, listener, stop, stopping)
         finally:

@@ -1,6 +1,9 @@
 """What runs inside a Dask worker: one engine per worker process, reused by every task.
 
-Imports the engine (through worker.py), so only Dask workers import this module.
+The submitting process imports this module too (joblib sends render_on_cluster
+by reference), so the engine (through worker.py, and torch with it) is imported
+only inside the task: the submitting process stays torch-free, as a local
+run's parent does.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from dataclasses import replace
 from typing import Any
 
 from .jobs import RenderJob, WorkerOptions
-from .worker import build_engine, local_device, render_task
 
 _engine = None
 # A worker may run tasks on several threads; one device renders one task at a time.
@@ -34,6 +36,8 @@ def render_on_cluster(
     if stop is not None and stop.requested():
         return [{"job_id": job.job_id, "status": "interrupted", "error": "interrupted; resumes next run"}
                 for job in jobs]  # queued before the stop: no need to load the engine or the images
+    from .worker import build_engine, local_device, render_task
+
     with _engine_lock:
         if _engine is None:
             _engine = build_engine(local_device(), options)

@@ -112,6 +112,22 @@ def test_two_process_cluster_renders_the_same_gallery(reference, monkeypatch):
     assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
 
 
+def test_a_cluster_of_one_single_thread_worker_renders_there_not_here(reference, monkeypatch):
+    # joblib ran the tasks in the submitting process when the cluster had one
+    # thread in all: a one-GPU cluster rendered on the wrong machine.
+    from distributed import LocalCluster
+
+    monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        out = _render_on(cluster, reference, "one-thread")
+        with distributed.Client(cluster) as client:
+            worker_pids = set(client.run(os.getpid).values())
+    assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
+    assert os.getpid() not in worker_pids
+    _assert_same_gallery(out, reference / "out-local")
+
+
 def test_a_cluster_job_past_its_timeout_fails_and_the_others_render(reference, one_torch_thread, monkeypatch):
     from distributed import LocalCluster
 
