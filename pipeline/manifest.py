@@ -44,6 +44,7 @@ class Manifest:
     output_dir: Path  # absolute
     jobs: tuple[RenderJob, ...]  # in manifest order
     run: RunOptions
+    notices: tuple[str, ...] = ()  # warnings about the manifest, e.g. a copied file left out
 
 
 def resolve_manifest_path(name: str, manifests_dir: Path) -> Path:
@@ -88,6 +89,7 @@ def load_manifest(path: str | Path) -> Manifest:
         output_dir=(path.parent / os.path.expanduser(output)).resolve(),
         jobs=tuple(jobs),
         run=RunOptions(**run),
+        notices=tuple(expander.notices),
     )
 
 

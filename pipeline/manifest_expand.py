@@ -53,6 +53,7 @@ class Expander:
     def __init__(self, base: Path, problems: Problems, top: TopModel, trusted: bool) -> None:
         self.base = base
         self.problems = problems
+        self.notices: list[str] = []  # worth a warning, not worth refusing the manifest
         preset, preset_ok = preset_layer(top.preset, ("preset",), problems)
         settings, settings_ok = settings_layer(top.settings, ("settings",), base, problems)
         self.top_axes, axes_ok = sweep_axes(top.sweep, ("sweep",), base, problems)
@@ -63,8 +64,7 @@ class Expander:
         built: list[tuple[RenderJob, Loc]] = []
         for index, raw in enumerate(entries):
             built += self._entry(("jobs", index), raw)
-        _report_duplicates(built, self.problems)
-        return [job for job, _ in built]
+        return _drop_duplicates(built, self.problems, self.notices, self.base)
 
     def _entry(self, path: Loc, raw: Any) -> list[tuple[RenderJob, Loc]]:
         entry, unknown_keys = validate_model(EntryModel, raw, path, self.problems, salvage=False)
@@ -218,12 +218,41 @@ def _grid(axes: dict[str, list[Setting]]) -> list[tuple[Layer, str]]:
     return grid
 
 
-def _report_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems) -> None:
+def _drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, notices: list[str],
+                     base: Path) -> list[RenderJob]:
+    """The jobs, each once. Two jobs with one output are a problem, except when
+    the only difference is a file that is a byte-for-byte copy of another (a
+    photo folder's "IMG_1 (1).jpg"): the job id hashes the bytes, so the copy
+    would render the same image again; it is left out with a notice."""
     first: dict[str, RenderJob] = {}
+    kept: list[RenderJob] = []
     for job, path in built:
         other = first.get(job.job_id) or first.get(job.output_name)
         if other is None:
             first[job.job_id] = first[job.output_name] = job
+            kept.append(job)
+            continue
+        copies = _copied_files(job, other)
+        if other.job_id == job.job_id and copies:
+            for copy, original in copies:
+                notice = (f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
+                          f"its jobs render once, as {Path(original).stem}")
+                if notice not in notices:
+                    notices.append(notice)
             continue
         made_by = other.source + (f" with {other.variant}" if other.variant else "")
         problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by})")
+    return kept
+
+
+def _copied_files(job: RenderJob, other: RenderJob) -> list[tuple[str, str]]:
+    """(file of job, file of other) for each input the two name differently."""
+    pairs = list(zip((job.content, *job.styles), (other.content, *other.styles)))
+    return [(mine, theirs) for mine, theirs in pairs if mine != theirs]
+
+
+def _shown(path: str, base: Path) -> str:
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return path

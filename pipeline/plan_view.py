@@ -31,6 +31,8 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan) -> None:
         + describe(the_plan, manifest.output_dir),
         markup=False, highlight=False,
     )
+    for notice in manifest.notices:
+        console.print(f"note: {notice}", markup=False, highlight=False)
 
 
 def _cached_styles(the_plan: Plan) -> tuple[int, int]:

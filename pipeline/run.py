@@ -81,6 +81,8 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
     with OutputLock(output_dir, wait=options.wait):
         live = sys.stderr.isatty() if options.live is None else options.live
         setup_logging(output_dir / "nst.log", plain_to_stderr=not live, quiet=options.quiet)
+        for notice in manifest.notices:
+            log.warning("%s: %s", manifest.path.name, notice)
         the_plan = make_plan(manifest, options)
         jobs = select(manifest.jobs, options.only)
         recorder = Recorder(output_dir, jobs, title=manifest.path.stem, manifest=str(manifest.path))

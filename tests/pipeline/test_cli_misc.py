@@ -175,3 +175,19 @@ def test_make_render_renders_a_manifest(gallery_dir, tmp_path):
     assert [r["status"] for r in result_lines(tmp_path / "out")] == ["done"]
     with Image.open(pngs(tmp_path / "out")[0]) as image:
         assert max(image.size) == TINY["size"]
+
+
+@pytest.mark.slow
+def test_a_copied_photo_is_a_note_in_the_plan_and_a_warning_in_the_run(gallery_dir, tmp_path):
+    content, style = gallery_dir / "content", gallery_dir / "style" / "night_cafe.jpg"
+    shutil.copy(content / "chelsea.jpg", content / "chelsea (1).jpg")
+    manifest = write_manifest(tmp_path / "m.yaml", [content / "chelsea.jpg", content / "chelsea (1).jpg"], [style])
+    planned = nst("plan", manifest, cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    assert "1 to render" in planned.stdout
+    assert re.search(r"note: .*chelsea \(1\)\.jpg has the same bytes as .*chelsea\.jpg: "
+                     r"its jobs render once, as chelsea", planned.stdout), explain(planned)
+    rendered = render(manifest)
+    assert rendered.returncode == 0, explain(rendered)
+    assert re.search(r"WARNING m\.yaml: .*chelsea \(1\)\.jpg has the same bytes", rendered.stderr), explain(rendered)
+    assert len(pngs(tmp_path / "out")) == 1

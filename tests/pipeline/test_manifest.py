@@ -4,6 +4,7 @@ Bad manifests, unreadable files and finding a manifest by name: test_manifest_er
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -216,3 +217,24 @@ def test_importing_the_manifest_module_does_not_import_torch() -> None:
     code = "import pipeline.manifest, sys; assert 'torch' not in sys.modules, 'torch was imported'"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_a_byte_for_byte_copy_renders_once_with_a_notice(gallery: Path) -> None:
+    # A photo folder often holds a copy ("IMG_1 (1).jpg"). The job id hashes the
+    # bytes, so the copy's jobs would be the same jobs: left out, with a notice.
+    shutil.copy(gallery / "images" / "content" / "a.jpg", gallery / "images" / "content" / "z-copy.jpg")
+    shutil.copy(gallery / "images" / "style" / "s1.jpg", gallery / "images" / "style" / "s9.jpg")
+    manifest = load(
+        gallery,
+        """
+        jobs:
+          - contents: images/content/
+            styles: [images/style/s1.jpg, images/style/s9.jpg, images/style/s2.jpg]
+        """,
+    )
+    assert sorted((j.content_label, j.style_label) for j in manifest.jobs) == [
+        ("a", "s1"), ("a", "s2"), ("b", "s1"), ("b", "s2")]
+    assert manifest.notices == (
+        "images/style/s9.jpg has the same bytes as images/style/s1.jpg: its jobs render once, as s1",
+        "images/content/z-copy.jpg has the same bytes as images/content/a.jpg: its jobs render once, as a",
+    )
