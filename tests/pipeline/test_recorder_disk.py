@@ -32,13 +32,16 @@ def test_results_sheet_and_summary_that_cannot_be_written_are_warnings(tmp_path)
     job = _job()
     recorder = Recorder(tmp_path, [job], title="t", manifest="m.yaml")
     warnings = _Warnings()
-    logging.getLogger("nst").addHandler(warnings)
+    nst_log = logging.getLogger("nst")
+    # Only this handler while the limit holds: one an earlier in-process run left
+    # (a file, or pytest's captured stderr) would hit the limit too, and fail.
+    earlier, nst_log.handlers = nst_log.handlers, [warnings]
     try:
         with file_size_limit(64):  # smaller than any of the three files
             record = recorder.record(job, {"job_id": job.job_id, "status": "failed", "error": "bad image"})
             summary = recorder.write_summary(1, ["cpu"], skipped=0)
     finally:
-        logging.getLogger("nst").removeHandler(warnings)
+        nst_log.handlers = earlier
     assert record["status"] == "failed" and summary["failed"] == 1
     # The kernel takes the first 64 bytes of the line, then refuses the rest.
     assert re.fullmatch(r"could not append to results.jsonl: short write, 64 of \d+ bytes \(is the disk full\?\)",
