@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from .events import timeout_reason
 from .jobs import RenderJob, WorkerOptions
 
 _engine = None
@@ -119,6 +120,5 @@ class _Deadline:
         """A job the deadline cancelled fails, as past job_timeout in a local run."""
         if record.get("status") != "interrupted":
             return record  # finished (or failed) before the deadline
-        shared = f" (a batch of {batch} jobs)" if batch > 1 else ""
-        reason = f"timed out after {self.seconds:g} s on {record.get('device', 'a Dask worker')}{shared}"
+        reason = timeout_reason(self.seconds, record.get("device", "a Dask worker"), batch)
         return {**record, "status": "failed", "error": reason}

@@ -12,7 +12,6 @@ ratio (which the plan does not know without opening every image) cancels.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from nst_engine.settings import RenderSettings
 
-from .outputs import read_results
+from .outputs import read_results, read_summary
 from .scheduler import Plan
 
 # Seconds per iteration per megapixel of output on the project's 2-core
@@ -61,16 +60,19 @@ def describe(the_plan: Plan, output_dir: Path) -> str:
 
 def measured_speed(output_dir: Path) -> MeasuredSpeed | None:
     """Seconds per unit of work of the latest renders, on the device the latest one used."""
-    renders = sorted(
-        (record for record in read_results(output_dir).values() if _per_unit(record) is not None),
-        key=lambda record: str(record.get("finished_at", "")),
-    )
+    renders = []  # (finished at, device, seconds per unit), for the renders that can tell
+    for record in read_results(output_dir).values():
+        per_unit = _per_unit(record)
+        if per_unit is not None:
+            stats = record["stats"]
+            device = stats.get("device_name") or stats.get("device", "?")
+            renders.append((str(record.get("finished_at", "")), device, per_unit))
     if not renders:
         return None
-    device = renders[-1]["stats"].get("device_name") or renders[-1]["stats"].get("device", "?")
-    same = [r for r in renders if (r["stats"].get("device_name") or r["stats"].get("device", "?")) == device]
-    recent = same[-RECENT_RENDERS:]
-    return MeasuredSpeed(statistics.median(_per_unit(r) for r in recent), len(recent), device)
+    renders.sort(key=lambda render: render[0])
+    latest_device = renders[-1][1]
+    recent = [per_unit for _, device, per_unit in renders if device == latest_device][-RECENT_RENDERS:]
+    return MeasuredSpeed(statistics.median(recent), len(recent), latest_device)
 
 
 def _per_unit(record: dict[str, Any]) -> float | None:
@@ -89,11 +91,10 @@ def _per_unit(record: dict[str, Any]) -> float | None:
 
 def _last_run_devices(output_dir: Path) -> list[str]:
     """The local devices the last run used (none for a Dask cluster: its size is not known here)."""
-    try:
-        summary = json.loads((Path(output_dir) / "summary.json").read_text(encoding="utf-8"))
-        devices = [str(d) for d in summary.get("devices", [])]
-    except (OSError, ValueError, AttributeError):
+    devices = read_summary(output_dir).get("devices")
+    if not isinstance(devices, list):
         return []
+    devices = [str(d) for d in devices]
     return [] if any(d.startswith("dask:") for d in devices) else devices
 
 

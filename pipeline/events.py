@@ -34,6 +34,12 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def timeout_reason(seconds: float, device: str, batch: int) -> str:
+    """Why jobs stopped at their time limit failed, the same for a local and a Dask run."""
+    shared = f" (a batch of {batch} jobs)" if batch > 1 else ""
+    return f"timed out after {seconds:g} s on {device}{shared}"
+
+
 def failure_record(job: RenderJob, reason: str) -> dict[str, Any]:
     """A failed result made by the parent (timeout, dead worker), not by a worker."""
     return {

@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from multiprocessing.connection import wait
 
-from .events import Listener, StopSignal, failure_record
+from .events import Listener, StopSignal, failure_record, timeout_reason
 from .jobs import RenderJob, checkpoint_path
 from .scheduler import DEFAULT_BATCH_CAP, next_batch
 from .worker_handle import WorkerHandle
@@ -134,9 +134,8 @@ class LocalExecutor:
         if allowed is not None and worker.busy and worker.busy_seconds() > allowed:
             held = worker.kill()
             self._discard_partial_checkpoints(worker, held)
-            shared = f" (a batch of {worker.assigned} jobs)" if worker.assigned > 1 else ""
             for job in held:
-                self._close(job, f"timed out after {allowed:g} s on {worker.device}{shared}")
+                self._close(job, timeout_reason(allowed, worker.device, worker.assigned))
             return self._restart(worker)
         if worker.alive or worker.retired:
             return worker

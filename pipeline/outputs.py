@@ -34,6 +34,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 RESULTS_FILE = "results.jsonl"
+SUMMARY_FILE = "summary.json"  # the last run: counts, devices, manifest (recorder.write_summary)
 JOB_ID_KEY = "nst:job_id"
 SETTINGS_KEY = "nst:settings"
 THUMBS_DIR = "thumbs"
@@ -175,6 +176,16 @@ def read_results(output_dir: Path) -> dict[str, dict[str, Any]]:
         if isinstance(record, dict) and isinstance(record.get("job_id"), str):
             latest[record["job_id"]] = record
     return latest
+
+
+
+def read_summary(output_dir: Path) -> dict[str, Any]:
+    """The last run's summary, or {} when there is none or it cannot be read."""
+    try:
+        summary = json.loads((Path(output_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 # -- deciding whether a job is already done -------------------------------------

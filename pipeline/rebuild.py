@@ -9,7 +9,7 @@ from nst_engine.settings import RenderSettings
 
 from .errors import PipelineError
 from .jobs import RenderJob
-from .outputs import read_results
+from .outputs import read_results, read_summary
 from .reporter import write_contact_sheet
 
 
@@ -62,8 +62,5 @@ def _title(output_dir: Path, manifest) -> str:
     last run recorded in summary.json, else the folder's name."""
     if manifest is not None:
         return manifest.path.stem
-    try:
-        recorded = json.loads((output_dir / "summary.json").read_text(encoding="utf-8"))["manifest"]
-        return Path(str(recorded)).stem or output_dir.name
-    except (OSError, ValueError, KeyError, TypeError):
-        return output_dir.name
+    recorded = read_summary(output_dir).get("manifest")
+    return (Path(recorded).stem if isinstance(recorded, str) else "") or output_dir.name

@@ -17,6 +17,7 @@ from typing import Any
 from .events import utc_now
 from .jobs import RenderJob, checkpoint_path, weights_identity
 from .outputs import (
+    SUMMARY_FILE,
     append_result,
     ensure_thumbnail,
     read_results,
@@ -174,9 +175,9 @@ class Recorder:
             "versions": self._versions,
         }
         try:
-            write_json_atomic(self.output_dir / "summary.json", summary)
+            write_json_atomic(self.output_dir / SUMMARY_FILE, summary)
         except OSError as error:
-            log.warning("could not write summary.json: %s", _reason(error))
+            log.warning("could not write %s: %s", SUMMARY_FILE, _reason(error))
         return summary
 
 

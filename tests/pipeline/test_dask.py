@@ -98,15 +98,20 @@ def test_in_process_cluster_renders_the_same_gallery(reference, one_torch_thread
     assert "dask:" in summary
 
 
-def test_two_process_cluster_renders_the_same_gallery(reference, monkeypatch):
+def _render_on_worker_processes(reference, workers, name):
+    """The gallery rendered on a LocalCluster of `workers` single-thread processes; (out, their pids)."""
     from distributed import LocalCluster
 
-    monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
-        out = _render_on(cluster, reference, "processes")
+        out = _render_on(cluster, reference, name)
         with distributed.Client(cluster) as client:
-            worker_pids = set(client.run(os.getpid).values())
+            return out, set(client.run(os.getpid).values())
+
+
+def test_two_process_cluster_renders_the_same_gallery(reference, monkeypatch):
+    monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
+    out, worker_pids = _render_on_worker_processes(reference, 2, "processes")
     assert len(worker_pids) == 2
     _assert_same_gallery(out, reference / "out-local")
     assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
@@ -115,14 +120,8 @@ def test_two_process_cluster_renders_the_same_gallery(reference, monkeypatch):
 def test_a_cluster_of_one_single_thread_worker_renders_there_not_here(reference, monkeypatch):
     # joblib ran the tasks in the submitting process when the cluster had one
     # thread in all: a one-GPU cluster rendered on the wrong machine.
-    from distributed import LocalCluster
-
     monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
-        out = _render_on(cluster, reference, "one-thread")
-        with distributed.Client(cluster) as client:
-            worker_pids = set(client.run(os.getpid).values())
+    out, worker_pids = _render_on_worker_processes(reference, 1, "one-thread")
     assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
     assert os.getpid() not in worker_pids
     _assert_same_gallery(out, reference / "out-local")
