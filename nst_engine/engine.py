@@ -69,8 +69,8 @@ class Engine:
         self.cache = StyleTargetCache(Path(directory) if directory else None)
         self.progress_every = max(1, progress_every)
         self.checkpoint_every = checkpoint_every
-        self._loaded: dict[str, LoadedWeights] = {}
-        self._networks: dict[tuple[str, str], _Network] = {}
+        self._loaded: dict[str | tuple[str, int, int], LoadedWeights] = {}
+        self._networks: dict[tuple[object, str], _Network] = {}
 
     @property
     def device_name(self) -> str:
@@ -95,11 +95,12 @@ class Engine:
         and NHWC is the layout cuDNN's bf16 tensor-core kernels want. fp32 stays
         NCHW, where channels-last was 12% slower at 128 px (docs/benchmarks.md).
         """
-        key = (weights, precision)
+        source = _weights_version(weights)
+        key = (source, precision)
         if key not in self._networks:
-            if weights not in self._loaded:
-                self._loaded[weights] = load_weights(weights)
-            loaded = self._loaded[weights]
+            if source not in self._loaded:
+                self._loaded[source] = load_weights(weights)
+            loaded = self._loaded[source]
             dtype = torch.bfloat16 if precision == "bf16" else self.dtype
             module = build_network(loaded, self.device).to(dtype)
             if precision == "bf16":
@@ -248,6 +249,16 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _weights_version(weights: str) -> str | tuple[str, int, int]:
+    """A weight source as loaded: a .pth file's path with its size and mtime, so
+    an engine that outlives a run (a Dask worker's) reads a replaced file again."""
+    try:
+        stat = Path(weights).stat() if weights not in ("caffe", "torchvision") else None
+    except OSError:
+        stat = None  # load_weights says what is wrong with it
+    return (weights, stat.st_size, stat.st_mtime_ns) if stat else weights
 
 
 def _resumed_iterations(request: RenderRequest) -> int:

@@ -103,11 +103,12 @@ def initial_pixels(engine: Engine, requests, prepared, stage: int, size, content
         w, h = size
         # Bicubic overshoots at edges; the optimiser keeps pixels in range, so start there.
         return F.interpolate(previous, size=(h, w), mode="bicubic", align_corners=False).clamp_(*PIXEL_RANGE)
-    starts = [_init_one(engine, r.settings, content_t[i : i + 1], size) for i, r in enumerate(requests)]
+    starts = [_init_one(engine, r, content_t[i : i + 1], size) for i, r in enumerate(requests)]
     return torch.cat(starts).contiguous()
 
 
-def _init_one(engine: Engine, settings, content: torch.Tensor, size) -> torch.Tensor:
+def _init_one(engine: Engine, request, content: torch.Tensor, size) -> torch.Tensor:
+    settings = request.settings
     if settings.init == "content":
         return content.clone()
     if settings.init == "noise":
@@ -115,6 +116,7 @@ def _init_one(engine: Engine, settings, content: torch.Tensor, size) -> torch.Te
         generator = torch.Generator().manual_seed(settings.seed)
         noise = torch.rand(content.shape, generator=generator)
         return noise.to(engine.device, engine.dtype)
-    image = images.fit_longest_side(images.load_image(settings.init), max(size), upscale=True)
+    image = request.init_image if request.init_image is not None else images.load_image(settings.init)
+    image = images.fit_longest_side(image, max(size), upscale=True)
     image = image.resize(size)
     return images.to_tensor(image, device=engine.device, dtype=engine.dtype)

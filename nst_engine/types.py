@@ -34,6 +34,9 @@ class RenderRequest:
     styles: tuple[Image.Image, ...]
     settings: RenderSettings
     resume: Checkpoint | None = None
+    # settings.init's image when it names a file, already loaded (a remote Dask
+    # worker gets the bytes, not the file); None: the engine reads the path.
+    init_image: Image.Image | None = None
 
 
 @dataclass(frozen=True)

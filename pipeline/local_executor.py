@@ -61,6 +61,7 @@ class LocalExecutor:
         self._pending = list(todo)
         self._open = {job.job_id for job in todo}
         self._attempts: dict[str, int] = {}
+        self._retry_alone: set[str] = set()
         self._listener = listener
         self._last_fatal = ""
         workers = [self._start(slot, device) for slot, device in enumerate(self.devices)]
@@ -147,10 +148,14 @@ class LocalExecutor:
         exit_code = worker.process.exitcode
         held = worker.take_held()
         self._discard_partial_checkpoints(worker, held)
-        for job in held:
+        for job in reversed(held):
             self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
             if self._attempts[job.job_id] < MAX_ATTEMPTS:
-                self._pending.insert(0, job)  # retried next, on whichever worker is free
+                # Retried next, on whichever worker is free, and alone: if one
+                # image of a batch kills its worker, the others must not die
+                # with it a second time and fail too.
+                self._pending.insert(0, job)
+                self._retry_alone.add(job.job_id)
             else:
                 self._close(job, f"worker process died twice under this job (exit code {exit_code})")
         return self._restart(worker)
@@ -171,7 +176,8 @@ class LocalExecutor:
                 return
             if not worker.idle:
                 continue
-            batch = next_batch(
+            retry = next((job for job in self._pending if job.job_id in self._retry_alone), None)
+            batch = [retry] if retry is not None else next_batch(
                 self._pending, worker.held_styles,
                 batch_cap=self.batch_cap, max_batch_pixels=self._batch_room(worker), workers=able,
             )
@@ -187,8 +193,12 @@ class LocalExecutor:
             for worker in workers:
                 worker.request_stop()
             deadline = time.monotonic() + SHUTDOWN_SECONDS
+            # Keep reading while they leave: a render that ends now (one that
+            # finished as the grace period ran out) still has its result saved.
+            while time.monotonic() < deadline and any(w.process.is_alive() for w in workers):
+                self._pump(workers)
             for worker in workers:
-                worker.process.join(max(0.0, deadline - time.monotonic()))
+                self._read(worker)
         for worker in workers:
             if worker.process.is_alive():
                 self._discard_partial_checkpoints(worker, worker.kill())

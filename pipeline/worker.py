@@ -12,7 +12,9 @@ import fnmatch
 import io
 import json
 import os
+import signal
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 import torch
 
-from nst_engine import EngineError, RenderCancelledError
+from nst_engine import EngineError, RenderCancelledError, RenderDivergedError
 from nst_engine.engine import Engine
 from nst_engine.images import check_size, load_image
 from nst_engine.types import Checkpoint, RenderRequest
@@ -32,7 +34,10 @@ from .outputs import JOB_ID_KEY, SETTINGS_KEY, encode_png
 # (the history is 2 × history × pixels × 3 floats, the largest buffer after the
 # activations). Never a smaller image: the output keeps the size asked for.
 FALLBACK_HISTORY = 10
-INJECT_OOM_ENV = "NST_TEST_INJECT_OOM"  # test hook: fnmatch pattern on output names
+# Test hooks, fnmatch patterns on output names: raise CUDA's out-of-memory error
+# on a first attempt, or kill this process as a segfault would (any device).
+INJECT_OOM_ENV = "NST_TEST_INJECT_OOM"
+INJECT_CRASH_ENV = "NST_TEST_INJECT_CRASH"
 
 
 # Rough device memory one image needs, per output pixel: VGG19 activations kept
@@ -79,26 +84,48 @@ def render_task(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     inputs: dict[str, bytes] | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Render `jobs` (one batch when they are compatible); one result dict per job.
 
     `inputs` maps image paths to their bytes when the files are not on this
-    machine (Dask workers on other hosts).
+    machine (Dask workers on other hosts). `on_result` gets each result as soon
+    as its group is done, so a later group that crashes the process cannot take
+    finished images with it.
     """
+    _maybe_crash(jobs)
     results: dict[str, dict[str, Any]] = {}
+
+    def finish(job: RenderJob, record: dict[str, Any]) -> None:
+        results[job.job_id] = record
+        if on_result is not None:
+            on_result(record)
+
     ready: list[tuple[RenderJob, RenderRequest]] = []
     for job in jobs:
         try:
             ready.append((job, _request(job, options, inputs or {})))
         except EngineError as error:
-            results[job.job_id] = _failed(engine, job, str(error))
+            finish(job, _failed(engine, job, str(error)))
+        except Exception as error:  # a bug, not a bad input: this job fails, the others go on
+            finish(job, internal_error(engine, job, error))
     fresh = [(j, r) for j, r in ready if r.resume is None]
     resumed = [[(j, r)] for j, r in ready if r.resume is not None]  # alone: own start point
-    groups = ([fresh] if fresh else []) + resumed
-    for group in groups:
-        for job, outcome in _render_group(engine, group, options, on_progress, should_cancel):
-            results[job.job_id] = outcome
+    for group in ([fresh] if fresh else []) + resumed:
+        try:
+            outcomes = _render_group(engine, group, options, on_progress, should_cancel)
+        except Exception as error:  # a bug, not a bad input: this group fails, the others go on
+            outcomes = [(job, internal_error(engine, job, error)) for job, _ in group]
+        for job, outcome in outcomes:
+            finish(job, outcome)
     return [results[job.job_id] for job in jobs]
+
+
+def internal_error(engine: Engine | None, job: RenderJob, error: BaseException) -> dict[str, Any]:
+    """The result of a job that hit a bug (not a bad input): failed, with the exception's last line."""
+    detail = traceback.format_exception_only(type(error), error)[-1].strip()
+    base = _base(engine, job) if engine is not None else {"job_id": job.job_id, "worker_pid": os.getpid()}
+    return {**base, "status": "failed", "error": f"internal error: {detail}"}
 
 
 def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -> RenderRequest:
@@ -111,7 +138,9 @@ def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -
     deepest = job.settings.deepest_layer()
     for path, image in zip((job.content, *job.styles), (content, *styles)):
         check_size(image.size, deepest, name=Path(path).name)
-    return RenderRequest(content, styles, job.settings, _load_checkpoint(options, job))
+    init = job.settings.init
+    init_image = load(init) if init not in ("content", "noise") else None
+    return RenderRequest(content, styles, job.settings, _load_checkpoint(options, job), init_image)
 
 
 def _render_group(engine, group, options, on_progress, should_cancel):
@@ -127,6 +156,9 @@ def _render_group(engine, group, options, on_progress, should_cancel):
     except RenderCancelledError:  # during the fallback too
         return [(job, _interrupted(engine, job)) for job in jobs]
     seconds = time.perf_counter() - started
+    for job, outcome in zip(jobs, outcomes):
+        if isinstance(outcome, RenderDivergedError):  # resumed, it would blow up again
+            checkpoint_path(options.output_dir, job.job_id).unlink(missing_ok=True)
     return [
         (job, _result(engine, job, outcome, seconds, fallback)) for job, outcome in zip(jobs, outcomes)
     ]
@@ -193,6 +225,12 @@ def _free_device_memory(engine: Engine) -> None:
         torch.cuda.empty_cache()
 
 
+def _maybe_crash(jobs: Sequence[RenderJob]) -> None:
+    pattern = os.environ.get(INJECT_CRASH_ENV)
+    if pattern and any(fnmatch.fnmatch(job.output_name, pattern) for job in jobs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _maybe_inject_oom(jobs: Sequence[RenderJob]) -> None:
     """Test hook: raise CUDA's out-of-memory error on a first attempt, on any device."""
     pattern = os.environ.get(INJECT_OOM_ENV)
@@ -249,6 +287,8 @@ def _save_checkpoint(options: WorkerOptions, job: RenderJob, checkpoint: Checkpo
     torch.save writing to a file reports a failed write as a RuntimeError from
     its zip writer ("enforce fail at inline_container.cc"), not as an OSError.
     """
+    if not torch.isfinite(checkpoint.pixels).all():
+        return  # a render blowing up: resuming from here would only fail again
     path = checkpoint_path(options.output_dir, job.job_id)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     buffer = io.BytesIO()
@@ -268,9 +308,12 @@ def _load_checkpoint(options: WorkerOptions, job: RenderJob) -> Checkpoint | Non
     if not path.is_file():
         return None
     try:
-        return Checkpoint.from_state(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception:
-        path.unlink(missing_ok=True)  # damaged: start over rather than fail the job
-        return None
+        checkpoint = Checkpoint.from_state(torch.load(path, map_location="cpu", weights_only=True))
+        if torch.isfinite(checkpoint.pixels).all():
+            return checkpoint
+    except Exception:  # noqa: BLE001 (damaged: handled below)
+        pass
+    path.unlink(missing_ok=True)  # damaged or blown up: start over rather than fail the job
+    return None
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
-import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
 from .jobs import WorkerOptions
-from .worker import build_engine, max_batch_pixels, render_task
+from .worker import build_engine, internal_error, max_batch_pixels, render_task
 
 
 def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection) -> None:
@@ -29,16 +28,17 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
         return
     identity = {"pid": os.getpid(), "device_name": engine.device_name}
     held_styles: set[str] = set()
-    cancelled = False
+    cancelled = leaving = False
 
     def should_cancel() -> bool:
-        nonlocal cancelled
+        nonlocal cancelled, leaving
         while not cancelled and conn.poll():
             kind, _ = conn.recv()
             cancelled = kind in ("cancel", "stop")
+            leaving = kind == "stop"  # read here, it must still end the loop below
         return cancelled
 
-    while True:
+    while not leaving:
         _send(conn, "ready", {**identity, "held_styles": sorted(held_styles),
                               "max_batch_pixels": max_batch_pixels(engine)})
         message = _receive(conn, parent)
@@ -47,19 +47,25 @@ def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection
         kind, jobs = message
         if kind != "task" or cancelled:
             continue
-        try:
-            results = render_task(
-                engine, jobs, options,
-                on_progress=lambda event: _send(conn, "progress", event),
-                should_cancel=should_cancel,
-            )
-        except Exception as error:  # a bug, not a bad input: report it, keep the worker
-            detail = traceback.format_exception_only(type(error), error)[-1].strip()
-            results = [{"job_id": j.job_id, "status": "failed", "worker_pid": os.getpid(),
-                        "error": f"internal error: {detail}"} for j in jobs]
-        for job, result in zip(jobs, results):
-            held_styles.update(job.styles)
-            _send(conn, "result", result)
+        _run_task(engine, jobs, options, conn, should_cancel)
+        held_styles.update(style for job in jobs for style in job.styles)
+
+
+def _run_task(engine, jobs, options: WorkerOptions, conn: Connection, should_cancel) -> None:
+    """Render a task, sending each result as soon as it exists."""
+    sent: set[str] = set()
+
+    def send_result(result: dict[str, Any]) -> None:
+        sent.add(result["job_id"])
+        _send(conn, "result", result)
+
+    try:
+        render_task(engine, jobs, options, on_progress=lambda event: _send(conn, "progress", event),
+                    should_cancel=should_cancel, on_result=send_result)
+    except Exception as error:  # a bug outside any one job: fail what is left, keep the worker
+        for job in jobs:
+            if job.job_id not in sent:
+                send_result(internal_error(engine, job, error))
 
 
 def _start_engine(device: str, options: WorkerOptions, conn: Connection):

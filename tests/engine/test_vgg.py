@@ -150,6 +150,20 @@ def test_a_torchvision_layout_file_loads_with_torchvision_preprocessing(tmp_path
     assert all(torch.equal(loaded.state[k], v) for k, v in caffe_weights.state.items())
 
 
+def test_an_engine_reads_a_replaced_weight_file_again(tmp_path, caffe_weights):
+    # A Dask worker's engine outlives a run; the job id follows the new file's bytes.
+    path = tmp_path / "tv.pth"
+    torch.save(_torchvision_layout(caffe_weights), path)
+    engine = Engine("cpu", cache_dir=None)
+    first = engine.network(str(path)).weights
+    assert engine.network(str(path)).weights is first  # unchanged: loaded once
+    halved = {name: tensor / 2 for name, tensor in _torchvision_layout(caffe_weights).items()}
+    torch.save(halved, path)
+    second = engine.network(str(path)).weights
+    assert second.identity != first.identity
+    assert torch.equal(second.state["conv1_1.weight"], caffe_weights.state["conv1_1.weight"] / 2)
+
+
 def test_a_torchvision_layout_file_with_flipped_bytes_is_refused(tmp_path, caffe_weights):
     path = tmp_path / "tv.pth"
     torch.save(_torchvision_layout(caffe_weights), path)
