@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,12 +63,26 @@ def _dask_backend() -> str:
         def effective_n_jobs(self, n_jobs):
             return max(2, super().effective_n_jobs(n_jobs))
 
+        def submit(self, func, callback=None):
+            # joblib 1.6 calls `callback` only for a task that returned; when
+            # Dask gives up on one (KilledWorker: every worker that ran it
+            # died), Parallel waited for it forever. Handed the error, joblib
+            # raises it as it raises a task's own exception.
+            future = super().submit(func, callback)
+
+            def on_error(done) -> None:
+                if callback is not None and not done.cancelled() and done.exception() is not None:
+                    callback(done.exception())
+
+            future.add_done_callback(on_error)
+            return future
+
     register_parallel_backend("nst-dask", AlwaysOnDask)
     return "nst-dask"
 
 
 def _input_bytes(jobs: Sequence[RenderJob]) -> dict[str, bytes]:
-    paths = {p for job in jobs for p in (job.content, *job.styles)}
+    paths = {p for job in jobs for p in (job.content, *job.styles, job.settings.init)} - {"content", "noise"}
     payload = {}
     for path in paths:
         try:
@@ -85,35 +100,46 @@ class DaskExecutor:
         self.grace_seconds = grace_seconds
 
     def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
-        import joblib
-        from distributed import Event
-
-        from .cluster_task import render_on_cluster
-
         client, owned = _connect(self.cluster)
         try:
             workers = client.scheduler_info().get("workers", {})
             log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
-            # Running tasks poll this event (cluster_task._StopCheck): Dask cannot
-            # interrupt a task, so a Ctrl-C would otherwise wait for every
-            # running render to end, however long.
-            stopping = Event(f"nst-stop-{uuid.uuid4().hex}", client=client)
-            tasks = (
-                joblib.delayed(render_on_cluster)(
-                    [job], self.options, _input_bytes([job]), self.job_timeout,
-                    (stopping.name, client.scheduler.address),
-                )
-                for job in todo
-            )
-            with joblib.parallel_config(backend=_dask_backend(), client=client, **_gpu_resources(client)):
-                results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
-                self._collect(_read_in_background(results), todo, listener, stop, stopping)
+            pending = list(todo)
+            while pending and stop.level == 0:
+                pending = self._round(client, pending, listener, stop)
         finally:
             if owned:
                 client.close()
 
-    def _collect(self, arrivals: queue.Queue, todo, listener: Listener, stop: StopSignal, stopping) -> None:
-        """Record results as they come, and watch for a stop request between them."""
+    def _round(self, client, jobs: list[RenderJob], listener: Listener, stop: StopSignal) -> list[RenderJob]:
+        """Run `jobs` in one joblib call. Returns the jobs to run again: after
+        Dask gave up on one job, joblib drops every task it has not returned."""
+        import joblib
+        from distributed import Event
+
+        from .cluster_task import TaskChannel, render_on_cluster
+
+        channel = TaskChannel(uuid.uuid4().hex)
+        # Running tasks poll this event (cluster_task._StopCheck): Dask cannot
+        # interrupt a task, so a Ctrl-C would otherwise wait for every
+        # running render to end, however long.
+        stopping = Event(channel.stop_event, client=client)
+        tasks = (
+            joblib.delayed(render_on_cluster)([job], self.options, _input_bytes([job]), self.job_timeout, channel)
+            for job in jobs
+        )
+        with joblib.parallel_config(backend=_dask_backend(), client=client, **_gpu_resources(client)):
+            results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
+            reported, error = self._collect(_read_in_background(results), jobs, listener, stop, stopping)
+        if error is None:
+            return []
+        stopping.set()  # this round's tasks still running elsewhere stop at their next check
+        left = [job for job in jobs if job.job_id not in reported]
+        return _after_error(error, left, client.get_events(channel.start_topic), listener)
+
+    def _collect(self, arrivals: queue.Queue, todo, listener: Listener, stop: StopSignal, stopping):
+        """Record results as they come, and watch for a stop request between them.
+        Returns the ids reported, and the error that ended joblib's call, if one did."""
         by_id = {job.job_id: job for job in todo}
         reported: set[str] = set()
         grace_until: float | None = None
@@ -124,26 +150,63 @@ class DaskExecutor:
                 grace_until = time.monotonic() + self.grace_seconds
             if stop.level >= 2 or (grace_until is not None and time.monotonic() > grace_until):
                 log.warning("stopped: tasks still on the cluster are abandoned and rerun next time")
-                return
+                return reported, None
             try:
                 arrival = arrivals.get(timeout=0.2)
             except queue.Empty:
                 listener.on_idle()
                 continue
             if arrival is _END:
-                return
+                return reported, None
             if isinstance(arrival, Exception):  # e.g. KilledWorker: Dask gave up on a task
-                # joblib aborts the whole run on the first task error, so the
-                # jobs not yet back are failed with the reason and rerun next time.
-                text = str(arrival).splitlines()[0] if str(arrival) else ""
-                for job in todo:
-                    if job.job_id not in reported:
-                        listener.on_result(job, failure_record(job, f"Dask cluster: {type(arrival).__name__}: {text}"))
-                return
+                return reported, arrival
             for record in arrival:
                 record.setdefault("attempts", 1)
                 reported.add(record["job_id"])
                 listener.on_result(by_id[record["job_id"]], record)
+
+
+def _after_error(error: Exception, left: list[RenderJob], started, listener: Listener) -> list[RenderJob]:
+    """Fail the jobs to blame for the error that ended a round; the others run again."""
+    killers = _jobs_that_killed(error, left, started)
+    if not killers:  # not one job's fault (the scheduler went away...): the rest waits for next run
+        text = str(error).splitlines()[0] if str(error) else ""
+        for job in left:
+            listener.on_result(job, failure_record(job, f"Dask cluster: {type(error).__name__}: {text}"))
+        return []
+    again = [job for job in left if job.job_id not in killers]
+    for job in left:
+        if job.job_id in killers:
+            starts = killers[job.job_id]
+            log.warning("Dask gave up on %s: every worker that ran it died; %d other jobs go on",
+                        job.output_name, len(again))
+            reason = f"Dask cluster: the worker died each of the {starts} times it ran this job ({type(error).__name__})"
+            listener.on_result(job, {**failure_record(job, reason), "attempts": starts})
+    return again
+
+
+def _jobs_that_killed(error: Exception, left: Sequence[RenderJob], started: Sequence) -> dict[str, int]:
+    """The jobs to blame for a KilledWorker, with how often each started.
+
+    Dask gives up on a task when every worker that ran it died, and names the
+    last of those workers. The tasks note each start in the scheduler's event
+    log (`started`: (time, {"jobs": [...], "worker": address}) pairs). Of the
+    jobs not reported, those that started on that worker were running when it
+    died; the one that started most often is the one that keeps killing workers.
+    """
+    last_worker = getattr(getattr(error, "last_worker", None), "address", None)
+    if type(error).__name__ != "KilledWorker" or last_worker is None:
+        return {}
+    starts: Counter[str] = Counter()
+    on_last_worker: set[str] = set()
+    for _, note in started:
+        for job_id in note.get("jobs", ()):
+            starts[job_id] += 1
+            if note.get("worker") == last_worker:
+                on_last_worker.add(job_id)
+    suspects = {job.job_id: starts[job.job_id] for job in left if job.job_id in on_last_worker}
+    most = max(suspects.values(), default=0)
+    return {job_id: count for job_id, count in suspects.items() if count == most}
 
 
 _END = object()

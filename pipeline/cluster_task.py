@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
+import traceback
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .events import timeout_reason
@@ -21,22 +22,55 @@ _engine = None
 _engine_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class TaskChannel:
+    """How a run's tasks and the submitting process talk through the scheduler.
+
+    stop_event: a Dask Event the run sets to ask its tasks to stop.
+    start_topic: a scheduler event log where each task notes which jobs it
+    started, and on which worker. When Dask gives up on a task because every
+    worker that ran it died (KilledWorker), joblib does not say which job that
+    was; this log does (cluster._jobs_that_killed).
+    """
+
+    run_id: str
+
+    @property
+    def stop_event(self) -> str:
+        return f"nst-stop-{self.run_id}"
+
+    @property
+    def start_topic(self) -> str:
+        return f"nst-started-{self.run_id}"
+
+
 def render_on_cluster(
     jobs: list[RenderJob], options: WorkerOptions, inputs: dict[str, bytes],
-    job_timeout: float | None = None, stop_event: tuple[str, str] | None = None,
+    job_timeout: float | None = None, channel: TaskChannel | None = None,
 ) -> list[dict[str, Any]]:
     """Render a task's jobs on this worker's engine. It stops early, between
     iterations, when `job_timeout` per job has passed (those jobs fail) or when
-    the submitting run sets the Dask Event `stop_event` names, as (event name,
-    scheduler address) (they are interrupted, and render again next run)."""
+    the submitting run sets the channel's stop event (they are interrupted, and
+    render again next run). An exception fails this task's jobs only: raised to
+    joblib, it would end the whole run."""
+    stop = _StopCheck(channel.stop_event) if channel else None
+    if stop is not None and stop.requested():
+        return [{"job_id": job.job_id, "status": "interrupted", "error": "interrupted; resumes next run"}
+                for job in jobs]  # queued before the stop: no need to load the engine or the images
+    if channel is not None:
+        _note_start(channel, jobs)
+    try:
+        return _render(jobs, options, inputs, job_timeout, stop)
+    except Exception as error:  # a bug or a broken device, not a bad input
+        detail = traceback.format_exception_only(type(error), error)[-1].strip()
+        return [{"job_id": job.job_id, "status": "failed", "error": f"internal error: {detail}"} for job in jobs]
+
+
+def _render(jobs, options, inputs, job_timeout, stop) -> list[dict[str, Any]]:
     global _engine
     # Checkpoints live in the submitting machine's output folder, which a remote
     # worker cannot see; a cluster task that dies is rerun from the start.
     options = replace(options, checkpoint_every=0)
-    stop = _StopCheck(*stop_event) if stop_event else None
-    if stop is not None and stop.requested():
-        return [{"job_id": job.job_id, "status": "interrupted", "error": "interrupted; resumes next run"}
-                for job in jobs]  # queued before the stop: no need to load the engine or the images
     from .worker import build_engine, local_device, render_task
 
     with _engine_lock:
@@ -51,22 +85,33 @@ def render_on_cluster(
     return [deadline.failure(record, len(jobs)) for record in records]
 
 
+def _note_start(channel: TaskChannel, jobs: list[RenderJob]) -> None:
+    """Log on the scheduler that this worker starts these jobs (see TaskChannel).
+    Through the client, not the worker's batched stream: the note must reach the
+    scheduler before a crash can take the process down."""
+    try:
+        from distributed import get_client, get_worker
+
+        note = {"jobs": [job.job_id for job in jobs], "worker": get_worker().address}
+        get_client().log_event(channel.start_topic, note)
+    except Exception:  # noqa: BLE001 (not inside a Dask worker: nothing to note, nothing lost)
+        pass
+
+
 class _StopCheck:
     """Whether the submitting run asked its tasks to stop (a Dask Event).
 
-    joblib's dask backend runs a task outside the worker's context, where
-    get_worker() and get_client() find nothing, so the task reaches the
-    scheduler with a client of its own, one per worker process. Reading the
-    event is a round trip to the scheduler, so it is read at most once a
-    second. If the scheduler cannot be reached from here (the submitting
-    machine may know it by an address only it can use), the render goes on
-    without the check: a broken stop channel must not fail or slow a job.
+    The event is read through the worker's own client, which reaches the
+    scheduler by the address the worker already uses (the submitting machine
+    may know it by another). Each read is a round trip to the scheduler, so it
+    happens at most once a second. A failed read means "not asked": a broken
+    stop channel must not fail or slow a job.
     """
 
     INTERVAL = 1.0
 
-    def __init__(self, name: str, scheduler: str) -> None:
-        self._name, self._scheduler = name, scheduler
+    def __init__(self, name: str) -> None:
+        self._name = name
         self._next_read = 0.0
         self._set = False
 
@@ -74,32 +119,13 @@ class _StopCheck:
         now = time.monotonic()
         if not self._set and now >= self._next_read:
             self._next_read = now + self.INTERVAL
-            client = _client(self._scheduler)
-            if client is not None:
-                from distributed import Event
+            try:
+                from distributed import Event, get_client
 
-                try:
-                    self._set = Event(self._name, client=client).is_set()
-                except Exception:  # noqa: BLE001 (a failed read means "not asked")
-                    self._set = False
+                self._set = Event(self._name, client=get_client()).is_set()
+            except Exception:  # noqa: BLE001 (not on a Dask worker, or the scheduler is gone)
+                self._set = False
         return self._set
-
-
-CONNECT_TIMEOUT = "10s"
-_clients: dict[str, Any] = {}  # scheduler address -> this process's client, or None: unreachable
-
-
-def _client(scheduler: str):
-    """This process's client of the scheduler; tried once, so an unreachable
-    address costs one connection timeout per worker process, not one per check."""
-    if scheduler not in _clients:
-        from distributed import Client
-
-        try:
-            _clients[scheduler] = Client(scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT)
-        except Exception:  # noqa: BLE001 (OSError, TimeoutError, ...: no stop channel)
-            _clients[scheduler] = None
-    return _clients[scheduler]
 
 
 class _Deadline:

@@ -188,3 +188,39 @@ def test_a_stop_reaches_a_running_cluster_task_within_seconds(reference, one_tor
     assert sorted("device" in r for r in records.values()) == [False, True], records
     assert after_stop < 10, after_stop  # the task reads the stop at most a second late, then ends its iteration
     assert "idle" in asked  # waiting for results, the executor gave the recorder its moments
+
+
+def test_a_job_that_kills_every_worker_it_runs_on_fails_alone(reference, monkeypatch):
+    # Dask gives up on such a task (KilledWorker). joblib then waited forever
+    # for it, and, once told, dropped every other task of the run with it.
+    import signal
+    import threading
+
+    import dask
+    from distributed import LocalCluster
+
+    monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
+    monkeypatch.setenv("NST_TEST_INJECT_CRASH", "chelsea--night_cafe-*")  # the worker processes inherit it
+    manifest = write_manifest(reference, ["chelsea", "neuschwanstein"], STYLES, settings=SETTINGS,
+                              name="crash.yaml", output="out-crash")
+    # Should the run hang, a Ctrl-C ends it (exit 130) instead of the suite.
+    watchdog = threading.Timer(150, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+    ) as cluster:
+        watchdog.start()
+        try:
+            code = execute(load_manifest(manifest),
+                           RenderOptions(cluster=cluster.scheduler_address, live=False, quiet=True))
+        finally:
+            watchdog.cancel()
+    records = {r["output"].split("-")[0] + "×" + r["output"].split("--")[1].rsplit("-", 1)[0]: r
+               for r in results(reference / "out-crash")}
+    assert code == 1, records
+    assert {name: (r["status"], r.get("error")) for name, r in records.items()} == {
+        "chelsea×starry_night": ("done", None),
+        # allowed-failures 1: Dask gives up once the second worker running it dies.
+        "chelsea×night_cafe": ("failed", "Dask cluster: the worker died each of the 2 times it ran this job"
+                                         " (KilledWorker)"),
+        "neuschwanstein×starry_night": ("done", None), "neuschwanstein×night_cafe": ("done", None),
+    }

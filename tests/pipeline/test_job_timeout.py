@@ -102,17 +102,14 @@ def test_a_dask_task_stops_itself_at_its_deadline_and_fails_only_what_it_stopped
     assert deadline.failure(stopped, 2)["error"] == "timed out after 0 s on cuda:1 (a batch of 2 jobs)"
 
 
-def test_a_scheduler_a_task_cannot_reach_costs_one_attempt_and_no_stop(monkeypatch):
+def test_outside_a_dask_worker_the_stop_check_reads_not_asked_and_waits_a_second():
+    # A broken stop channel must never fail or slow a render.
     import time
 
     from pipeline import cluster_task
 
-    monkeypatch.setattr(cluster_task, "CONNECT_TIMEOUT", "1s")
-    monkeypatch.setattr(cluster_task, "_clients", {})
-    check = cluster_task._StopCheck("nst-stop-x", "tcp://127.0.0.1:9")  # nothing listens there
-    assert check.requested() is False
-    assert cluster_task._clients == {"tcp://127.0.0.1:9": None}
-    check._next_read = 0.0  # due again at once
+    check = cluster_task._StopCheck("nst-stop-x")  # no Dask worker, no client here
     started = time.monotonic()
     assert check.requested() is False
-    assert time.monotonic() - started < 0.5  # no second connection attempt
+    assert check._next_read > started  # the next read waits its interval
+    assert time.monotonic() - started < 0.5
