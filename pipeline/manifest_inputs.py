@@ -160,26 +160,12 @@ def resolve_settings(overrides: Layer, fallback: Loc, problems: Problems) -> Ren
             return None if bad else settings
         except SettingsError as exc:
             key, message = exc.field, exc.message
-        except (TypeError, ValueError) as exc:
-            # A shape with_overrides cannot even coerce, e.g. style_blend: [a, b].
-            key = next((k for k in pending if not _coerces(k, pending[k].value)), "settings")
-            message = f"cannot use this value ({exc})"
         bad = True
         if key not in pending:
             problems.add(fallback, f"{key}: {message}")
             return None
         problems.add(pending.pop(key).path, message)
     return None
-
-
-def _coerces(key: str, value: Any) -> bool:
-    try:
-        _DEFAULTS.with_overrides(**{key: value})
-    except SettingsError:
-        return True  # coerced fine, just not valid on its own
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 _NAME_FIELDS = ("content", "style", "variant")

@@ -60,6 +60,15 @@ BAD = [
     ("duplicate_key", "settings: {size: 64}\nsettings: {size: 128}\n" + PAIR, "bad.yaml:2: duplicate key 'settings'", "first on line 1"),
     ("sweep_repeats_a_value", PAIR + "    sweep: {style_weight: [1000, 1000.0]}\n", "bad.yaml:2: jobs[0]: duplicate output", "(also made by jobs[0] with style_weight=1000)"),
     ("key_not_text", "1: x\n" + PAIR, "bad.yaml:1: keys must be text, got 1", "text"),
+    # true/false must be YAML booleans: a quoted "no" is truthy text and would turn the option on.
+    ("bool_as_text", "settings: {preserve_color: 'no'}\n" + PAIR, "bad.yaml:1: settings.preserve_color:", "expected true or false, got 'no'"),
+    ("bool_swept_as_text", PAIR + "    sweep: {preserve_color: [true, 'false']}\n", "bad.yaml:4: jobs[0].sweep.preserve_color[1]:", "expected true or false, got 'false'"),
+    ("bool_as_number", PAIR + "    settings:\n      upscale: 1\n", "bad.yaml:5: jobs[0].settings.upscale:", "expected true or false, got 1"),
+    ("number_as_bool", "settings: {size: true}\n" + PAIR, "bad.yaml:1: settings.size:", "must be a whole number, got true"),
+    ("float_as_bool", "settings: {style_weight: yes}\n" + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got true"),
+    ("layer_weight_as_bool", "settings: {style_layers: {relu1_1: true}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "got {relu1_1: true}"),
+    ("scales_not_a_list", "settings: {scales: 256}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected a list of sizes like [256, 512], got 256"),
+    ("scales_descending", "settings: {size: 64, scales: [64, 32]}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected increasing sizes like [256, 512], got [64, 32]"),
     ("settings_not_a_mapping", "settings: [size, 64]\n" + PAIR, "bad.yaml:1: settings:", "expected a mapping, got a list"),
 ]
 
