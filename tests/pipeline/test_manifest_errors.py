@@ -112,6 +112,48 @@ def test_every_problem_is_listed_at_once(gallery: Path) -> None:
     assert caught.value.problems[1] == Problem("m.yaml", 3, "settings.size", "must be a whole number, got 'big'")
 
 
+def test_structural_and_semantic_problems_are_listed_together(gallery: Path) -> None:
+    # A bad item or key used to hide every later check of its entry: each of
+    # these lines showed up only once the ones above it were fixed.
+    text = """
+        jobs:
+          - content: 7
+            style: null
+          - content: images/content/a.jpg
+            styles:
+              - blend: images/style/
+              - blend: [images/style/s1.jpg, images/style/s2.jpg]
+                wieghts: [1, 2]
+              - blend: [images/style/s1.jpg, images/style/s2.jpg]
+                weights: [0.7]
+              - blend: [images/style/s1.jpg]
+              - blend: [images/style/s1.jpg, images/style/s3.jpg]
+                weights: [-1, 2]
+              - blend: [images/style/s2.jpg, images/style/s3.jpg]
+                weights: [0, 0]
+              - images/style/nope.jpg
+          - contents: [images/content/a.jpg, 5, images/content/nope.jpg]
+            style: images/style/s1.jpg
+            settings: {size: 1}
+        """
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    assert str(caught.value).splitlines() == [
+        "m.yaml:2: jobs[0].content: expected text, got 7",
+        "m.yaml:3: jobs[0].style: expected an image file, folder, glob or blend, got nothing",
+        "m.yaml:6: jobs[1].styles[0].blend: expected a list, got 'images/style/'",
+        "m.yaml:8: jobs[1].styles[1]: unknown key 'wieghts' (did you mean 'weights'?)",
+        "m.yaml:10: jobs[1].styles[2].weights: has 1 weights but the blend has 2 styles",
+        "m.yaml:11: jobs[1].styles[3].blend: a blend needs at least 2 styles, got 1",
+        "m.yaml:13: jobs[1].styles[4].weights: weights must be non-negative and not all 0",
+        "m.yaml:15: jobs[1].styles[5].weights: weights must be non-negative and not all 0",
+        "m.yaml:16: jobs[1].styles[6]: no such file 'images/style/nope.jpg'",
+        "m.yaml:17: jobs[2].contents[1]: expected text, got 5",
+        "m.yaml:17: jobs[2].contents[2]: no such file 'images/content/nope.jpg'",
+        "m.yaml:19: jobs[2].settings.size: must be between 32 and 8192 px, got 1",
+    ]
+
+
 def test_unreadable_manifests_are_errors_not_tracebacks(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="no such manifest"):
         load_manifest(tmp_path / "missing.yaml")
