@@ -41,7 +41,9 @@ def expand_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
                 return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
             return [p.resolve() for p in found], None
         if not path.is_file():
-            return [], f"no such file '{spec}'"
+            # A trailing slash says the user meant a folder; "no such file" would mislead.
+            kind = "folder" if spec.endswith(("/", os.sep)) else "file"
+            return [], f"no such {kind} '{spec}'"
     except OSError as exc:
         return [], f"cannot read '{spec}': {exc.strerror or exc}"
     if path.suffix.lower() not in IMAGE_SUFFIXES:

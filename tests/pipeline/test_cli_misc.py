@@ -76,6 +76,10 @@ def test_report_on_a_missing_folder_is_a_usage_error(tmp_path):
     result = nst("report", tmp_path / "nowhere", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == f"nst: {tmp_path / 'nowhere'}: no such output folder"
+    (tmp_path / "gallery.yaml").write_text("jobs: []\n")  # the manifest, given for the folder
+    result = nst("report", "gallery.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "nst: gallery.yaml: is a file, expected the output folder of a run"
 
 
 def test_devices_lists_the_cpu_here():
@@ -125,6 +129,9 @@ def test_missing_manifest_is_a_usage_error(tmp_path):
     result = render(tmp_path / "nope.yaml")
     assert result.returncode == 2, explain(result)
     assert "no such manifest" in result.stderr and "Traceback" not in result.stderr
+    result = render(tmp_path)  # a folder given for the manifest
+    assert result.returncode == 2, explain(result)
+    assert result.stderr == f"{tmp_path}: is a folder, expected a manifest (.yaml file)\n"
 
 
 def test_unknown_device_is_a_one_line_usage_error(gallery_dir, tmp_path):
