@@ -157,7 +157,7 @@ class Expander:
             contents, enumerate(columns), enumerate(grid)
         ):
             if (c, g) in settings:
-                name = template or (DEFAULT_NAME + ("--{variant}" if variant else ""))
+                name = template or _default_name(variant)
                 job = self._job(path, content, column, settings[c, g], variant, name)
                 jobs += [(job, path)] if job else []
         return jobs
@@ -181,6 +181,10 @@ class Expander:
             self.problems.add(path, f"cannot read '{exc.filename}': {exc.strerror or exc}")
             return None
         name = render_name(template, content.stem, column.label, variant)
+        if not any(char.isalnum() for char in name):
+            # Nothing readable, e.g. "{variant}" in an entry without a sweep: an
+            # "x-<id>.png" would tell the user nothing, so use the default name.
+            name = render_name(_default_name(variant), content.stem, column.label, variant)
         return RenderJob(
             job_id=job_id,
             content=str(content),
@@ -192,6 +196,10 @@ class Expander:
             variant=variant,
             source=where(path),
         )
+
+
+def _default_name(variant: str) -> str:
+    return DEFAULT_NAME + ("--{variant}" if variant else "")
 
 
 _EXPECTED = {

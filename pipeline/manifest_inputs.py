@@ -184,6 +184,9 @@ def check_name_template(template: str) -> str | None:
             return f"unknown field '{{{field}}}' in name (expected {{content}}, {{style}} or {{variant}})"
         if spec or conversion:
             return f"name fields take no format spec, got {template!r}"
+    suffix = posixpath.splitext(template)[1].lower()
+    if suffix in IMAGE_SUFFIXES and suffix != ".png":
+        return f"outputs are PNG files named NAME-<job id>.png; leave '{suffix}' out of {template!r}"
     # Filled values are slugs (never "/" or ".."), so the template alone decides
     # where the file lands.
     shape = posixpath.normpath(render_name(template, "x", "x", "x", keep_dots=True))
@@ -193,7 +196,13 @@ def check_name_template(template: str) -> str | None:
 
 
 def render_name(template: str, content: str, style: str, variant: str, keep_dots: bool = False) -> str:
-    """Fill a checked template with slugged labels; "/" in the template makes subfolders."""
+    """Fill a checked template with slugged labels; "/" in the template makes subfolders.
+
+    "" when nothing is left, e.g. `{variant}` for a job without a sweep.
+    """
+    if template.lower().endswith(".png"):
+        # Every output is NAME-<job id>.png: "{content}.png" means "{content}".
+        template = template[:-4]
     values = {"content": content, "style": style, "variant": variant}
     text = "".join(
         literal + (slug(values[field]) if field and values[field] else "")
@@ -202,4 +211,4 @@ def render_name(template: str, content: str, style: str, variant: str, keep_dots
     if keep_dots:
         return text
     segments = [s for s in posixpath.normpath(text).split("/") if s not in ("", ".")]
-    return "/".join(slug(s) for s in segments) or "x"
+    return "/".join(slug(s) for s in segments)

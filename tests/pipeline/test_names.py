@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from manifest_helpers import load, make_gallery
+from manifest_helpers import PAIR, load, make_gallery
 
+from pipeline.errors import ManifestError
 from pipeline.jobs import slug
 
 
@@ -69,3 +70,26 @@ def test_non_latin_file_names_give_readable_output_names(gallery: Path) -> None:
     manifest = load(gallery, "jobs:\n  - contents: jp/\n    style: images/style/s1.jpg\n")
     names = sorted(job.output_name.rsplit("-", 1)[0] for job in manifest.jobs)
     assert names == ["Katze_ü_1--s1", "猫--s1"]
+
+
+def test_a_png_extension_in_the_name_is_not_doubled(gallery: Path) -> None:
+    manifest = load(gallery, PAIR + '    name: "{content}.png"\n')
+    job = manifest.jobs[0]
+    assert job.output_name == f"a-{job.job_id}.png"
+
+
+def test_another_image_extension_in_the_name_is_refused(gallery: Path) -> None:
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, PAIR + '    name: "{content}.jpg"\n')
+    assert str(caught.value) == (
+        "m.yaml:4: jobs[0].name: outputs are PNG files named NAME-<job id>.png; leave '.jpg' out of '{content}.jpg'"
+    )
+
+
+def test_a_name_that_fills_to_nothing_falls_back_to_the_default(gallery: Path) -> None:
+    # "{variant}" is empty without a sweep; "x-<id>.png" would say nothing.
+    manifest = load(gallery, PAIR + '    name: "{variant}"\n  - content: images/content/b.jpg\n'
+                    '    style: images/style/s1.jpg\n    name: "{variant}"\n    sweep: {seed: [1]}\n')
+    plain, swept = manifest.jobs
+    assert plain.output_name == f"a--s1-{plain.job_id}.png"
+    assert swept.output_name == f"seed=1-{swept.job_id}.png"
