@@ -169,9 +169,9 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("style_blend", "scales") and isinstance(value, list):
         value = tuple(value)
     if name == "style_blend" and isinstance(value, tuple) and all(map(_is_number, value)):
-        return tuple(float(v) for v in value)
+        return tuple(map(to_float, value))
     if name in _FLOAT_FIELDS and _is_number(value):
-        return float(value)  # 1000 and 1000.0 are one setting (and one job id)
+        return to_float(value)  # 1000 and 1000.0 are one setting (and one job id)
     return value
 
 
@@ -185,13 +185,22 @@ def _coerce_layers(value: Any) -> Any:
     else:
         return value
     if all(len(p) == 2 and isinstance(p[0], str) and _is_number(p[1]) for p in pairs):
-        return tuple((name, float(weight)) for name, weight in pairs)
+        return tuple((name, to_float(weight)) for name, weight in pairs)
     return value
 
 
 def _is_number(value: Any) -> bool:
     # bool is an int subclass, but `true` where a number belongs is a mistake.
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def to_float(value: int | float) -> float:
+    """float(value), but an integer too big for a float is infinite (later refused
+    as not finite) instead of an OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _show(value: Any) -> str:
@@ -261,8 +270,8 @@ def _scale_problems(s: RenderSettings):
 def _blend_problems(blend: Any):
     if not isinstance(blend, tuple) or not all(map(_is_number, blend)):
         yield "style_blend", f"expected a list of numbers, one weight per style, got {_show(blend)}"
-    elif any(w < 0 for w in blend) or (blend and sum(blend) <= 0):
-        yield "style_blend", "weights must be non-negative and not all 0"
+    elif any(w < 0 or not math.isfinite(w) for w in blend) or (blend and sum(blend) <= 0):
+        yield "style_blend", "weights must be finite, non-negative and not all 0"
 
 
 def _layer_problems(name: str, layers: LayerWeights):

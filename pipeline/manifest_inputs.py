@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nst_engine.errors import SettingsError
-from nst_engine.settings import BUILTIN_WEIGHTS, INIT_MODES, PRESETS, RenderSettings, setting_names
+from nst_engine.settings import (
+    BUILTIN_WEIGHTS,
+    INIT_MODES,
+    PRESETS,
+    RenderSettings,
+    setting_names,
+    to_float,
+)
 
 from .jobs import slug
 from .manifest_schema import show, unknown_name
@@ -128,7 +135,7 @@ def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems:
     label = None
     if isinstance(getattr(_DEFAULTS, key), float) and _is_number(value):
         # `1000` and `1000.0` are the same render, so they must make the same job id.
-        value = float(value)
+        value = to_float(value)
     elif key in ("init", "weights") and isinstance(value, str) and value not in INIT_MODES + BUILTIN_WEIGHTS:
         # A path, written relative to the manifest. Labels keep the short name.
         file = base / Path(os.path.expanduser(value))

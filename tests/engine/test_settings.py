@@ -47,6 +47,7 @@ from nst_engine.settings import PRESETS, RenderSettings, batch_signature, preset
         ({"content_layers": {"relu4_2": "1"}}, "content_layers"),
         ({"style_blend": [True, 1]}, "style_blend"),
         ({"style_blend": 5}, "style_blend"),
+        ({"style_blend": [float("inf"), 1]}, "style_blend"),  # inf / inf: a NaN weight
         ({"scales": 256}, "scales"),
         ({"scales": [64, 32]}, "scales"),
         ({"scales": [32, 32]}, "scales"),

@@ -70,6 +70,7 @@ BAD = [
     ("layer_weight_as_bool", "settings: {style_layers: {relu1_1: true}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "got {relu1_1: true}"),
     ("scales_not_a_list", "settings: {scales: 256}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected a list of sizes like [256, 512], got 256"),
     ("scales_descending", "settings: {size: 64, scales: [64, 32]}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected increasing sizes like [256, 512], got [64, 32]"),
+    ("huge_whole_number", "settings: {style_weight: 1%s}\n" % ("0" * 400) + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got inf"),
     ("settings_not_a_mapping", "settings: [size, 64]\n" + PAIR, "bad.yaml:1: settings:", "expected a mapping, got a list"),
 ]
 
@@ -146,8 +147,8 @@ def test_structural_and_semantic_problems_are_listed_together(gallery: Path) -> 
         "m.yaml:8: jobs[1].styles[1]: unknown key 'wieghts' (did you mean 'weights'?)",
         "m.yaml:10: jobs[1].styles[2].weights: has 1 weights but the blend has 2 styles",
         "m.yaml:11: jobs[1].styles[3].blend: a blend needs at least 2 styles, got 1",
-        "m.yaml:13: jobs[1].styles[4].weights: weights must be non-negative and not all 0",
-        "m.yaml:15: jobs[1].styles[5].weights: weights must be non-negative and not all 0",
+        "m.yaml:13: jobs[1].styles[4].weights: weights must be finite, non-negative and not all 0",
+        "m.yaml:15: jobs[1].styles[5].weights: weights must be finite, non-negative and not all 0",
         "m.yaml:16: jobs[1].styles[6]: no such file 'images/style/nope.jpg'",
         "m.yaml:17: jobs[2].contents[1]: expected text, got 5",
         "m.yaml:17: jobs[2].contents[2]: no such file 'images/content/nope.jpg'",
