@@ -66,6 +66,7 @@ def render(
     options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
                             quiet=quiet, wait=wait, job_timeout=job_timeout)
     if dry_run:
+        _check_cuda(options.devices or loaded.run.devices, cluster or loaded.run.cluster)
         print_plan(out, loaded, make_plan(loaded, options))
         return
     try:
@@ -93,6 +94,19 @@ def _devices(spec: str | None):
         return parse_devices(spec)
     except ValueError as error:
         _fail(f"--devices: {error}", EXIT_USAGE)
+
+
+def _check_cuda(devices, cluster) -> None:
+    # A dry run starts no worker, but it should refuse a CUDA device that is not
+    # there as the render would. The probe runs in a child: this process stays torch-free.
+    if cluster or not devices or not any(d.startswith("cuda") for d in devices):
+        return
+    from .devices import resolve_devices
+
+    try:
+        resolve_devices(devices)
+    except PipelineError as error:
+        _fail(str(error), EXIT_USAGE)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -112,13 +113,29 @@ def compute_job_id(content: str, styles: tuple[str, ...], settings: RenderSettin
     return hashlib.sha256(canonical.encode()).hexdigest()[:JOB_ID_LENGTH]
 
 
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._=+-]+")
+_SAFE_PUNCTUATION = frozenset("._=+-")
+# A file name holds 255 bytes; the slug, "-<id>.png" (17) and the atomic writer's
+# temporary ".NAME.xxxxxxxx.tmp" (about 14 more) must all fit.
+_SLUG_BYTES = 200
+
+
+def _is_safe(char: str) -> bool:
+    # Letters, digits and combining marks of any script (猫, ü, हिन्दी) keep a name
+    # readable. In ASCII that is exactly A-Z, a-z and 0-9, so ASCII names, and
+    # the outputs already on disk, are unchanged.
+    return char in _SAFE_PUNCTUATION or unicodedata.category(char)[0] in "LNM"
 
 
 def slug(text: str, limit: int = 60) -> str:
-    """A file-name-safe version of a label: readable, never a path separator."""
-    cleaned = _UNSAFE_CHARS.sub("_", text).strip("._") or "x"
-    return cleaned[:limit]
+    """A file-name-safe version of a label: readable in any script, never a path
+    separator, control character or leading dot, at most `limit` characters."""
+    # NFC: macOS spells ü as u + a combining mark; one photo must get one name.
+    marked = "".join(c if _is_safe(c) else "\0" for c in unicodedata.normalize("NFC", text))
+    cleaned = re.sub("\0+", "_", marked).strip("._") or "x"
+    cleaned = cleaned[:limit]
+    while len(cleaned.encode()) > _SLUG_BYTES:
+        cleaned = cleaned[:-1]
+    return cleaned
 
 
 def format_value(value: Any) -> str:

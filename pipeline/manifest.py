@@ -57,6 +57,8 @@ def resolve_manifest_path(name: str, manifests_dir: Path) -> Path:
         for option in [name] if has_suffix else [name, f"{name}.yaml", f"{name}.yml"]:
             if os.path.isfile(Path(manifests_dir) / option):
                 return Path(manifests_dir) / option
+    if os.path.isdir(given):
+        raise ManifestError([Problem(name, None, "", "is a folder, expected a manifest (.yaml file)")])
     message = f"no such manifest '{name}' (also looked in {manifests_dir})"
     raise ManifestError([Problem(given.name or name, None, "", message)])
 

@@ -25,7 +25,7 @@ from .manifest_inputs import (
     settings_layer,
     sweep_axes,
 )
-from .manifest_schema import BlendModel, EntryModel, TopModel, validate_model
+from .manifest_schema import BlendModel, EntryModel, TopModel, salvage_items, validate_model
 from .yaml_lines import Loc, Problems, where
 
 DEFAULT_NAME = "{content}--{style}"
@@ -67,11 +67,13 @@ class Expander:
         return _drop_duplicates(built, self.problems, self.notices, self.base)
 
     def _entry(self, path: Loc, raw: Any) -> list[tuple[RenderJob, Loc]]:
-        entry, unknown_keys = validate_model(EntryModel, raw, path, self.problems, salvage=False)
+        # Salvage: a key with a bad value is reported and left out, and the rest of
+        # the entry is still checked, so one pass lists every mistake.
+        entry, bad_keys = validate_model(EntryModel, raw, path, self.problems, salvage=True)
         if not isinstance(entry, EntryModel):
             return []
-        contents, contents_ok = self._contents(entry, raw, path)
-        columns, columns_ok = self._columns(entry, raw, path)
+        contents, contents_ok = self._contents(entry, raw, path, bad_keys)
+        columns, columns_ok = self._columns(entry, raw, path, bad_keys)
         preset, preset_ok = preset_layer(entry.preset, path + ("preset",), self.problems)
         settings, settings_ok = settings_layer(entry.settings, path + ("settings",), self.base, self.problems)
         axes, axes_ok = sweep_axes(entry.sweep, path + ("sweep",), self.base, self.problems)
@@ -81,15 +83,15 @@ class Expander:
         grid = _grid({**self.top_axes, **axes})
         resolved = self._resolve(path, columns or [_NO_STYLE], [*self.layers, preset, settings], grid)
         # A mistyped key may have been meant to make this entry differ from another.
-        oks = (self.trusted, not unknown_keys, contents_ok, columns_ok, preset_ok, settings_ok, axes_ok)
+        oks = (self.trusted, not bad_keys, contents_ok, columns_ok, preset_ok, settings_ok, axes_ok)
         if name_problem or not all(oks):
             return []
         return self._build(path, contents, columns, resolved, grid, entry.name)
 
-    def _contents(self, entry: EntryModel, raw: dict, path: Loc) -> tuple[list[Path], bool]:
+    def _contents(self, entry: EntryModel, raw: dict, path: Loc, bad: set[str]) -> tuple[list[Path], bool]:
         files: list[Path] = []
-        ok = True
-        for spec, spec_path in _pick(entry, raw, path, "content", "contents", self.problems):
+        items, ok = _pick(entry, raw, path, ("content", "contents"), bad, self.problems)
+        for spec, spec_path in items:
             found, problem = expand_images(spec, self.base)
             if problem:
                 self.problems.add(spec_path, problem)
@@ -98,10 +100,10 @@ class Expander:
             files += [f for f in found if f not in files]
         return files, ok and bool(files)
 
-    def _columns(self, entry: EntryModel, raw: dict, path: Loc) -> tuple[list[_Column], bool]:
+    def _columns(self, entry: EntryModel, raw: dict, path: Loc, bad: set[str]) -> tuple[list[_Column], bool]:
         columns: list[_Column] = []
-        ok = True
-        for item, item_path in _pick(entry, raw, path, "style", "styles", self.problems):
+        items, ok = _pick(entry, raw, path, ("style", "styles"), bad, self.problems)
+        for item, item_path in items:
             if isinstance(item, BlendModel):
                 found = [self._blend(item, item_path)]
             else:
@@ -155,7 +157,7 @@ class Expander:
             contents, enumerate(columns), enumerate(grid)
         ):
             if (c, g) in settings:
-                name = template or (DEFAULT_NAME + ("--{variant}" if variant else ""))
+                name = template or _default_name(variant)
                 job = self._job(path, content, column, settings[c, g], variant, name)
                 jobs += [(job, path)] if job else []
         return jobs
@@ -179,6 +181,10 @@ class Expander:
             self.problems.add(path, f"cannot read '{exc.filename}': {exc.strerror or exc}")
             return None
         name = render_name(template, content.stem, column.label, variant)
+        if not any(char.isalnum() for char in name):
+            # Nothing readable, e.g. "{variant}" in an entry without a sweep: an
+            # "x-<id>.png" would tell the user nothing, so use the default name.
+            name = render_name(_default_name(variant), content.stem, column.label, variant)
         return RenderJob(
             job_id=job_id,
             content=str(content),
@@ -192,20 +198,43 @@ class Expander:
         )
 
 
-def _pick(entry: EntryModel, raw: dict, path: Loc, one: str, many: str, problems: Problems):
-    """The (value, location) items of `content`/`contents` (or `style`/`styles`)."""
-    single, plural = getattr(entry, one), getattr(entry, many)
-    if single is not None and plural is not None:
+def _default_name(variant: str) -> str:
+    return DEFAULT_NAME + ("--{variant}" if variant else "")
+
+
+_EXPECTED = {
+    "content": "an image file, folder or glob",
+    "contents": "a list of image files, folders or globs",
+    "style": "an image file, folder, glob or blend",
+    "styles": "a list of image files, folders, globs or blends",
+}
+
+
+def _pick(entry: EntryModel, raw: dict, path: Loc, keys: tuple[str, str], bad: set[str], problems: Problems):
+    """The usable (value, location) items of `content`/`contents` (or `style`/`styles`),
+    and whether every item was usable. A bad item of a list was reported already;
+    the others still come back, so their files get checked too."""
+    one, many = keys
+    given = [key for key in keys if raw.get(key) is not None]
+    if len(given) == 2:
         problems.add(path, f"has both '{one}' and '{many}'; use one of them")
-        return []
-    if single is None and plural is None:
-        problems.add(path, f"needs '{one}' (one image) or '{many}' (a list)")
-        return []
-    if single is not None:
-        return [(single, path + (one,))]
+        return [], False
+    if not given:
+        empty = [key for key in keys if key in raw]  # written, but with no value
+        if empty:
+            problems.add(path + (empty[0],), f"expected {_EXPECTED[empty[0]]}, got nothing")
+        else:
+            problems.add(path, f"needs '{one}' (one image) or '{many}' (a list)")
+        return [], False
+    key = given[0]
+    if key in bad:
+        salvaged = salvage_items(EntryModel, many, raw[many]) if key == many and isinstance(raw[many], list) else []
+        return [(item, path + (many, index)) for index, item in salvaged], False
+    if key == one:
+        return [(getattr(entry, one), path + (one,))], True
     if not isinstance(raw[many], list):  # a lone item written without brackets
-        return [(plural[0], path + (many,))]
-    return [(item, path + (many, index)) for index, item in enumerate(plural)]
+        return [(getattr(entry, many)[0], path + (many,))], True
+    return [(item, path + (many, index)) for index, item in enumerate(getattr(entry, many))], True
 
 
 def _grid(axes: dict[str, list[Setting]]) -> list[tuple[Layer, str]]:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nst_engine.errors import SettingsError
-from nst_engine.settings import BUILTIN_WEIGHTS, INIT_MODES, PRESETS, RenderSettings, setting_names
+from nst_engine.settings import (
+    BUILTIN_WEIGHTS,
+    INIT_MODES,
+    PRESETS,
+    RenderSettings,
+    setting_names,
+    to_float,
+)
 
 from .jobs import slug
 from .manifest_schema import show, unknown_name
@@ -41,7 +48,9 @@ def expand_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
                 return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
             return [p.resolve() for p in found], None
         if not path.is_file():
-            return [], f"no such file '{spec}'"
+            # A trailing slash says the user meant a folder; "no such file" would mislead.
+            kind = "folder" if spec.endswith(("/", os.sep)) else "file"
+            return [], f"no such {kind} '{spec}'"
     except OSError as exc:
         return [], f"cannot read '{spec}': {exc.strerror or exc}"
     if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -126,7 +135,7 @@ def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems:
     label = None
     if isinstance(getattr(_DEFAULTS, key), float) and _is_number(value):
         # `1000` and `1000.0` are the same render, so they must make the same job id.
-        value = float(value)
+        value = to_float(value)
     elif key in ("init", "weights") and isinstance(value, str) and value not in INIT_MODES + BUILTIN_WEIGHTS:
         # A path, written relative to the manifest. Labels keep the short name.
         file = base / Path(os.path.expanduser(value))
@@ -160,26 +169,12 @@ def resolve_settings(overrides: Layer, fallback: Loc, problems: Problems) -> Ren
             return None if bad else settings
         except SettingsError as exc:
             key, message = exc.field, exc.message
-        except (TypeError, ValueError) as exc:
-            # A shape with_overrides cannot even coerce, e.g. style_blend: [a, b].
-            key = next((k for k in pending if not _coerces(k, pending[k].value)), "settings")
-            message = f"cannot use this value ({exc})"
         bad = True
         if key not in pending:
             problems.add(fallback, f"{key}: {message}")
             return None
         problems.add(pending.pop(key).path, message)
     return None
-
-
-def _coerces(key: str, value: Any) -> bool:
-    try:
-        _DEFAULTS.with_overrides(**{key: value})
-    except SettingsError:
-        return True  # coerced fine, just not valid on its own
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 _NAME_FIELDS = ("content", "style", "variant")
@@ -196,6 +191,9 @@ def check_name_template(template: str) -> str | None:
             return f"unknown field '{{{field}}}' in name (expected {{content}}, {{style}} or {{variant}})"
         if spec or conversion:
             return f"name fields take no format spec, got {template!r}"
+    suffix = posixpath.splitext(template)[1].lower()
+    if suffix in IMAGE_SUFFIXES and suffix != ".png":
+        return f"outputs are PNG files named NAME-<job id>.png; leave '{suffix}' out of {template!r}"
     # Filled values are slugs (never "/" or ".."), so the template alone decides
     # where the file lands.
     shape = posixpath.normpath(render_name(template, "x", "x", "x", keep_dots=True))
@@ -205,7 +203,13 @@ def check_name_template(template: str) -> str | None:
 
 
 def render_name(template: str, content: str, style: str, variant: str, keep_dots: bool = False) -> str:
-    """Fill a checked template with slugged labels; "/" in the template makes subfolders."""
+    """Fill a checked template with slugged labels; "/" in the template makes subfolders.
+
+    "" when nothing is left, e.g. `{variant}` for a job without a sweep.
+    """
+    if template.lower().endswith(".png"):
+        # Every output is NAME-<job id>.png: "{content}.png" means "{content}".
+        template = template[:-4]
     values = {"content": content, "style": style, "variant": variant}
     text = "".join(
         literal + (slug(values[field]) if field and values[field] else "")
@@ -214,4 +218,4 @@ def render_name(template: str, content: str, style: str, variant: str, keep_dots
     if keep_dots:
         return text
     segments = [s for s in posixpath.normpath(text).split("/") if s not in ("", ".")]
-    return "/".join(slug(s) for s in segments) or "x"
+    return "/".join(slug(s) for s in segments)

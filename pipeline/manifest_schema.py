@@ -146,6 +146,28 @@ def validate_model(
         return None, bad
 
 
+def salvage_items(model: type[BaseModel], key: str, items: list[Any]) -> list[tuple[int, Any]]:
+    """(index, parsed item) for each item of the list `key` that is fine on its own.
+
+    The whole list was refused and its errors reported; the good items are kept
+    so their files and blend weights still get checked in the same pass. A
+    mapping whose only fault is an unknown key (`wieghts`) is kept without it.
+    """
+    kept = []
+    for index, item in enumerate(items):
+        for attempt in range(2):
+            try:
+                kept.append((index, getattr(model.model_validate({key: [item]}), key)[0]))
+                break
+            except ValidationError as exc:
+                errors = exc.errors()
+            if attempt or not isinstance(item, dict) or any(e["type"] != "extra_forbidden" for e in errors):
+                break
+            extra = {e["loc"][-1] for e in errors}
+            item = {k: v for k, v in item.items() if k not in extra}
+    return kept
+
+
 def translate(error: Any, prefix: Loc, model: type[BaseModel]) -> tuple[Loc, str, Loc]:
     """A pydantic error as (where, message, where its line is)."""
     loc = tuple(p for p in error["loc"] if p not in (_PATH_TAG, _BLEND_TAG))
@@ -217,8 +239,8 @@ def show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
-        return "a mapping"
+        return "a mapping" if value else "an empty mapping"
     if isinstance(value, (list, tuple)):
-        return "a list"
+        return "a list" if value else "an empty list"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

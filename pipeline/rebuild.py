@@ -45,6 +45,8 @@ def _jobs_from_results(output_dir: Path, results: dict[str, dict]) -> list[Rende
 
 
 def rebuild_report(output_dir: Path, manifest=None) -> Path:
+    if output_dir.is_file():  # e.g. the manifest, where the folder it renders into belongs
+        raise PipelineError(f"{output_dir}: is a file, expected the output folder of a run")
     if not output_dir.is_dir():
         raise PipelineError(f"{output_dir}: no such output folder")
     results = read_results(output_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import pytest
@@ -37,6 +38,19 @@ from nst_engine.settings import PRESETS, RenderSettings, batch_signature, preset
         ({"style_blend": [0, 0]}, "style_blend"),
         ({"lbfgs_history": 0}, "lbfgs_history"),
         ({"colour": True}, "colour"),
+        # YAML gives real booleans: text or numbers there are mistakes ("no" is truthy).
+        ({"preserve_color": "no"}, "preserve_color"),
+        ({"preserve_color": 0}, "preserve_color"),
+        ({"upscale": 1}, "upscale"),
+        ({"style_weight": True}, "style_weight"),
+        ({"style_layers": {"relu1_1": True}}, "style_layers"),
+        ({"content_layers": {"relu4_2": "1"}}, "content_layers"),
+        ({"style_blend": [True, 1]}, "style_blend"),
+        ({"style_blend": 5}, "style_blend"),
+        ({"style_blend": [float("inf"), 1]}, "style_blend"),  # inf / inf: a NaN weight
+        ({"scales": 256}, "scales"),
+        ({"scales": [64, 32]}, "scales"),
+        ({"scales": [32, 32]}, "scales"),
     ],
 )
 def test_a_bad_value_names_its_field(changes, field):
@@ -44,6 +58,21 @@ def test_a_bad_value_names_its_field(changes, field):
         RenderSettings().with_overrides(**changes)
     assert error.value.field == field
     assert str(error.value).startswith(f"{field}: ")
+
+
+ODD_VALUES = [True, "no", 0, 1.5, None, [], [True], ["a"], [[1, 2, 3]], {}, {"relu1_1": True}, {1: 2}, [[]], [{}]]
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(RenderSettings)])
+def test_an_odd_shape_is_a_settings_error_not_a_crash(name):
+    # The manifest reports SettingsError on its line; a TypeError from deep
+    # inside would only say "cannot use this value".
+    for value in ODD_VALUES:
+        try:
+            RenderSettings(size=64).with_overrides(**{name: value})
+        except SettingsError as error:
+            assert error.field == name
+            assert "\n" not in str(error)
 
 
 def test_the_defaults_and_yaml_shaped_overrides_are_accepted():
@@ -84,7 +113,7 @@ def test_presets():
         (600, (), (300, 600)),
         (64, (32, 64), (32, 64)),
         (64, (32,), (32, 64)),
-        (1024, (256, 256), (256, 1024)),
+        (1024, (256, 1024), (256, 1024)),
     ],
 )
 def test_schedule_goes_coarse_to_fine_above_512(size, scales, schedule):

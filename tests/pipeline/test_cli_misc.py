@@ -76,6 +76,10 @@ def test_report_on_a_missing_folder_is_a_usage_error(tmp_path):
     result = nst("report", tmp_path / "nowhere", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == f"nst: {tmp_path / 'nowhere'}: no such output folder"
+    (tmp_path / "gallery.yaml").write_text("jobs: []\n")  # the manifest, given for the folder
+    result = nst("report", "gallery.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "nst: gallery.yaml: is a file, expected the output folder of a run"
 
 
 def test_devices_lists_the_cpu_here():
@@ -125,6 +129,9 @@ def test_missing_manifest_is_a_usage_error(tmp_path):
     result = render(tmp_path / "nope.yaml")
     assert result.returncode == 2, explain(result)
     assert "no such manifest" in result.stderr and "Traceback" not in result.stderr
+    result = render(tmp_path)  # a folder given for the manifest
+    assert result.returncode == 2, explain(result)
+    assert result.stderr == f"{tmp_path}: is a folder, expected a manifest (.yaml file)\n"
 
 
 def test_unknown_device_is_a_one_line_usage_error(gallery_dir, tmp_path):
@@ -135,6 +142,14 @@ def test_unknown_device_is_a_one_line_usage_error(gallery_dir, tmp_path):
     assert result.stderr.startswith("nst: --devices: unknown device 'gpu7'")
     assert len(result.stderr.strip().splitlines()) == 1, explain(result)
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_refuses_a_cuda_device_that_is_not_visible(gallery_dir, tmp_path):
+    manifest = write_manifest(tmp_path / "m.yaml", [gallery_dir / "content" / "chelsea.jpg"],
+                              [gallery_dir / "style" / "night_cafe.jpg"])
+    result = nst("render", manifest, "--dry-run", "--devices", "cuda:0", cwd=tmp_path, CUDA_VISIBLE_DEVICES="")
+    assert result.returncode == 2, explain(result)
+    assert result.stderr == "nst: --devices: cuda:0 is not visible (visible CUDA devices: none)\n"
 
 
 def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):

@@ -48,7 +48,8 @@ BAD = [
     ("no_style", "jobs:\n  - content: images/content/a.jpg\n", "bad.yaml:2: jobs[0]:", "needs 'style' (one image) or 'styles'"),
     ("empty_styles", "jobs:\n  - content: images/content/a.jpg\n    styles: []\n", "bad.yaml:3: jobs[0].styles:", "must not be empty"),
     ("sweep_not_a_list", "sweep:\n  style_weight: 1000\n" + PAIR, "bad.yaml:2: sweep.style_weight:", "expected a non-empty list of values to sweep, got 1000"),
-    ("sweep_empty_list", PAIR + "    sweep: {tv_weight: []}\n", "bad.yaml:4: jobs[0].sweep.tv_weight:", "non-empty list"),
+    ("sweep_empty_list", PAIR + "    sweep: {tv_weight: []}\n", "bad.yaml:4: jobs[0].sweep.tv_weight:", "non-empty list of values to sweep, got an empty list"),
+    ("missing_folder", "jobs:\n  - contents: nodir/\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents:", "no such folder 'nodir/'"),
     ("sweep_bad_value", "sweep:\n  iterations:\n    - 10\n    - lots\n" + PAIR, "bad.yaml:4: sweep.iterations[1]:", "must be a whole number, got 'lots'"),
     ("devices_type", "run:\n  devices: 5\n" + PAIR, "bad.yaml:2: run.devices:", "expected devices like 'cpu'"),
     ("devices_name", "run:\n  devices: gpu0,cpu\n" + PAIR, "bad.yaml:2: run.devices:", "unknown device 'gpu0'"),
@@ -60,6 +61,16 @@ BAD = [
     ("duplicate_key", "settings: {size: 64}\nsettings: {size: 128}\n" + PAIR, "bad.yaml:2: duplicate key 'settings'", "first on line 1"),
     ("sweep_repeats_a_value", PAIR + "    sweep: {style_weight: [1000, 1000.0]}\n", "bad.yaml:2: jobs[0]: duplicate output", "(also made by jobs[0] with style_weight=1000)"),
     ("key_not_text", "1: x\n" + PAIR, "bad.yaml:1: keys must be text, got 1", "text"),
+    # true/false must be YAML booleans: a quoted "no" is truthy text and would turn the option on.
+    ("bool_as_text", "settings: {preserve_color: 'no'}\n" + PAIR, "bad.yaml:1: settings.preserve_color:", "expected true or false, got 'no'"),
+    ("bool_swept_as_text", PAIR + "    sweep: {preserve_color: [true, 'false']}\n", "bad.yaml:4: jobs[0].sweep.preserve_color[1]:", "expected true or false, got 'false'"),
+    ("bool_as_number", PAIR + "    settings:\n      upscale: 1\n", "bad.yaml:5: jobs[0].settings.upscale:", "expected true or false, got 1"),
+    ("number_as_bool", "settings: {size: true}\n" + PAIR, "bad.yaml:1: settings.size:", "must be a whole number, got true"),
+    ("float_as_bool", "settings: {style_weight: yes}\n" + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got true"),
+    ("layer_weight_as_bool", "settings: {style_layers: {relu1_1: true}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "got {relu1_1: true}"),
+    ("scales_not_a_list", "settings: {scales: 256}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected a list of sizes like [256, 512], got 256"),
+    ("scales_descending", "settings: {size: 64, scales: [64, 32]}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected increasing sizes like [256, 512], got [64, 32]"),
+    ("huge_whole_number", "settings: {style_weight: 1%s}\n" % ("0" * 400) + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got inf"),
     ("settings_not_a_mapping", "settings: [size, 64]\n" + PAIR, "bad.yaml:1: settings:", "expected a mapping, got a list"),
 ]
 
@@ -101,6 +112,48 @@ def test_every_problem_is_listed_at_once(gallery: Path) -> None:
         "m.yaml:10: jobs[1].styles[0].blend: a blend needs at least 2 styles, got 1",
     ]
     assert caught.value.problems[1] == Problem("m.yaml", 3, "settings.size", "must be a whole number, got 'big'")
+
+
+def test_structural_and_semantic_problems_are_listed_together(gallery: Path) -> None:
+    # A bad item or key used to hide every later check of its entry: each of
+    # these lines showed up only once the ones above it were fixed.
+    text = """
+        jobs:
+          - content: 7
+            style: null
+          - content: images/content/a.jpg
+            styles:
+              - blend: images/style/
+              - blend: [images/style/s1.jpg, images/style/s2.jpg]
+                wieghts: [1, 2]
+              - blend: [images/style/s1.jpg, images/style/s2.jpg]
+                weights: [0.7]
+              - blend: [images/style/s1.jpg]
+              - blend: [images/style/s1.jpg, images/style/s3.jpg]
+                weights: [-1, 2]
+              - blend: [images/style/s2.jpg, images/style/s3.jpg]
+                weights: [0, 0]
+              - images/style/nope.jpg
+          - contents: [images/content/a.jpg, 5, images/content/nope.jpg]
+            style: images/style/s1.jpg
+            settings: {size: 1}
+        """
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    assert str(caught.value).splitlines() == [
+        "m.yaml:2: jobs[0].content: expected text, got 7",
+        "m.yaml:3: jobs[0].style: expected an image file, folder, glob or blend, got nothing",
+        "m.yaml:6: jobs[1].styles[0].blend: expected a list, got 'images/style/'",
+        "m.yaml:8: jobs[1].styles[1]: unknown key 'wieghts' (did you mean 'weights'?)",
+        "m.yaml:10: jobs[1].styles[2].weights: has 1 weights but the blend has 2 styles",
+        "m.yaml:11: jobs[1].styles[3].blend: a blend needs at least 2 styles, got 1",
+        "m.yaml:13: jobs[1].styles[4].weights: weights must be finite, non-negative and not all 0",
+        "m.yaml:15: jobs[1].styles[5].weights: weights must be finite, non-negative and not all 0",
+        "m.yaml:16: jobs[1].styles[6]: no such file 'images/style/nope.jpg'",
+        "m.yaml:17: jobs[2].contents[1]: expected text, got 5",
+        "m.yaml:17: jobs[2].contents[2]: no such file 'images/content/nope.jpg'",
+        "m.yaml:19: jobs[2].settings.size: must be between 32 and 8192 px, got 1",
+    ]
 
 
 def test_unreadable_manifests_are_errors_not_tracebacks(tmp_path: Path) -> None:

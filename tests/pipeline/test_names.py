@@ -1,0 +1,95 @@
+"""Output names: slugs of labels in any script, and the `name:` template's edge cases."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from manifest_helpers import PAIR, load, make_gallery
+
+from pipeline.errors import ManifestError
+from pipeline.jobs import slug
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> Path:
+    return make_gallery(tmp_path)
+
+
+# An existing gallery renders again wherever an output's name changes, so ASCII
+# labels must keep exactly the names they always had.
+ASCII_NAMES = [
+    ("chelsea", "chelsea"),
+    ("IMG_1 (1)", "IMG_1_1"),
+    ("<img src=x onerror=alert(1)>", "img_src=x_onerror=alert_1"),
+    ("..hidden.", "hidden"),
+    ("a/b\\c", "a_b_c"),
+    ("x" * 80, "x" * 60),
+    ("", "x"),
+    ("style_weight=1,tv_weight=0.5", "style_weight=1_tv_weight=0.5"),
+    ("photo #2 [final]", "photo_2_final"),
+    ("a__b  c", "a__b_c"),
+    ("-dash", "-dash"),
+]
+
+
+@pytest.mark.parametrize(("label", "expected"), ASCII_NAMES)
+def test_ascii_labels_keep_their_names(label: str, expected: str) -> None:
+    assert slug(label) == expected
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("猫", "猫"),
+        ("jp/猫", "jp_猫"),
+        ("Katze ü 1", "Katze_ü_1"),
+        ("Katze u\u0308", "Katze_ü"),  # macOS's decomposed ü: NFC, one name for one photo
+        ("हिन्दी", "हिन्दी"),  # combining vowel signs stay
+        (".猫", "猫"),
+        ("a\x00b\nc\u202ed", "a_b_c_d"),  # control and bidi-override characters go
+    ],
+)
+def test_labels_in_any_script_stay_readable(label: str, expected: str) -> None:
+    assert slug(label) == expected
+
+
+def test_a_long_label_fits_a_file_name_in_bytes() -> None:
+    for char in ("猫", "\U00020000"):  # 3 and 4 bytes in UTF-8
+        name = slug(char * 100)
+        assert set(name) == {char} and len(name) <= 60
+        # With "-<id>.png" and the atomic writer's temporary affixes, under 255 bytes.
+        assert len(name.encode()) <= 200
+
+
+def test_non_latin_file_names_give_readable_output_names(gallery: Path) -> None:
+    (gallery / "jp").mkdir()
+    shutil.copy(gallery / "images/content/a.jpg", gallery / "jp/猫.jpg")
+    shutil.copy(gallery / "images/content/b.jpg", gallery / "jp/Katze ü 1.jpg")
+    manifest = load(gallery, "jobs:\n  - contents: jp/\n    style: images/style/s1.jpg\n")
+    names = sorted(job.output_name.rsplit("-", 1)[0] for job in manifest.jobs)
+    assert names == ["Katze_ü_1--s1", "猫--s1"]
+
+
+def test_a_png_extension_in_the_name_is_not_doubled(gallery: Path) -> None:
+    manifest = load(gallery, PAIR + '    name: "{content}.png"\n')
+    job = manifest.jobs[0]
+    assert job.output_name == f"a-{job.job_id}.png"
+
+
+def test_another_image_extension_in_the_name_is_refused(gallery: Path) -> None:
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, PAIR + '    name: "{content}.jpg"\n')
+    assert str(caught.value) == (
+        "m.yaml:4: jobs[0].name: outputs are PNG files named NAME-<job id>.png; leave '.jpg' out of '{content}.jpg'"
+    )
+
+
+def test_a_name_that_fills_to_nothing_falls_back_to_the_default(gallery: Path) -> None:
+    # "{variant}" is empty without a sweep; "x-<id>.png" would say nothing.
+    manifest = load(gallery, PAIR + '    name: "{variant}"\n  - content: images/content/b.jpg\n'
+                    '    style: images/style/s1.jpg\n    name: "{variant}"\n    sweep: {seed: [1]}\n')
+    plain, swept = manifest.jobs
+    assert plain.output_name == f"a--s1-{plain.job_id}.png"
+    assert swept.output_name == f"seed=1-{swept.job_id}.png"
