@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from typing import Any
 
 from .jobs import RenderJob
+
+_PARENT_DECIDES = {signal.SIGINT, signal.SIGTERM}
 
 
 def start_worker(slot: int, device: str, *args) -> None:
@@ -21,6 +24,10 @@ def start_worker(slot: int, device: str, *args) -> None:
         # waiting made its renders ~16% slower at 128 px (3.92 s vs 3.36 s).
         # It must be set before torch loads OpenMP; a value the user set wins.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The parent decides what a Ctrl-C means (WorkerHandle.start blocked it for us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_DECIDES)
     from .worker_loop import worker_main
 
     worker_main(slot, device, *args)
@@ -50,7 +57,15 @@ class WorkerHandle:
             name=f"nst-worker-{slot}-{device}",
             daemon=True,
         )
-        process.start()
+        # A Ctrl-C in a terminal goes to the whole process group. A worker still
+        # starting (importing torch) would die of it, printing a traceback. Blocked
+        # here, the signals stay blocked in the child until start_worker has set
+        # them to be ignored; in this process they only wait a moment.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_DECIDES)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         child_conn.close()  # the child has its own copy; ours would hide EOF
         return cls(slot, device, process, parent_conn)
 

@@ -29,3 +29,28 @@ def test_a_wait_policy_the_user_set_wins(monkeypatch):
                         lambda *args: seen.update(policy=os.environ.get("OMP_WAIT_POLICY")))
     start_worker(0, "cuda:1", "options", "conn")
     assert seen == {"policy": "ACTIVE"}
+
+
+def test_a_ctrl_c_while_a_worker_starts_neither_kills_it_nor_prints_a_traceback(tmp_path):
+    # In a terminal a Ctrl-C reaches every process of the group, workers that
+    # are still importing torch included; the parent alone decides what it means.
+    import multiprocessing
+    import signal
+    import time
+
+    from pipeline.jobs import WorkerOptions
+    from pipeline.worker_handle import WorkerHandle
+
+    worker = WorkerHandle.start(multiprocessing.get_context("spawn"), 0, "cpu", WorkerOptions(str(tmp_path)))
+    try:
+        for _ in range(20):  # throughout its start, from the first moment
+            os.kill(worker.process.pid, signal.SIGINT)
+            time.sleep(0.05)
+        assert worker.conn.poll(120), "the worker died"
+        kind, _ = worker.conn.recv()
+        assert kind == "ready"
+    finally:
+        worker.request_stop()
+        worker.process.join(10)
+        if worker.process.is_alive():
+            worker.process.kill()
