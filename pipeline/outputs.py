@@ -206,14 +206,20 @@ def png_job_id(path: Path) -> str | None:
 
 def output_is_complete(output_dir: Path, job: RenderJob) -> bool:
     """True if a previous run fully finished `job`, so a rerun may skip it."""
+    return complete_sidecar(output_dir, job) is not None
+
+
+def complete_sidecar(output_dir: Path, job: RenderJob) -> dict[str, Any] | None:
+    """The sidecar of `job` when its output is complete (the test of
+    output_is_complete), else None."""
     output_dir = Path(output_dir)
     if png_job_id(output_dir / job.output_name) != job.job_id:
-        return False
+        return None
     try:
         sidecar = json.loads((output_dir / job.sidecar_name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(sidecar, dict) and sidecar.get("job_id") == job.job_id
+        return None
+    return sidecar if isinstance(sidecar, dict) and sidecar.get("job_id") == job.job_id else None
 
 
 # -- thumbnails -----------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 from nst_engine.settings import RenderSettings
 
 from .errors import PipelineError
+from .job_state import reconcile
 from .jobs import RenderJob
 from .outputs import read_results, read_summary
 from .reporter import write_contact_sheet
@@ -31,7 +32,8 @@ def _jobs_from_results(output_dir: Path, results: dict[str, dict]) -> list[Rende
     jobs = []
     for record in results.values():
         try:
-            data = json.loads((output_dir / record.get("sidecar", "")).read_text())
+            # A failed or interrupted job's line names no sidecar (null).
+            data = json.loads((output_dir / (record.get("sidecar") or "-")).read_text())
         except (OSError, ValueError):
             data = dict(record)  # failed jobs have no sidecar; their line names the inputs
         try:
@@ -54,7 +56,9 @@ def rebuild_report(output_dir: Path, manifest=None) -> Path:
         if not results:
             raise PipelineError(f"{output_dir}: no results.jsonl here; pass --manifest to lay out the sheet")
         jobs = _jobs_from_results(output_dir, results)
-    return write_contact_sheet(output_dir, jobs, results, title=_title(output_dir, manifest))
+    # The sheet agrees with the plan: a complete output on disk is done (job_state).
+    shown = reconcile(output_dir, jobs, results)
+    return write_contact_sheet(output_dir, jobs, shown, title=_title(output_dir, manifest))
 
 
 def _title(output_dir: Path, manifest) -> str:
