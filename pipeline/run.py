@@ -85,7 +85,8 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
             log.warning("%s: %s", manifest.path.name, notice)
         the_plan = make_plan(manifest, options)
         jobs = select(manifest.jobs, options.only)
-        recorder = Recorder(output_dir, jobs, title=manifest.path.stem, manifest=str(manifest.path))
+        # The sheet and summary.json cover the whole gallery; --only limits what renders.
+        recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
         log.info("%s: %d jobs, %d already done, %d to render -> %s",
                  manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir)
         todo = list(the_plan.todo)
