@@ -10,6 +10,7 @@ from nst_engine.settings import RenderSettings
 from .errors import PipelineError
 from .job_state import reconcile
 from .jobs import RenderJob
+from .lock import OutputLock
 from .outputs import read_results, read_summary
 from .reporter import write_contact_sheet
 
@@ -46,9 +47,16 @@ def _jobs_from_results(output_dir: Path, results: dict[str, dict]) -> list[Rende
     return jobs
 
 
-def rebuild_report(output_dir: Path, manifest=None) -> Path:
+def rebuild_report(output_dir: Path, manifest=None, *, wait: bool = False) -> Path:
+    """Rewrite index.html, holding the folder's lock as a render does: a running
+    render rewrites the sheet as jobs finish, and the two would race for it."""
     if not output_dir.is_dir():
         raise PipelineError(f"{output_dir}: no such output folder")
+    with OutputLock(output_dir, wait=wait):
+        return _rebuild(output_dir, manifest)
+
+
+def _rebuild(output_dir: Path, manifest) -> Path:
     results = read_results(output_dir)
     if manifest is not None:
         jobs = list(manifest.jobs)

@@ -48,3 +48,27 @@ def test_a_lost_line_leaves_nothing_to_render_and_every_cell_done(tmp_path):
     assert {card["status"] for card in read_sheet(manifest.output_dir).cards} == {"done"}
     summary = _summary(manifest)
     assert (summary["jobs"], summary["done"], summary["pending"], summary["exit_code"]) == (2, 2, 0, 0)
+
+
+def test_report_takes_the_folder_lock_like_a_render(tmp_path):
+    import subprocess
+    import time
+
+    from cli_helpers import explain, nst, nst_command, nst_env
+
+    from pipeline.lock import OutputLock
+
+    out = _rendered_gallery(tmp_path).output_dir
+    (out / "index.html").unlink(missing_ok=True)
+    with OutputLock(out, wait=False):  # a render at work on this folder
+        refused = nst("report", out, cwd=tmp_path)
+        assert refused.returncode == 75, explain(refused)
+        assert len(refused.stderr.strip().splitlines()) == 1 and "--wait" in refused.stderr
+        assert not (out / "index.html").exists()  # the render's sheet is left alone
+        waiting = subprocess.Popen(nst_command("report", out, "--wait"), cwd=tmp_path, env=nst_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert waiting.poll() is None and not (out / "index.html").exists()
+    stdout, stderr = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, stderr
+    assert "is busy" in stderr and (out / "index.html").exists()
