@@ -143,3 +143,13 @@ def test_only_a_line_whose_sidecar_was_written_names_one(tmp_path):
     done, interrupted = result_lines(tmp_path)
     assert (tmp_path / done["sidecar"]).is_file()
     assert interrupted["sidecar"] is None and not (tmp_path / jobs[1].sidecar_name).exists()
+
+
+def test_the_sidecar_and_the_sheet_give_the_values_the_engine_used(tmp_path):
+    jobs = _jobs()
+    _rendered(tmp_path, jobs)
+    sidecar = json.loads((tmp_path / jobs[0].sidecar_name).read_text())
+    assert sidecar["effective"] == {"learning_rate": 1.0, "scales": [64]}
+    assert (sidecar["settings"]["learning_rate"], sidecar["settings"]["scales"]) == (0.0, [])  # the job's identity
+    html = (tmp_path / "index.html").read_text()
+    assert "<dt>scales used</dt><dd>64 px</dd>" in html and "<dt>learning rate used</dt><dd>1</dd>" in html
