@@ -177,7 +177,7 @@ class Engine:
                 layers=frozenset(targets.content) | frozenset(targets.style),
                 pooling=first.pooling, bf16=precision == "bf16", targets=targets,
                 optimizer=first.optimizer, lbfgs_history=first.lbfgs_history,
-                learning_rate=first.learning_rate, stage=stage, stages=len(stages), side=side,
+                learning_rate=first.resolved_learning_rate(), stage=stage, stages=len(stages), side=side,
                 iterations=first.iterations, done_before=stage * first.iterations,
                 total=first.iterations * len(stages), progress_every=self.progress_every,
                 checkpoint_every=self.checkpoint_every, diverged=diverged, **hooks,
@@ -229,6 +229,7 @@ class Engine:
                 device_name=self.device_name, precision=precision,
                 schedule=tuple(side for side, _ in stages), size=image.size,
                 cache_hits=hits, cache_misses=misses, batch_size=len(requests),
+                learning_rate=request.settings.resolved_learning_rate(),
                 resumed_from=_resumed_iterations(request),
             )
             outcomes.append(RenderResult(image, stats))

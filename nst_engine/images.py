@@ -3,7 +3,8 @@ move them to and from tensors.
 
 Every image the engine sees goes through `load_image`, so this is the one place
 that knows about colour modes, bit depths, ICC profiles, EXIF orientation and
-hostile files. Its failures are `ImageError`s with one line that names the
+hostile files (the conversion itself is pixels.engine_view, torch-free, which
+the contact sheet's thumbnails share). Its failures are `ImageError`s with one line that names the
 file, because a bad input costs one job and its reason lands in the contact
 sheet.
 """
@@ -19,11 +20,11 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .color import luminance, match_luminance, recombine_color
-from .color_profile import to_srgb
 from .errors import ImageError, ImageTooSmallError
+from .pixels import engine_view
 from .settings import _network_order
 
 __all__ = [
@@ -48,9 +49,6 @@ __all__ = [
 MAX_PIXELS = 64_000_000
 
 ImageSource = str | os.PathLike | bytes | Image.Image
-
-# Modes whose alpha we flatten onto white, the colour of paper behind a cut-out.
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "PA"})
 
 
 # -- loading ------------------------------------------------------------------
@@ -118,7 +116,7 @@ def _decode(image: Image.Image, label: str, max_pixels: int) -> Image.Image:
         # `load` raises on truncated data: we never set LOAD_TRUNCATED_IMAGES,
         # because a half-grey photo would render without complaint.
         image.load()
-        return _to_rgb8(to_srgb(ImageOps.exif_transpose(image)), label)
+        return engine_view(image, label)
     except ImageError:
         raise
     except Image.DecompressionBombError as error:  # some decoders check again as they load
@@ -152,35 +150,6 @@ def _check_still(image: Image.Image, label: str) -> None:
     if image.format == "TIFF":
         raise ImageError(f"{label} has {frames} pages; expected a single image")
     raise ImageError(f"{label} is animated ({frames} frames); expected a still image")
-
-
-def _to_rgb8(image: Image.Image, label: str) -> Image.Image:
-    mode = image.mode
-    try:
-        if mode in ("I", "F") or mode.startswith("I;16"):
-            return Image.fromarray(_deep_gray_to_8bit(np.asarray(image), mode)).convert("RGB")
-        if mode in _ALPHA_MODES or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, rgba).convert("RGB")
-        return image.convert("RGB")
-    except ValueError:
-        raise ImageError(f"{label} has colour mode '{mode}', which cannot be converted to RGB") from None
-
-
-def _deep_gray_to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
-    values = values.astype(np.float64)
-    if mode == "F":
-        values = np.nan_to_num(values)
-        # Float files come scaled 0..1 (scientific and HDR tools) or 0..255
-        # (PIL's own convention); an image whose every value is <= 1 would be
-        # black on the 0..255 reading, so take it as 0..1.
-        scale = 255.0 if values.max(initial=0.0) <= 1.0 else 1.0
-    else:
-        # 16-bit PNG/TIFF decode as I;16 (older PIL: I). PIL's own convert("L")
-        # clips at 255 rather than scaling; 65535 / 257 = 255 maps the full range.
-        scale = 1 / 257
-    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
 
 
 def _megapixels(pixels: int) -> str:

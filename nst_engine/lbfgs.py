@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from .settings import DEFAULT_LEARNING_RATES
+
 # torch.optim.LBFGS's absolute curvature threshold. The losses are scaled to stay
 # well above it (see losses.py); below it L-BFGS degrades to gradient descent.
 CURVATURE_EPS = 1e-10
@@ -211,7 +213,7 @@ class _Chronology:
 class BatchedAdam:
     """Adam is element-wise, so a batch is independent by construction."""
 
-    DEFAULT_LR = 0.02  # on the 0–1 pixel scale
+    DEFAULT_LR = DEFAULT_LEARNING_RATES["adam"]
 
     def __init__(self, like: torch.Tensor, lr: float = 0.0, bounds: tuple[float, float] | None = None) -> None:
         self._param = torch.nn.Parameter(like.detach().clone())
@@ -238,4 +240,4 @@ def make_optimizer(name: str, like: torch.Tensor, *, history: int, lr: float, re
     if name == "adam":
         return BatchedAdam(like, lr, bounds=PIXEL_RANGE)
     first_step = None if resuming else FIRST_STEP_PIXELS
-    return BatchedLBFGS(like, history, lr or 1.0, first_step=first_step, bounds=PIXEL_RANGE)
+    return BatchedLBFGS(like, history, lr or DEFAULT_LEARNING_RATES["lbfgs"], first_step=first_step, bounds=PIXEL_RANGE)

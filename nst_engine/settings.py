@@ -29,6 +29,8 @@ FEATURE_LAYERS = frozenset(RELU_LAYERS + CONV_LAYERS + POOL_LAYERS)
 INIT_MODES = ("content", "noise")
 POOLINGS = ("max", "avg")
 OPTIMIZERS = ("lbfgs", "adam")
+# What `learning_rate: 0` means for each optimiser (pixels on the 0–1 scale).
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02}
 PRECISIONS = ("auto", "fp32", "bf16")
 BUILTIN_WEIGHTS = ("caffe", "torchvision")
 
@@ -110,6 +112,10 @@ class RenderSettings:
         if device_type == "cuda" or (device_type == "cpu" and cpu_has_bf16):
             return "bf16"
         return "fp32"
+
+    def resolved_learning_rate(self) -> float:
+        """The learning rate the optimiser uses: the setting, or the optimiser's own for 0."""
+        return self.learning_rate or DEFAULT_LEARNING_RATES[self.optimizer]
 
     def with_overrides(self, **changes: Any) -> RenderSettings:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})

@@ -68,6 +68,8 @@ class RenderStats:
     cache_misses: int
     batch_size: int = 1
     resumed_from: int = 0  # iterations already done by a checkpoint we started from
+    # The rate the optimiser used: the setting, or the optimiser's default where it is 0.
+    learning_rate: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -119,12 +119,16 @@ def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = No
 
 @app.command()
 def report(output_dir: Annotated[Path, typer.Argument(help="An output folder of an earlier run.")],
-           manifest: Annotated[str | None, typer.Option(help="The manifest, for pending cells.")] = None) -> None:
+           manifest: Annotated[str | None, typer.Option(help="The manifest, for pending cells.")] = None,
+           wait: Annotated[bool, typer.Option("--wait", help="If a run holds the output folder, wait for it.")] = False,
+           ) -> None:
     """Rebuild index.html from results.jsonl (and the manifest, if given)."""
     from .rebuild import rebuild_report
 
     try:
-        path = rebuild_report(output_dir, _load(manifest) if manifest else None)
+        path = rebuild_report(output_dir, _load(manifest) if manifest else None, wait=wait)
+    except OutputLockedError as error:
+        _fail(str(error), EXIT_BUSY)
     except PipelineError as error:
         _fail(str(error), EXIT_USAGE)
     out.print(f"wrote {path}", markup=False)

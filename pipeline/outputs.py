@@ -21,10 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from PIL import Image, ImageOps
+from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from nst_engine.color_profile import to_srgb
+from nst_engine.errors import ImageError
+from nst_engine.pixels import engine_view
 
 from .jobs import RenderJob, slug
 
@@ -41,8 +42,9 @@ THUMBS_DIR = "thumbs"
 SOURCE_THUMBS_DIR = f"{THUMBS_DIR}/sources"
 # Part of a source thumbnail's name. A thumbnail is reused while it is newer
 # than its source, so a change in how thumbnails are made must change the name:
-# 2 converts embedded colour profiles to sRGB.
-SOURCE_THUMBS_VERSION = 2
+# 2 converts embedded colour profiles to sRGB; 3 converts as the engine does
+# (16-bit greyscale scaled, transparency onto white).
+SOURCE_THUMBS_VERSION = 3
 THUMB_SIDE = 256
 
 # What PIL raises on a truncated or garbled file, depending on where it breaks.
@@ -206,14 +208,20 @@ def png_job_id(path: Path) -> str | None:
 
 def output_is_complete(output_dir: Path, job: RenderJob) -> bool:
     """True if a previous run fully finished `job`, so a rerun may skip it."""
+    return complete_sidecar(output_dir, job) is not None
+
+
+def complete_sidecar(output_dir: Path, job: RenderJob) -> dict[str, Any] | None:
+    """The sidecar of `job` when its output is complete (the test of
+    output_is_complete), else None."""
     output_dir = Path(output_dir)
     if png_job_id(output_dir / job.output_name) != job.job_id:
-        return False
+        return None
     try:
         sidecar = json.loads((output_dir / job.sidecar_name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(sidecar, dict) and sidecar.get("job_id") == job.job_id
+        return None
+    return sidecar if isinstance(sidecar, dict) and sidecar.get("job_id") == job.job_id else None
 
 
 # -- thumbnails -----------------------------------------------------------------
@@ -223,23 +231,12 @@ def write_thumbnail(src_png: Path, dest_jpg: Path, side: int = THUMB_SIDE) -> No
     """A JPEG no larger than side x side; raises what PIL raises for a broken source."""
     with Image.open(src_png) as image:
         image.draft("RGB", (side * 2, side * 2))  # JPEG sources decode at reduced scale
-        image = ImageOps.exif_transpose(image)  # phone photos: honour the orientation tag
+        # The sheet shows what the engine sees: upright, sRGB, deep greyscale
+        # scaled and transparency on white (the engine's own conversion). It
+        # runs before the resize, as in the engine, whose resize needs 8-bit RGB.
+        image = engine_view(image, src_png.name)
         image.thumbnail((side, side), Image.Resampling.LANCZOS)
-        # The sheet shows what the engine sees: sRGB, whatever the file's profile
-        # (a phone's Display P3 photo would otherwise look dull next to its render).
-        image = _flatten(to_srgb(image))
     _write_atomic(Path(dest_jpg), lambda h: image.save(h, format="JPEG", quality=85))
-
-
-def _flatten(image: Image.Image) -> Image.Image:
-    """JPEG has no alpha: composite transparent pixels onto the page's dark grey."""
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA"):
-        background = Image.new("RGB", image.size, (28, 29, 33))
-        background.paste(image.convert("RGBA"), mask=image.getchannel("A"))
-        return background
-    return image.convert("RGB")
 
 
 def thumbnail_is_fresh(src: Path, thumb: Path) -> bool:
@@ -256,7 +253,7 @@ def ensure_thumbnail(src: Path, thumb: Path, side: int = THUMB_SIDE) -> bool:
         return True
     try:
         write_thumbnail(src, thumb, side)
-    except _BROKEN_IMAGE + (Image.DecompressionBombError,):
+    except _BROKEN_IMAGE + (Image.DecompressionBombError, ImageError):
         return False
     return True
 

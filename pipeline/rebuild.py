@@ -8,7 +8,9 @@ from pathlib import Path
 from nst_engine.settings import RenderSettings
 
 from .errors import PipelineError
+from .job_state import reconcile
 from .jobs import RenderJob
+from .lock import OutputLock
 from .outputs import read_results, read_summary
 from .reporter import write_contact_sheet
 
@@ -31,7 +33,8 @@ def _jobs_from_results(output_dir: Path, results: dict[str, dict]) -> list[Rende
     jobs = []
     for record in results.values():
         try:
-            data = json.loads((output_dir / record.get("sidecar", "")).read_text())
+            # A failed or interrupted job's line names no sidecar (null).
+            data = json.loads((output_dir / (record.get("sidecar") or "-")).read_text())
         except (OSError, ValueError):
             data = dict(record)  # failed jobs have no sidecar; their line names the inputs
         try:
@@ -44,11 +47,18 @@ def _jobs_from_results(output_dir: Path, results: dict[str, dict]) -> list[Rende
     return jobs
 
 
-def rebuild_report(output_dir: Path, manifest=None) -> Path:
+def rebuild_report(output_dir: Path, manifest=None, *, wait: bool = False) -> Path:
+    """Rewrite index.html, holding the folder's lock as a render does: a running
+    render rewrites the sheet as jobs finish, and the two would race for it."""
     if output_dir.is_file():  # e.g. the manifest, where the folder it renders into belongs
         raise PipelineError(f"{output_dir}: is a file, expected the output folder of a run")
     if not output_dir.is_dir():
         raise PipelineError(f"{output_dir}: no such output folder")
+    with OutputLock(output_dir, wait=wait):
+        return _rebuild(output_dir, manifest)
+
+
+def _rebuild(output_dir: Path, manifest) -> Path:
     results = read_results(output_dir)
     if manifest is not None:
         jobs = list(manifest.jobs)
@@ -56,7 +66,9 @@ def rebuild_report(output_dir: Path, manifest=None) -> Path:
         if not results:
             raise PipelineError(f"{output_dir}: no results.jsonl here; pass --manifest to lay out the sheet")
         jobs = _jobs_from_results(output_dir, results)
-    return write_contact_sheet(output_dir, jobs, results, title=_title(output_dir, manifest))
+    # The sheet agrees with the plan: a complete output on disk is done (job_state).
+    shown = reconcile(output_dir, jobs, results)
+    return write_contact_sheet(output_dir, jobs, shown, title=_title(output_dir, manifest))
 
 
 def _title(output_dir: Path, manifest) -> str:

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from .events import utc_now
+from .job_state import effective_values, job_fields, reconcile, shown_record
 from .jobs import RenderJob, checkpoint_path, weights_identity
 from .outputs import (
     SUMMARY_FILE,
     append_result,
     ensure_thumbnail,
+    output_is_complete,
     read_results,
     write_bytes_atomic,
     write_json_atomic,
@@ -42,21 +44,58 @@ def library_versions() -> dict[str, str]:
 
 
 class Recorder:
+    """`jobs` are all the manifest's jobs, not only those this run renders: the
+    sheet and summary.json describe the whole gallery (`--only` limits the renders)."""
+
     def __init__(self, output_dir: Path, jobs: list[RenderJob], title: str, manifest: str) -> None:
         self.output_dir = output_dir
         self.jobs = jobs
         self.title = title
         self.manifest = manifest
-        self.results: dict[str, dict[str, Any]] = read_results(output_dir)
+        history = read_results(output_dir)
+        # What the sheet and summary.json show: the disk's word where it is newer (job_state).
+        self.results: dict[str, dict[str, Any]] = reconcile(output_dir, jobs, history)
+        # This run's own results, which the exit code is made of: a failed --force
+        # re-render fails the run even though its cell still shows the older image.
+        self.outcomes: dict[str, dict[str, Any]] = {}
+        self._restore_lost_lines(history)
         self.counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": 0}
         self.started = time.monotonic()
         self._versions = library_versions()
         self._sheet_due = 0.0  # when the sheet may be rewritten next (write_sheet)
         self._sheet_stale = False
 
-    def mark_queued(self, todo: list[RenderJob]) -> None:
-        """Jobs about to run show as pending, not with last night's outcome."""
+    def _restore_lost_lines(self, history: dict[str, dict[str, Any]]) -> None:
+        """Append the rebuilt `done` record of a job that results.jsonl lost.
+
+        Only where the file has no line at all for the job: there the line is
+        the one the crash lost (it keeps the render's own finished_at and
+        stats), and without it `nst report` (which lays out the sheet from
+        results.jsonl) and the time estimate would not know the image. A job
+        whose latest line is a failed or interrupted --force re-render gets no
+        line: that line is true history, and reconcile() shows the image anyway.
+        """
+        for job in self.jobs:
+            record = self.results.get(job.job_id)
+            if job.job_id in history or not record or "recovered_from" not in record:
+                continue
+            try:
+                append_result(self.output_dir, record)
+            except OSError as error:
+                log.warning("could not append to results.jsonl: %s", _reason(error))
+                return
+            history[job.job_id] = record
+
+    def mark_queued(self, todo: list[RenderJob], *, forced: bool = False) -> None:
+        """Jobs about to run show as pending, not with last night's outcome.
+
+        In a --force run a job whose image is complete on disk keeps showing it
+        as done until the new result lands: the image is still up to date, and
+        if the re-render fails or is interrupted it stays the job's output."""
         for job in todo:
+            shown = self.results.get(job.job_id) or {}
+            if forced and shown.get("status") == "done" and output_is_complete(self.output_dir, job):
+                continue
             self.results.pop(job.job_id, None)
         self.write_sheet()
 
@@ -64,22 +103,16 @@ class Recorder:
         png = result.pop("png", None)
         record = {
             **result,
-            "output": job.output_name,
-            "sidecar": job.sidecar_name,
-            # The inputs too: a failed job has no sidecar, and `nst report` must
-            # still be able to place it on the sheet from this line alone.
-            "content": job.content,
-            "styles": list(job.styles),
-            "source": job.source,
-            "content_label": job.content_label,
-            "style_label": job.style_label,
-            "variant": job.variant,
-            "settings": job.settings.to_dict(),
+            **job_fields(job),
+            "sidecar": None,  # named only once it is written: a failed job has none
             "finished_at": utc_now(),
         }
+        if record.get("status") == "done":
+            record["effective"] = effective_values(record.get("stats") or {})
         if record.get("status") == "done" and png is not None:
             try:
                 self._write_outputs(job, png, record)
+                record["sidecar"] = job.sidecar_name
             except OSError as error:  # a full disk or a quota: this job fails, the night goes on
                 record.update(status="failed", error=f"could not save {Path(job.output_name).name}: {_reason(error)}")
         status = record.get("status")
@@ -88,7 +121,9 @@ class Recorder:
             append_result(self.output_dir, record)
         except OSError as error:  # the image (if any) is safe; only the log line is lost
             log.warning("could not append to results.jsonl: %s", _reason(error))
-        self.results[job.job_id] = record
+        self.outcomes[job.job_id] = record
+        # A failed or interrupted --force re-render leaves the older image in place, still done.
+        self.results[job.job_id] = shown_record(self.output_dir, job, record) or record
         self.write_sheet()
         return record
 
@@ -110,6 +145,7 @@ class Recorder:
             "styles": list(job.styles),
             "output": job.output_name,
             "settings": job.settings.to_dict(),
+            "effective": record.get("effective") or {},
             "seed": job.settings.seed,
             "weights": weights_identity(job.settings.weights),
             "versions": self._versions,
@@ -166,7 +202,8 @@ class Recorder:
             "jobs": len(self.jobs),
             "rendered": self.counts.get("done", 0),
             "skipped": skipped,
-            "failed": statuses.count("failed"),
+            "failed": statuses.count("failed"),  # cells shown failed; this run's own failures below
+            "failed_this_run": self.counts.get("failed", 0),
             "interrupted": self.counts.get("interrupted", 0),
             "pending": statuses.count("pending") + statuses.count("interrupted"),
             "done": statuses.count("done"),

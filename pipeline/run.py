@@ -85,11 +85,12 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
             log.warning("%s: %s", manifest.path.name, notice)
         the_plan = make_plan(manifest, options)
         jobs = select(manifest.jobs, options.only)
-        recorder = Recorder(output_dir, jobs, title=manifest.path.stem, manifest=str(manifest.path))
+        # The sheet and summary.json cover the whole gallery; --only limits what renders.
+        recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
         log.info("%s: %d jobs, %d already done, %d to render -> %s",
                  manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir)
         todo = list(the_plan.todo)
-        recorder.mark_queued(todo)
+        recorder.mark_queued(todo, forced=options.force)
         if not todo:
             log.info("nothing to render: every output is up to date (use --force to render again)")
             recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
@@ -101,7 +102,7 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
         log.info("finished: %d rendered, %d failed, %d left for next run, %.1f s -> %s",
-                 summary["rendered"], summary["failed"], summary["pending"],
+                 summary["rendered"], summary["failed_this_run"], summary["pending"],
                  summary["wall_seconds"], output_dir / "index.html")
         return code
 
@@ -146,7 +147,8 @@ def _threads_per_worker(devices: tuple[str, ...]) -> int:
 def _exit_code(recorder: Recorder, todo: list[RenderJob], stop: StopSignal) -> int:
     if stop.level:
         return EXIT_SIGNAL.get(stop.signal_number, 130)
-    statuses = [recorder.results.get(job.job_id, {}).get("status") for job in todo]
+    # This run's own results: the sheet may show a failed --force re-render's older image as done.
+    statuses = [recorder.outcomes.get(job.job_id, {}).get("status") for job in todo]
     return EXIT_OK if all(s == "done" for s in statuses) else EXIT_FAILED
 
 

@@ -52,6 +52,7 @@ def test_the_same_seed_gives_the_same_pixels(engine, content, starry):
 def test_coarse_to_fine_renders_every_scale(engine, content, starry):
     result = engine.render(content, [starry], tiny(size=64, scales=(32, 64), iterations=2))
     assert result.stats.schedule == (32, 64)
+    assert result.stats.learning_rate == 1.0  # L-BFGS's own, for the setting's 0
     assert result.stats.iterations == 4
     assert result.image.size == (64, 43)
     small = Image.new("RGB", (40, 30), (200, 10, 10))
@@ -82,6 +83,7 @@ def test_preserve_color_keeps_the_contents_chroma(engine, content, starry):
 def test_adam_renders_and_reduces_the_loss(engine, content, starry):
     start, result = _first_loss(engine, content, [starry], tiny(size=64, iterations=10, optimizer="adam"))
     assert result.stats.losses["total"] < 0.7 * start
+    assert result.stats.learning_rate == 0.02  # Adam's own, for the setting's 0
 
 
 def test_a_blend_of_one_and_zero_is_the_first_style_alone(engine64, content, starry, cafe):

@@ -40,6 +40,11 @@ def _check_provenance(output_dir: Path, record: dict) -> None:
     assert png_text(output_dir / record["output"])["nst:job_id"] == sidecar["job_id"] == record["job_id"]
     assert sidecar["settings"]["size"] == TINY["size"]
     assert sidecar["settings"]["iterations"] == TINY["iterations"]
+    # The values the engine used where the settings say "automatic" (0, []), which stay
+    # as written because they are the job's identity.
+    assert (sidecar["settings"]["learning_rate"], sidecar["settings"]["scales"]) == (0.0, [])
+    assert sidecar["effective"] == {"learning_rate": 1.0, "scales": [TINY["size"]]}
+    assert record["effective"] == sidecar["effective"]
     assert sidecar["seed"] == sidecar["settings"]["seed"]
     assert re.fullmatch(r"caffe:[0-9a-f]{64}", sidecar["weights"])
     assert {"python", "torch", "pillow", "nst-gallery"} <= set(sidecar["versions"])

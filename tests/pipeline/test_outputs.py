@@ -225,6 +225,37 @@ def test_thumbnail_fits_the_box_and_flattens_alpha(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def _deep_grey_png(path: Path) -> Path:
+    """A true 16-bit greyscale PNG: an 8-bit gradient × 257, so every value uses the full range."""
+    levels = np.tile(np.linspace(20, 230, 96).round().astype(np.uint16), (64, 1)) * 257
+    Image.fromarray(levels).save(path)
+    with Image.open(path) as image:
+        assert image.mode == "I;16"
+    return path
+
+
+def _half_transparent_png(path: Path) -> Path:
+    Image.new("RGBA", (96, 64), (200, 30, 30, 128)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("make", [_deep_grey_png, _half_transparent_png])
+def test_a_source_thumbnail_shows_what_the_engine_sees(tmp_path, make):
+    # The engine's own loader; a test process may load torch.
+    from nst_engine.images import load_image
+
+    src = make(tmp_path / "source.png")
+    write_thumbnail(src, tmp_path / "thumb.jpg", side=64)
+    with Image.open(tmp_path / "thumb.jpg") as thumb:
+        shown = np.asarray(thumb.convert("RGB"), dtype=np.float64)
+    seen = np.asarray(load_image(src).resize((64, 43), Image.Resampling.LANCZOS), dtype=np.float64)
+    # Without the engine's conversion: pure white (16-bit values clipped at 255),
+    # or red on the page's dark grey (alpha) where the engine flattens onto white.
+    assert shown.shape == seen.shape
+    assert np.abs(shown.mean(axis=(0, 1)) - seen.mean(axis=(0, 1))).max() < 3
+    assert np.abs(shown - seen).mean() < 3
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_thumbnail_of_a_wide_gamut_photo_shows_its_srgb_colours(tmp_path, fmt):
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))

@@ -1,0 +1,106 @@
+"""What a job's cell on the sheet shows: its latest line in results.jsonl, unless
+the output on disk says otherwise.
+
+The plan trusts the disk: a job whose PNG and sidecar are whole and name it
+(outputs.output_is_complete) is done and is skipped, whatever results.jsonl says.
+The sheet, summary.json and `nst report` must tell the same story, or a night
+ends with "nothing to render" above a cell that stays failed or pending forever.
+The two part ways when
+- a `--force` re-render failed or was interrupted: its line is the latest, but
+  the earlier image is intact and still up to date (same job id, so the same
+  inputs and settings);
+- a job's line was lost (a crash between writing the image and appending the
+  line, a hand-edited file): results.jsonl does not know the job at all.
+In both the job is done, and its cell is rebuilt from its sidecar, which holds
+the settings, losses, timings and device of the render that made the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .jobs import RenderJob
+from .outputs import complete_sidecar
+
+RECOVERED_FROM = "sidecar"  # the `recovered_from` of a record rebuilt from the disk
+
+
+def job_fields(job: RenderJob) -> dict[str, Any]:
+    """The job's inputs, on every line: a failed job has no sidecar, and `nst
+    report` must still be able to place it on the sheet from its line alone."""
+    return {
+        "output": job.output_name,
+        "content": job.content,
+        "styles": list(job.styles),
+        "source": job.source,
+        "content_label": job.content_label,
+        "style_label": job.style_label,
+        "variant": job.variant,
+        "settings": job.settings.to_dict(),
+    }
+
+
+def effective_values(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """What the render really used where a setting means "automatic" (0 or []):
+    the engine's learning rate and the longest side of each stage. Kept out of
+    `settings`, which is the job's identity (its id hashes them)."""
+    effective = {}
+    if isinstance(stats.get("learning_rate"), (int, float)):
+        effective["learning_rate"] = stats["learning_rate"]
+    if isinstance(stats.get("schedule"), list):
+        effective["scales"] = stats["schedule"]
+    return effective
+
+
+def done_from_disk(output_dir: Path, job: RenderJob) -> dict[str, Any] | None:
+    """A `done` record rebuilt from the job's sidecar if its output is complete, else None."""
+    sidecar = complete_sidecar(output_dir, job)
+    if sidecar is None:
+        return None
+    stats = sidecar.get("stats") if isinstance(sidecar.get("stats"), dict) else {}
+    record = {
+        "job_id": job.job_id,
+        "status": "done",
+        "device": sidecar.get("device"),
+        "device_name": sidecar.get("device_name"),
+        "worker_pid": sidecar.get("worker_pid"),
+        "attempts": sidecar.get("attempts", 1),
+        "memory_fallback": sidecar.get("memory_fallback"),
+        "stats": stats,
+        **job_fields(job),
+        "sidecar": job.sidecar_name,
+        "finished_at": sidecar.get("finished_at"),
+        "recovered_from": RECOVERED_FROM,
+    }
+    effective = sidecar.get("effective") or effective_values(stats)
+    if effective:
+        record["effective"] = effective
+    return record
+
+
+def shown_record(output_dir: Path, job: RenderJob, latest: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The record the sheet shows for `job`, given its latest line (or None)."""
+    if latest is not None and latest.get("status") == "done":
+        return latest  # trusted as before: the plan renders it again if its image is gone
+    on_disk = done_from_disk(output_dir, job)
+    if on_disk is None:
+        return latest
+    if latest is not None:
+        # The newer attempt that did not replace the image stays visible in the details.
+        on_disk["last_rerender"] = {k: latest.get(k) for k in ("status", "error", "finished_at")}
+    return on_disk
+
+
+def reconcile(output_dir: Path, jobs: Iterable[RenderJob], results: Mapping[str, dict]) -> dict[str, dict]:
+    """`results` (latest line per job id) with each of `jobs` shown as the disk says.
+
+    Only jobs whose latest line is not `done` are looked up on disk, so a
+    finished gallery costs no image reads."""
+    shown = dict(results)
+    for job in jobs:
+        record = shown_record(output_dir, job, results.get(job.job_id))
+        if record is not None:
+            shown[job.job_id] = record
+    return shown

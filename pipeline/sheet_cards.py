@@ -1,0 +1,185 @@
+"""One card of the contact sheet: a job's status, thumbnail, caption and details.
+
+Split from reporter.py, which lays out the grid; the details (hover and click)
+show the settings, what the engine made of the automatic ones, losses, time,
+device, and a re-render that did not replace the image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from nst_engine.settings import RenderSettings
+
+from .jobs import RenderJob, format_value
+from .outputs import THUMBS_DIR, ensure_thumbnail
+
+STATUSES = ("done", "failed", "interrupted", "pending")
+# Settings every card shows, whether or not they differ from the defaults.
+ALWAYS_SHOWN = ("size", "iterations")
+
+
+@dataclass
+class Card:
+    job_id: str
+    status: str
+    href: str | None = None  # quoted URL of the full image
+    thumb: str | None = None
+    caption: str = ""
+    error: str = ""
+    tag: str = ""  # tells apart several jobs sharing one cell
+    tooltip: str = ""
+    details: list[tuple[str, str]] = field(default_factory=list)
+
+
+def make_card(output_dir: Path, job: RenderJob, record: dict | None) -> Card:
+    record = record or {}
+    status = record.get("status")
+    if status not in STATUSES:
+        status = "pending"  # no result yet, or a status this page does not know
+    card = Card(job_id=job.job_id, status=status)
+    if status == "pending":
+        card.tooltip = f"{job.content_label} × {job.style_label}: pending"
+        return card
+    card.details = _details(job, record)
+    card.error = str(record.get("error") or "")
+    card.caption = _caption(record)
+    card.tooltip = "\n".join(
+        [f"{job.content_label} × {job.style_label}" + (f" · {job.variant}" if job.variant else "")]
+        + [f"{k}: {v}" for k, v in card.details if k not in ("job id", "finished")]
+    )
+    if status == "done":
+        image = output_dir / job.output_name
+        thumb = Path(THUMBS_DIR) / f"{job.job_id}.jpg"
+        card.href = quote(Path(job.output_name).as_posix())
+        if ensure_thumbnail(image, output_dir / thumb):
+            card.thumb = quote(thumb.as_posix())
+    return card
+
+
+def _details(job: RenderJob, record: dict) -> list[tuple[str, str]]:
+    """Label/value pairs shown on hover (title) and on click (<details>)."""
+    stats = record.get("stats") or {}
+    rows = (_settings_shown(job, record) + _effective(record) + _losses(stats.get("losses") or {})
+            + _run_facts(record))
+    if record.get("error"):
+        rows.append(("error", str(record["error"])))
+    rerender = record.get("last_rerender") or {}
+    if rerender.get("status"):
+        # A --force re-render that failed or was interrupted: the image shown is the earlier one.
+        reason = f": {rerender['error']}" if rerender.get("error") else ""
+        rows.append(("last re-render", f"{rerender['status']}{reason} (this image is the earlier render)"))
+    rows.append(("job id", job.job_id))
+    if record.get("finished_at"):
+        rows.append(("finished", str(record["finished_at"])))
+    return rows
+
+
+def _run_facts(record: dict) -> list[tuple[str, str]]:
+    """Time, device and memory; each only when the record has it."""
+    stats = record.get("stats") or {}
+    facts = []
+    if stats.get("seconds") is not None:
+        facts.append(("time", duration(seconds(record))))
+    if _device(record):
+        name = record.get("device_name")
+        facts.append(("device", _device(record) + (f" ({name})" if name else "")))
+    if stats.get("iterations") is not None:
+        facts.append(("steps run", str(stats["iterations"])))
+    if stats.get("resumed_from"):
+        facts.append(("resumed at step", str(stats["resumed_from"])))
+    if isinstance(stats.get("peak_memory_mb"), (int, float)):
+        facts.append(("peak memory", f"{stats['peak_memory_mb']:,.0f} MB"))
+    if record.get("memory_fallback"):
+        facts.append(("memory fallback", str(record["memory_fallback"])))
+    cache = stats.get("cache") or {}
+    if cache:
+        facts.append(("style cache", f"{cache.get('hits', 0)} hit · {cache.get('misses', 0)} miss"))
+    if (record.get("attempts") or 1) > 1:
+        facts.append(("attempts", str(record["attempts"])))
+    return facts
+
+
+def _device(record: dict) -> str:
+    # Workers report the device in the stats or, via the recorder, at the top level.
+    return str((record.get("stats") or {}).get("device") or record.get("device") or "")
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict[str, Any]:
+    return RenderSettings().to_dict()
+
+
+def _settings_shown(job: RenderJob, record: dict) -> list[tuple[str, str]]:
+    settings = record.get("settings") or job.settings.to_dict()
+    defaults = _defaults()
+    shown = []
+    for name, value in settings.items():
+        if name in ALWAYS_SHOWN or defaults.get(name, object()) != value:
+            shown.append((name, f"{value} px" if name == "size" else format_value(value)))
+    order = {name: i for i, name in enumerate(ALWAYS_SHOWN)}
+    return sorted(shown, key=lambda item: order.get(item[0], len(order)))
+
+
+def _effective(record: dict) -> list[tuple[str, str]]:
+    """The values the engine used for settings left automatic (learning_rate 0, scales [])."""
+    effective = record.get("effective") or {}
+    rows = []
+    if isinstance(effective.get("scales"), list) and effective["scales"]:
+        rows.append(("scales used", " → ".join(f"{side}" for side in effective["scales"]) + " px"))
+    if isinstance(effective.get("learning_rate"), (int, float)):
+        rows.append(("learning rate used", format_value(effective["learning_rate"])))
+    return rows
+
+
+def _losses(losses: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Headline losses one per line; per-layer parts (dotted names) folded into one."""
+    rows = []
+    parts = []
+    for name, value in losses.items():
+        text = _number(value)
+        if "." in name:
+            parts.append(f"{name.split('.', 1)[1]} {text}")
+        else:
+            rows.append((f"loss {name}" if name != "total" else "loss", text))
+    if parts:
+        rows.append(("loss by layer", " · ".join(parts)))
+    return rows
+
+
+def _caption(record: dict) -> str:
+    stats = record.get("stats") or {}
+    bits = []
+    if stats.get("seconds") is not None:
+        bits.append(duration(seconds(record)))
+    if _device(record):
+        bits.append(_device(record))
+    return " · ".join(bits)
+
+
+# -- small formatting helpers -----------------------------------------------------------
+
+
+def seconds(record: Mapping[str, Any]) -> float:
+    value = (record.get("stats") or {}).get("seconds")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)

@@ -1,0 +1,74 @@
+"""`nst render` on a gallery whose images are all on disk: what the sheet and
+summary.json say when nothing renders. Real manifests, images and outputs (PNGs
+with their job ids, sidecars), without starting a worker."""
+
+from __future__ import annotations
+
+import json
+
+from cli_helpers import SAMPLES, read_sheet, write_manifest
+from test_job_state import _done
+
+from pipeline.manifest import load_manifest
+from pipeline.recorder import Recorder
+from pipeline.run import EXIT_OK, RenderOptions, execute
+
+
+def _rendered_gallery(tmp_path):
+    """Two jobs (chelsea and neuschwanstein × starry night), both done."""
+    manifest = load_manifest(write_manifest(
+        tmp_path / "m.yaml",
+        [SAMPLES / "content" / "chelsea.jpg", SAMPLES / "content" / "neuschwanstein.jpg"],
+        [SAMPLES / "style" / "starry_night.jpg"]))
+    recorder = Recorder(manifest.output_dir, list(manifest.jobs), title="m", manifest=str(manifest.path))
+    for job in manifest.jobs:
+        recorder.record(job, _done(job))
+    return manifest
+
+
+def _summary(manifest) -> dict:
+    return json.loads((manifest.output_dir / "summary.json").read_text())
+
+
+def test_only_renders_a_part_but_the_sheet_and_summary_cover_the_gallery(tmp_path):
+    manifest = _rendered_gallery(tmp_path)
+    assert execute(manifest, RenderOptions(only="chelsea*", devices=("cpu",))) == EXIT_OK
+    cards = read_sheet(manifest.output_dir).cards
+    assert sorted(card["job_id"] for card in cards) == sorted(job.job_id for job in manifest.jobs)
+    assert {card["status"] for card in cards} == {"done"}
+    summary = _summary(manifest)
+    assert (summary["jobs"], summary["done"], summary["pending"]) == (2, 2, 0)
+
+
+def test_a_lost_line_leaves_nothing_to_render_and_every_cell_done(tmp_path):
+    manifest = _rendered_gallery(tmp_path)
+    results = manifest.output_dir / "results.jsonl"
+    results.write_text(results.read_text().splitlines(keepends=True)[0])
+    assert execute(manifest, RenderOptions(devices=("cpu",))) == EXIT_OK
+    assert {card["status"] for card in read_sheet(manifest.output_dir).cards} == {"done"}
+    summary = _summary(manifest)
+    assert (summary["jobs"], summary["done"], summary["pending"], summary["exit_code"]) == (2, 2, 0, 0)
+
+
+def test_report_takes_the_folder_lock_like_a_render(tmp_path):
+    import subprocess
+    import time
+
+    from cli_helpers import explain, nst, nst_command, nst_env
+
+    from pipeline.lock import OutputLock
+
+    out = _rendered_gallery(tmp_path).output_dir
+    (out / "index.html").unlink(missing_ok=True)
+    with OutputLock(out, wait=False):  # a render at work on this folder
+        refused = nst("report", out, cwd=tmp_path)
+        assert refused.returncode == 75, explain(refused)
+        assert len(refused.stderr.strip().splitlines()) == 1 and "--wait" in refused.stderr
+        assert not (out / "index.html").exists()  # the render's sheet is left alone
+        waiting = subprocess.Popen(nst_command("report", out, "--wait"), cwd=tmp_path, env=nst_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert waiting.poll() is None and not (out / "index.html").exists()
+    stdout, stderr = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, stderr
+    assert "is busy" in stderr and (out / "index.html").exists()
