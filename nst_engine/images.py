@@ -25,7 +25,7 @@ from PIL import Image
 from .color import luminance, match_luminance, recombine_color
 from .errors import ImageError, ImageTooSmallError
 from .pixels import engine_view
-from .settings import _network_order
+from .setting_values import network_order
 
 __all__ = [
     "MAX_PIXELS",
@@ -169,7 +169,7 @@ def minimum_side(deepest_layer: str) -> int:
     Each 2x2 pool halves the side with floor rounding, so after k pools
     (counting the layer itself when it is a pool) the side must be >= 2**k.
     """
-    order = _network_order()
+    order = network_order()
     if deepest_layer not in order:
         raise ValueError(f"unknown layer '{deepest_layer}' (expected a VGG19 layer such as relu4_2 or pool5)")
     upto = order[: order.index(deepest_layer) + 1]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .settings import DEFAULT_LEARNING_RATES
+from .setting_values import DEFAULT_LEARNING_RATES
 
 # torch.optim.LBFGS's absolute curvature threshold. The losses are scaled to stay
 # well above it (see losses.py); below it L-BFGS degrades to gradient descent.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +27,21 @@ class Checkpoint:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Checkpoint:
         return cls(int(state["stage"]), int(state["iteration"]), state["pixels"].float())
+
+    def to_bytes(self) -> bytes:
+        # Made in memory: torch.save writing to a file reports a failed write (a
+        # full disk) as a RuntimeError from its zip writer, not as an OSError.
+        buffer = io.BytesIO()
+        torch.save(self.to_state(), buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Checkpoint:
+        return cls.from_state(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+
+    def is_finite(self) -> bool:
+        """False for the pixels of a render that blew up: resumed, it would only fail again."""
+        return bool(torch.isfinite(self.pixels).all())
 
 
 @dataclass(frozen=True)

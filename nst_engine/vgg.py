@@ -21,7 +21,7 @@ from torch import nn
 
 from .checksums import CAFFE_SHA256, TORCHVISION_CHECKPOINT, sha256_file
 from .errors import WeightsError
-from .settings import VGG19_BLOCK_DEPTHS
+from .setting_values import VGG19_BLOCK_DEPTHS
 
 CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 TORCHVISION_URL = f"https://download.pytorch.org/models/{TORCHVISION_CHECKPOINT}"

@@ -19,7 +19,8 @@ from typing import Any
 
 from nst_engine import ENGINE_VERSION
 from nst_engine.checksums import CAFFE_SHA256, TORCHVISION_CHECKPOINT, sha256_file
-from nst_engine.settings import BUILTIN_WEIGHTS, RenderSettings
+from nst_engine.setting_values import BUILTIN_WEIGHTS
+from nst_engine.settings import RenderSettings
 
 JOB_ID_LENGTH = 12
 CHECKPOINT_DIR = ".checkpoints"  # inside the output folder; one file per unfinished job

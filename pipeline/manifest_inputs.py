@@ -15,14 +15,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nst_engine.errors import SettingsError
-from nst_engine.settings import (
-    BUILTIN_WEIGHTS,
-    INIT_MODES,
-    PRESETS,
-    RenderSettings,
-    setting_names,
-    to_float,
-)
+from nst_engine.setting_checks import to_float
+from nst_engine.setting_values import BUILTIN_WEIGHTS, INIT_MODES
+from nst_engine.settings import PRESETS, RenderSettings, setting_names
 
 from .jobs import slug
 from .manifest_schema import show, unknown_name

@@ -9,7 +9,6 @@ result and never takes the worker down with it.
 from __future__ import annotations
 
 import fnmatch
-import io
 import json
 import os
 import signal
@@ -280,22 +279,16 @@ def _interrupted(engine: Engine, job: RenderJob) -> dict[str, Any]:
 
 
 def _save_checkpoint(options: WorkerOptions, job: RenderJob, checkpoint: Checkpoint) -> None:
-    """Write the checkpoint, or skip it when the disk will not take it.
-
-    A checkpoint only saves time after a crash, so a full disk or a quota must
-    not fail the render it belongs to. The bytes are made in memory first:
-    torch.save writing to a file reports a failed write as a RuntimeError from
-    its zip writer ("enforce fail at inline_container.cc"), not as an OSError.
-    """
-    if not torch.isfinite(checkpoint.pixels).all():
-        return  # a render blowing up: resuming from here would only fail again
+    """Write the checkpoint, or skip it: a checkpoint only saves time after a
+    crash, so a full disk or a quota must not fail the render it belongs to."""
+    if not checkpoint.is_finite():
+        return
     path = checkpoint_path(options.output_dir, job.job_id)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    buffer = io.BytesIO()
-    torch.save(checkpoint.to_state(), buffer)
+    data = checkpoint.to_bytes()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(buffer.getbuffer())
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)  # the last whole checkpoint, if any, stays
@@ -308,12 +301,10 @@ def _load_checkpoint(options: WorkerOptions, job: RenderJob) -> Checkpoint | Non
     if not path.is_file():
         return None
     try:
-        checkpoint = Checkpoint.from_state(torch.load(path, map_location="cpu", weights_only=True))
-        if torch.isfinite(checkpoint.pixels).all():
+        checkpoint = Checkpoint.from_bytes(path.read_bytes())
+        if checkpoint.is_finite():
             return checkpoint
     except Exception:  # noqa: BLE001 (damaged: handled below)
         pass
     path.unlink(missing_ok=True)  # damaged or blown up: start over rather than fail the job
     return None
-
-
