@@ -15,7 +15,9 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from .display import ProgressDisplay, setup_logging
+from rich.console import Console
+
+from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions
 from .lock import OutputLock
@@ -60,12 +62,21 @@ def make_plan(manifest: Manifest, options: RenderOptions) -> Plan:
     return plan(jobs, lambda job: output_is_complete(manifest.output_dir, job))
 
 
+# What a first signal does, in words that match what the executors do.
+_STOPPING = {
+    "local": "stopping: no new jobs start; running jobs save a checkpoint at their next "
+             "iteration and stop, and resume from it next run (signal again to stop at once)",
+    "cluster": "stopping: no new jobs start; running cluster tasks stop within about a second "
+               "and render again next run (signal again to stop at once)",
+}
+
+
 @contextmanager
-def stop_on_signals(stop: StopSignal):
-    """First SIGINT/SIGTERM: finish gracefully. Second: stop now."""
+def stop_on_signals(stop: StopSignal, *, cluster: bool = False):
+    """First SIGINT/SIGTERM: stop gracefully. Second: stop now."""
     def handler(signum, frame):
         stop.request(signum)
-        word = "again: stopping now" if stop.level > 1 else "finishing running jobs (signal again to stop now)"
+        word = "again: stopping now" if stop.level > 1 else _STOPPING["cluster" if cluster else "local"]
         log.warning("received %s, %s", signal.Signals(signum).name, word)
 
     previous = {sig: signal.signal(sig, handler) for sig in EXIT_SIGNAL}
@@ -80,29 +91,35 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
     output_dir = manifest.output_dir
     with OutputLock(output_dir, wait=options.wait):
         live = sys.stderr.isatty() if options.live is None else options.live
-        setup_logging(output_dir / "nst.log", plain_to_stderr=not live, quiet=options.quiet)
+        # One Console for the bars and the log lines, so lines print above the bars.
+        console = Console(stderr=True) if live else None
+        setup_logging(output_dir / "nst.log", console=console, quiet=options.quiet)
         for notice in manifest.notices:
             log.warning("%s: %s", manifest.path.name, notice)
         the_plan = make_plan(manifest, options)
         jobs = select(manifest.jobs, options.only)
         recorder = Recorder(output_dir, jobs, title=manifest.path.stem, manifest=str(manifest.path))
         log.info("%s: %d jobs, %d already done, %d to render -> %s",
-                 manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir)
+                 manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir,
+                 extra=TERMINAL)
         todo = list(the_plan.todo)
         recorder.mark_queued(todo)
         if not todo:
-            log.info("nothing to render: every output is up to date (use --force to render again)")
+            log.info("nothing to render: every output is up to date (use --force to render again)",
+                     extra=TERMINAL)
             recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
             return EXIT_OK
         stop = StopSignal()
         executor, devices = _executor(manifest, options)
-        with stop_on_signals(stop), ProgressDisplay(todo, live=live and not options.quiet) as display:
+        display = ProgressDisplay(todo, live=live and not options.quiet, console=console,
+                                  title=manifest.path.stem)
+        with stop_on_signals(stop, cluster=bool(options.cluster or manifest.run.cluster)), display:
             executor.run(todo, _Fanout(recorder, display), stop)
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
         log.info("finished: %d rendered, %d failed, %d left for next run, %.1f s -> %s",
                  summary["rendered"], summary["failed"], summary["pending"],
-                 summary["wall_seconds"], output_dir / "index.html")
+                 summary["wall_seconds"], output_dir / "index.html", extra=TERMINAL)
         return code
 
 
