@@ -6,15 +6,17 @@ stderr and an exit code, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from .errors import ManifestError, PipelineError
-from .lock import OutputLockedError
+from .errors import ManifestError, OutputFolderError, PipelineError
+from .lock import OutputLockedError, check_output_folder
 from .manifest import load_manifest, resolve_manifest_path
 from .plan_view import print_plan
 from .run import EXIT_BUSY, EXIT_USAGE, RenderOptions, execute, make_plan, select
@@ -48,6 +50,30 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+# OSErrors that mean a path the user gave is wrong (usage, exit 2), as opposed
+# to the machine failing (a full disk, an I/O error: exit 1).
+_USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
+                 errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
+
+
+@contextmanager
+def _one_line_errors():
+    """The safety net under every command that touches files: an OSError that
+    no check foresaw is still one line, never a traceback."""
+    try:
+        yield
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else 1)
+
+
+def _check_output(loaded) -> None:
+    try:
+        check_output_folder(loaded.output_dir)
+    except OutputFolderError as error:
+        _fail(str(loaded.output_problem(str(error))), EXIT_USAGE)
+
+
 @app.command()
 def render(
     manifest: ManifestArg,
@@ -61,19 +87,23 @@ def render(
     job_timeout: Annotated[float | None, typer.Option(help="Seconds a job may run (a batch of N: N × this) before it is stopped and failed.")] = None,
 ) -> None:
     """Render every job of MANIFEST that is not already done."""
-    loaded = _load(manifest)
-    _check_only(loaded, only)
-    options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
-                            quiet=quiet, wait=wait, job_timeout=job_timeout)
-    if dry_run:
-        print_plan(out, loaded, make_plan(loaded, options))
-        return
-    try:
-        code = execute(loaded, options)
-    except OutputLockedError as error:
-        _fail(str(error), EXIT_BUSY)
-    except PipelineError as error:
-        _fail(str(error), EXIT_USAGE)
+    with _one_line_errors():
+        loaded = _load(manifest)
+        _check_only(loaded, only)
+        options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
+                                quiet=quiet, wait=wait, job_timeout=job_timeout)
+        _check_output(loaded)
+        if dry_run:
+            print_plan(out, loaded, make_plan(loaded, options))
+            return
+        try:
+            code = execute(loaded, options)
+        except OutputLockedError as error:
+            _fail(str(error), EXIT_BUSY)
+        except OutputFolderError as error:  # a folder that changed since the check
+            _fail(str(loaded.output_problem(str(error))), EXIT_USAGE)
+        except PipelineError as error:
+            _fail(str(error), EXIT_USAGE)
     raise typer.Exit(code)
 
 
@@ -98,9 +128,11 @@ def _devices(spec: str | None):
 @app.command()
 def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = None) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
-    loaded = _load(manifest)
-    _check_only(loaded, only)
-    print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)))
+    with _one_line_errors():
+        loaded = _load(manifest)
+        _check_only(loaded, only)
+        _check_output(loaded)
+        print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)))
 
 
 @app.command()
@@ -109,10 +141,11 @@ def report(output_dir: Annotated[Path, typer.Argument(help="An output folder of 
     """Rebuild index.html from results.jsonl (and the manifest, if given)."""
     from .rebuild import rebuild_report
 
-    try:
-        path = rebuild_report(output_dir, _load(manifest) if manifest else None)
-    except PipelineError as error:
-        _fail(str(error), EXIT_USAGE)
+    with _one_line_errors():
+        try:
+            path = rebuild_report(output_dir, _load(manifest) if manifest else None)
+        except PipelineError as error:
+            _fail(str(error), EXIT_USAGE)
     out.print(f"wrote {path}", markup=False)
 
 
