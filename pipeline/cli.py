@@ -90,6 +90,7 @@ def render(
     with _one_line_errors():
         loaded = _load(manifest)
         _check_only(loaded, only)
+        _check_run_flags(cluster=cluster, job_timeout=job_timeout)
         options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
                                 quiet=quiet, wait=wait, job_timeout=job_timeout)
         _check_output(loaded)
@@ -112,6 +113,16 @@ def _check_only(loaded, only: str | None) -> None:
     if only and not select(loaded.jobs, only):
         _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs "
               "(it is matched against output names, content and style labels)", EXIT_USAGE)
+
+
+def _check_run_flags(**flags) -> None:
+    """The flags that stand in for `run:` keys obey the manifest's rules, checked
+    before anything runs (--job-timeout -1 failed every job)."""
+    from .manifest_schema import check_run_flags
+
+    problems = check_run_flags(**flags)
+    if problems:
+        _fail(problems[0] if len(problems) == 1 else "; ".join(problems), EXIT_USAGE)
 
 
 def _devices(spec: str | None):

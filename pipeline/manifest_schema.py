@@ -118,6 +118,17 @@ class TopModel(BaseModel):
     jobs: list[Any] | None = None
 
 
+def check_run_flags(**flags: Any) -> list[str]:
+    """Command-line flags that stand in for `run:` keys, checked by the manifest's
+    own rules: `--job-timeout: must be greater than 0, got -1.0`, one per bad flag."""
+    try:
+        RunModel.model_validate({key: value for key, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        return [f"--{str(e['loc'][0]).replace('_', '-')}: "
+                + _message(e["type"], e.get("input"), e.get("ctx") or {}, e["msg"]) for e in exc.errors()]
+    return []
+
+
 _NESTED = {"style": BlendModel, "styles": BlendModel, "run": RunModel}
 
 

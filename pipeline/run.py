@@ -113,7 +113,7 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         executor, devices = _executor(manifest, options)
         display = ProgressDisplay(todo, live=live and not options.quiet, console=console,
                                   title=manifest.path.stem)
-        with stop_on_signals(stop, cluster=bool(options.cluster or manifest.run.cluster)), display:
+        with stop_on_signals(stop, cluster=_cluster(manifest, options) is not None), display:
             executor.run(todo, _Fanout(recorder, display), stop)
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
@@ -127,8 +127,9 @@ def _executor(manifest: Manifest, options: RenderOptions):
     run = manifest.run
     checkpoint_every = run.checkpoint_every if run.checkpoint_every is not None else 50
     worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every)
-    cluster = options.cluster or run.cluster
-    job_timeout = options.job_timeout or run.job_timeout
+    cluster = _cluster(manifest, options)
+    # `is not None`: a flag given as 0 must not quietly become the manifest's value.
+    job_timeout = options.job_timeout if options.job_timeout is not None else run.job_timeout
     if cluster:
         from .cluster import DaskExecutor
 
@@ -149,6 +150,11 @@ def _executor(manifest: Manifest, options: RenderOptions):
         grace_seconds=options.grace_seconds,
     )
     return executor, list(devices)
+
+
+def _cluster(manifest: Manifest, options: RenderOptions) -> str | None:
+    """The Dask scheduler to run on, if any: --cluster, else the manifest's run.cluster."""
+    return options.cluster if options.cluster is not None else manifest.run.cluster
 
 
 def _threads_per_worker(devices: tuple[str, ...]) -> int:
