@@ -117,7 +117,7 @@ def _check_only(loaded, only: str | None) -> None:
 
 def _check_run_flags(**flags) -> None:
     """The flags that stand in for `run:` keys obey the manifest's rules, checked
-    before anything runs (--job-timeout -1 failed every job)."""
+    before anything runs (a bad --cluster was a traceback after a 40 s wait)."""
     from .manifest_schema import check_run_flags
 
     problems = check_run_flags(**flags)
