@@ -7,6 +7,7 @@ stderr and an exit code, never a traceback.
 from __future__ import annotations
 
 import errno
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from .errors import ManifestError, OutputFolderError, PipelineError
 from .lock import OutputLockedError, check_output_folder
 from .manifest import load_manifest, resolve_manifest_path
 from .plan_view import print_plan
-from .run import EXIT_BUSY, EXIT_USAGE, RenderOptions, execute, make_plan, select
+from .run import EXIT_BUSY, EXIT_SIGNAL, EXIT_USAGE, RenderOptions, execute, make_plan, select
 
 app = typer.Typer(
     add_completion=False,
@@ -59,9 +60,13 @@ _USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENO
 @contextmanager
 def _one_line_errors():
     """The safety net under every command that touches files: an OSError that
-    no check foresaw is still one line, never a traceback."""
+    no check foresaw is still one line, never a traceback. A Ctrl-C outside the
+    render's own signal handling (planning, waiting with --wait) exits 130 as
+    the README promises, where click would print "Aborted!" and exit 1."""
     try:
         yield
+    except KeyboardInterrupt:
+        _fail("interrupted (SIGINT)", EXIT_SIGNAL[signal.SIGINT])
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else 1)
