@@ -37,6 +37,28 @@ MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 ManifestArg = Annotated[str, typer.Argument(help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("nst-gallery")
+    except PackageNotFoundError:  # a checkout run without `pip install -e .`
+        number = "unknown (not installed)"
+    out.print(f"nst {number}", markup=False, highlight=False)
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    # Options that come before any command; eager --version exits in its callback.
+    pass
+
+
 def _load(name: str):
     try:
         return load_manifest(resolve_manifest_path(name, MANIFESTS_DIR))
