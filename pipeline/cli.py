@@ -20,7 +20,16 @@ from .errors import ManifestError, OutputFolderError, PipelineError
 from .lock import OutputLockedError, check_output_folder
 from .manifest import load_manifest, resolve_manifest_path
 from .plan_view import print_plan
-from .run import EXIT_BUSY, EXIT_SIGNAL, EXIT_USAGE, RenderOptions, execute, make_plan, select
+from .run import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_SIGNAL,
+    EXIT_USAGE,
+    RenderOptions,
+    execute,
+    make_plan,
+    select,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -91,7 +100,7 @@ def _one_line_errors():
         _fail("interrupted (SIGINT)", EXIT_SIGNAL[signal.SIGINT])
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
-        _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else 1)
+        _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else EXIT_FAILED)
 
 
 def _check_output(loaded) -> None:
@@ -149,7 +158,7 @@ def _check_run_flags(**flags) -> None:
 
     problems = check_run_flags(**flags)
     if problems:
-        _fail(problems[0] if len(problems) == 1 else "; ".join(problems), EXIT_USAGE)
+        _fail("; ".join(problems), EXIT_USAGE)
 
 
 def _devices(spec: str | None):
