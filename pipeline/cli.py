@@ -6,18 +6,30 @@ stderr and an exit code, never a traceback.
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from .errors import ManifestError, PipelineError
-from .lock import OutputLockedError
+from .errors import ManifestError, OutputFolderError, PipelineError
+from .lock import OutputLockedError, check_output_folder
 from .manifest import load_manifest, resolve_manifest_path
 from .plan_view import print_plan
-from .run import EXIT_BUSY, EXIT_USAGE, RenderOptions, execute, make_plan, select
+from .run import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_SIGNAL,
+    EXIT_USAGE,
+    RenderOptions,
+    execute,
+    make_plan,
+    select,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +46,28 @@ MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 ManifestArg = Annotated[str, typer.Argument(help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("nst-gallery")
+    except PackageNotFoundError:  # a checkout run without `pip install -e .`
+        number = "unknown (not installed)"
+    out.print(f"nst {number}", markup=False, highlight=False)
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    # Options that come before any command; eager --version exits in its callback.
+    pass
+
+
 def _load(name: str):
     try:
         return load_manifest(resolve_manifest_path(name, MANIFESTS_DIR))
@@ -46,6 +80,34 @@ def _load(name: str):
 def _fail(message: str, code: int) -> None:
     err.print(f"nst: {message}", markup=False, highlight=False)
     raise typer.Exit(code)
+
+
+# OSErrors that mean a path the user gave is wrong (usage, exit 2), as opposed
+# to the machine failing (a full disk, an I/O error: exit 1).
+_USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
+                 errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
+
+
+@contextmanager
+def _one_line_errors():
+    """The safety net under every command that touches files: an OSError that
+    no check foresaw is still one line, never a traceback. A Ctrl-C outside the
+    render's own signal handling (planning, waiting with --wait) exits 130 as
+    the README promises, where click would print "Aborted!" and exit 1."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _fail("interrupted (SIGINT)", EXIT_SIGNAL[signal.SIGINT])
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else EXIT_FAILED)
+
+
+def _check_output(loaded) -> None:
+    try:
+        check_output_folder(loaded.output_dir)
+    except OutputFolderError as error:
+        _fail(str(loaded.output_problem(str(error))), EXIT_USAGE)
 
 
 @app.command()
@@ -61,20 +123,25 @@ def render(
     job_timeout: Annotated[float | None, typer.Option(help="Seconds a job may run (a batch of N: N × this) before it is stopped and failed.")] = None,
 ) -> None:
     """Render every job of MANIFEST that is not already done."""
-    loaded = _load(manifest)
-    _check_only(loaded, only)
-    options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
-                            quiet=quiet, wait=wait, job_timeout=job_timeout)
-    if dry_run:
-        _check_cuda(options.devices or loaded.run.devices, cluster or loaded.run.cluster)
-        print_plan(out, loaded, make_plan(loaded, options))
-        return
-    try:
-        code = execute(loaded, options)
-    except OutputLockedError as error:
-        _fail(str(error), EXIT_BUSY)
-    except PipelineError as error:
-        _fail(str(error), EXIT_USAGE)
+    with _one_line_errors():
+        loaded = _load(manifest)
+        _check_only(loaded, only)
+        _check_run_flags(cluster=cluster, job_timeout=job_timeout)
+        options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
+                                quiet=quiet, wait=wait, job_timeout=job_timeout)
+        _check_output(loaded)
+        if dry_run:
+            _check_cuda(options.devices or loaded.run.devices, cluster or loaded.run.cluster)
+            print_plan(out, loaded, make_plan(loaded, options))
+            return
+        try:
+            code = execute(loaded, options)
+        except OutputLockedError as error:
+            _fail(str(error), EXIT_BUSY)
+        except OutputFolderError as error:  # a folder that changed since the check
+            _fail(str(loaded.output_problem(str(error))), EXIT_USAGE)
+        except PipelineError as error:
+            _fail(str(error), EXIT_USAGE)
     raise typer.Exit(code)
 
 
@@ -83,6 +150,16 @@ def _check_only(loaded, only: str | None) -> None:
     if only and not select(loaded.jobs, only):
         _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs "
               "(it is matched against output names, content and style labels)", EXIT_USAGE)
+
+
+def _check_run_flags(**flags) -> None:
+    """The flags that stand in for `run:` keys obey the manifest's rules, checked
+    before anything runs (a bad --cluster was a traceback after a 40 s wait)."""
+    from .manifest_schema import check_run_flags
+
+    problems = check_run_flags(**flags)
+    if problems:
+        _fail("; ".join(problems), EXIT_USAGE)
 
 
 def _devices(spec: str | None):
@@ -112,9 +189,11 @@ def _check_cuda(devices, cluster) -> None:
 @app.command()
 def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = None) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
-    loaded = _load(manifest)
-    _check_only(loaded, only)
-    print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)))
+    with _one_line_errors():
+        loaded = _load(manifest)
+        _check_only(loaded, only)
+        _check_output(loaded)
+        print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)))
 
 
 @app.command()
@@ -125,12 +204,13 @@ def report(output_dir: Annotated[Path, typer.Argument(help="An output folder of 
     """Rebuild index.html from results.jsonl (and the manifest, if given)."""
     from .rebuild import rebuild_report
 
-    try:
-        path = rebuild_report(output_dir, _load(manifest) if manifest else None, wait=wait)
-    except OutputLockedError as error:
-        _fail(str(error), EXIT_BUSY)
-    except PipelineError as error:
-        _fail(str(error), EXIT_USAGE)
+    with _one_line_errors():
+        try:
+            path = rebuild_report(output_dir, _load(manifest) if manifest else None, wait=wait)
+        except OutputLockedError as error:
+            _fail(str(error), EXIT_BUSY)
+        except PipelineError as error:
+            _fail(str(error), EXIT_USAGE)
     out.print(f"wrote {path}", markup=False)
 
 

@@ -1,14 +1,16 @@
 """What a person (or cron's mail) sees while a gallery renders.
 
-In a terminal: rich progress bars, one overall with an ETA and one per worker.
-Without one (cron, CI, a pipe): plain timestamped lines. The same lines go to
-`nst.log` in the output folder either way.
+In a terminal: rich progress bars, one overall with an ETA and one per worker,
+with the run's milestones, warnings and errors printed above them. Without one
+(cron, CI, a pipe): plain timestamped lines. Every line goes to `nst.log` in the
+output folder either way.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,16 @@ log = logging.getLogger("nst")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
-def setup_logging(log_file: Path | None, *, plain_to_stderr: bool, quiet: bool) -> None:
+# Pass as `extra=` on an INFO record that a person at a terminal should read
+# above the progress bars (the run's start and end); warnings and errors always are.
+TERMINAL = {"terminal": True}
+
+
+def setup_logging(log_file: Path | None, *, console: Console | None, quiet: bool) -> None:
+    """nst.log gets everything. Without a terminal (console None), stderr gets
+    plain timestamped lines; in one, the run's milestones, warnings and errors
+    are printed through the Console that draws the bars. --quiet: warnings and
+    errors only, either way, so cron mails only on trouble."""
     log.setLevel(logging.INFO)
     log.handlers.clear()
     log.propagate = False
@@ -38,11 +49,40 @@ def setup_logging(log_file: Path | None, *, plain_to_stderr: bool, quiet: bool) 
         handler = _QuietFileHandler(log_file, encoding="utf-8")
         handler.setFormatter(formatter)
         log.addHandler(handler)
-    if plain_to_stderr:
+    if console is None:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(formatter)
-        stream.setLevel(logging.WARNING if quiet else logging.INFO)
-        log.addHandler(stream)
+    else:
+        stream = _ConsoleHandler(console)
+    stream.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.addHandler(stream)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log lines in a terminal. They go through the rich Console of the live
+    bars, which prints them above the bars and redraws the bars below; a plain
+    write to stderr would tear the bars apart. Per-job and per-iteration INFO
+    lines stay in nst.log: the bars already show them."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or bool(getattr(record, "terminal", False))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            prefix, style = "", None
+            if record.levelno >= logging.ERROR:
+                prefix, style = "error: ", "red"
+            elif record.levelno >= logging.WARNING:
+                prefix, style = "warning: ", "yellow"
+            when = time.strftime("%H:%M:%S", time.localtime(record.created))
+            self.console.print(f"{when} {prefix}{record.getMessage()}", style=style, markup=False,
+                               highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)  # logging's contract: report it, never raise into the run
 
 
 class _QuietFileHandler(logging.FileHandler):
@@ -65,8 +105,10 @@ def job_name(job: RenderJob) -> str:
 class ProgressDisplay:
     """A Listener that draws progress; logs every event that matters."""
 
-    def __init__(self, todo: list[RenderJob], *, live: bool, console: Console | None = None) -> None:
+    def __init__(self, todo: list[RenderJob], *, live: bool, console: Console | None = None,
+                 title: str = "all jobs") -> None:
         self.live = live
+        self.title = title  # the overall bar's label: the manifest's name
         self.console = console or Console(stderr=True)
         self.iterations = {job.job_id: job.settings.iterations * len(job.settings.schedule()) for job in todo}
         self._progress: Progress | None = None
@@ -89,7 +131,7 @@ class ProgressDisplay:
                 transient=False,
             )
             self._progress.start()
-            self._overall = self._progress.add_task("gallery", total=sum(self.iterations.values()) or 1)
+            self._overall = self._progress.add_task(self.title, total=sum(self.iterations.values()) or 1)
         return self
 
     def __exit__(self, *exc: object) -> None:

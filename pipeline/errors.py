@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class PipelineError(Exception):
     """Base class: anything the pipeline refuses or cannot finish, with a readable reason."""
+
+
+class OutputFolderError(PipelineError):
+    """The output folder cannot hold a run: a file in its place or above it, a
+    read-only disk, no permission. Caught by the CLI, which adds where the
+    manifest names the folder."""
+
+    def __init__(self, folder: Path, reason: str) -> None:
+        self.folder = folder
+        self.reason = reason
+        super().__init__(f"cannot use output folder {folder}: {reason}")
 
 
 @dataclass(frozen=True)

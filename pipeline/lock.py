@@ -7,14 +7,16 @@ cleanup to get wrong. The holder's pid is written beside it for the message.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import PipelineError
+from .errors import OutputFolderError, PipelineError
 
 LOCK_NAME = ".nst.lock"
 OWNER_NAME = ".nst.lock.owner"
@@ -22,6 +24,32 @@ OWNER_NAME = ".nst.lock.owner"
 
 class OutputLockedError(PipelineError):
     """Another run holds this output folder."""
+
+
+def check_output_folder(folder: Path) -> None:
+    """Raise OutputFolderError if `folder` cannot hold a run's files; creates nothing.
+
+    Asked before anything runs (and by `nst plan`, which predicts the run), so
+    a folder that is a file, lies under one, or is on a read-only disk is one
+    line naming the folder, not an OSError from deep in the lock or the
+    results reader.
+    """
+    for candidate in (folder, *folder.parents):
+        try:
+            info = candidate.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # created by the run; whatever blocks it is further up
+        except OSError as error:
+            raise OutputFolderError(folder, error.strerror or str(error)) from None
+        if not stat.S_ISDIR(info.st_mode):
+            what = "it" if candidate == folder else str(candidate)
+            raise OutputFolderError(folder, f"{what} is a file, not a folder")
+        # The nearest existing folder must take new files: the folder itself, or
+        # the parent in which the run creates it.
+        if not os.access(candidate, os.R_OK | os.W_OK | os.X_OK):
+            read_only = os.statvfs(candidate).f_flag & os.ST_RDONLY
+            raise OutputFolderError(folder, os.strerror(errno.EROFS if read_only else errno.EACCES))
+        return
 
 
 class OutputLock:
@@ -32,24 +60,34 @@ class OutputLock:
         self.wait = wait
 
     def __enter__(self) -> OutputLock:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        check_output_folder(self.output_dir)
         try:
-            if self.wait:
-                try:
-                    self._lock.acquire(timeout=0)
-                except Timeout:
-                    # stderr directly: logging goes to the folder's log, which we don't hold yet.
-                    print(f"nst: {self.output_dir} is busy ({self._holder()}); waiting for it", file=sys.stderr)
-                    self._lock.acquire()
-            else:
-                self._lock.acquire()
-        except Timeout:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self._acquire()
+        except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
             raise OutputLockedError(
                 f"{self.output_dir}: another nst render is using this folder ({self._holder()}); "
                 "wait for it, or pass --wait to queue behind it"
             ) from None
-        self._owner.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+        except OSError as error:  # what the check above cannot foresee (a full disk, a race)
+            raise OutputFolderError(self.output_dir, error.strerror or str(error)) from None
+        try:
+            self._owner.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+        except OSError as error:
+            self._lock.release()
+            raise OutputFolderError(self.output_dir, error.strerror or str(error)) from None
         return self
+
+    def _acquire(self) -> None:
+        if self.wait:
+            try:
+                self._lock.acquire(timeout=0)
+            except Timeout:
+                # stderr directly: logging goes to the folder's log, which we don't hold yet.
+                print(f"nst: {self.output_dir} is busy ({self._holder()}); waiting for it", file=sys.stderr)
+                self._lock.acquire()
+        else:
+            self._lock.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self._owner.unlink(missing_ok=True)

@@ -45,6 +45,11 @@ class Manifest:
     jobs: tuple[RenderJob, ...]  # in manifest order
     run: RunOptions
     notices: tuple[str, ...] = ()  # warnings about the manifest, e.g. a copied file left out
+    output_line: int | None = None  # the line of `output:`, for errors about the folder; None: default
+
+    def output_problem(self, message: str) -> Problem:
+        """A problem with the output folder, pinned to `output:` when the manifest names it."""
+        return Problem(self.path.name, self.output_line, "output" if self.output_line else "", message)
 
 
 def resolve_manifest_path(name: str, manifests_dir: Path) -> Path:
@@ -92,6 +97,7 @@ def load_manifest(path: str | Path) -> Manifest:
         jobs=tuple(jobs),
         run=RunOptions(**run),
         notices=tuple(expander.notices),
+        output_line=parsed.lines.lines.get(("output",)) if top.output else None,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -44,6 +45,26 @@ def parse_devices(spec: str | Sequence[str]) -> tuple[str, ...]:
     if not devices:
         raise ValueError("must name at least one device")
     return tuple(devices)
+
+
+# The protocols Dask's comm layer knows. Dask itself reports a bad address (a
+# ValueError, "missing port number") only once it tries to connect, as a traceback.
+_CLUSTER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
+_CLUSTER_ADDRESS = re.compile(r"([a-z][a-z0-9+.-]*)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):([^\s/]*)/?")
+
+
+def check_cluster_address(value: str) -> str:
+    """A Dask scheduler address as `dask worker` takes it, e.g. `tcp://head:8786`."""
+    expected = f"expected an address like 'tcp://host:8786', got {show(value)}"
+    match = _CLUSTER_ADDRESS.fullmatch(value)
+    if match is None:
+        raise ValueError(expected)
+    protocol, _, port = match.groups()
+    if protocol not in _CLUSTER_PROTOCOLS:
+        raise ValueError(f"{expected} (unknown protocol '{protocol}'; expected {', '.join(_CLUSTER_PROTOCOLS)})")
+    if not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{expected} (the port must be a number from 1 to 65535)")
+    return value
 
 
 def _devices(value: Any) -> Any:
@@ -100,7 +121,7 @@ class RunModel(BaseModel):
 
     model_config = _STRICT
     devices: Annotated[tuple[str, ...], BeforeValidator(_devices)] | None = None
-    cluster: str | None = Field(None, pattern=r"^[a-z][a-z0-9+.-]*://\S+$")
+    cluster: Annotated[str, AfterValidator(check_cluster_address)] | None = None
     job_timeout: float | None = Field(None, gt=0)
     batch_size: int | None = Field(None, ge=1)
     checkpoint_every: int | None = Field(None, ge=1)
@@ -116,6 +137,17 @@ class TopModel(BaseModel):
     sweep: dict[str, Any] | None = None
     run: RunModel | None = None
     jobs: list[Any] | None = None
+
+
+def check_run_flags(**flags: Any) -> list[str]:
+    """Command-line flags that stand in for `run:` keys, checked by the manifest's
+    own rules: `--job-timeout: must be greater than 0, got -1.0`, one per bad flag."""
+    try:
+        RunModel.model_validate({key: value for key, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        return [f"--{str(e['loc'][0]).replace('_', '-')}: "
+                + _message(e["type"], e.get("input"), e.get("ctx") or {}, e["msg"]) for e in exc.errors()]
+    return []
 
 
 _NESTED = {"style": BlendModel, "styles": BlendModel, "run": RunModel}
@@ -215,8 +247,6 @@ def _message(kind: str, value: Any, ctx: dict[str, Any], fallback: str) -> str:
         return f"must be at least {format_value(ctx['ge'])}, got {show(value)}"
     if kind in ("too_short", "string_too_short"):
         return "must not be empty"
-    if kind == "string_pattern_mismatch":
-        return f"expected an address like 'tcp://host:8786', got {show(value)}"
     if kind == "value_error":
         return str(ctx.get("error", fallback))
     return f"{fallback[:1].lower()}{fallback[1:]}, got {show(value)}"

@@ -15,7 +15,9 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from .display import ProgressDisplay, setup_logging
+from rich.console import Console
+
+from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions
 from .lock import OutputLock
@@ -60,12 +62,21 @@ def make_plan(manifest: Manifest, options: RenderOptions) -> Plan:
     return plan(jobs, lambda job: output_is_complete(manifest.output_dir, job))
 
 
+# What a first signal does, in words that match what the executors do.
+_STOPPING = {
+    "local": "stopping: no new jobs start; running jobs save a checkpoint at their next "
+             "iteration and stop, and resume from it next run (signal again to stop at once)",
+    "cluster": "stopping: no new jobs start; running cluster tasks stop within about a second "
+               "and render again next run (signal again to stop at once)",
+}
+
+
 @contextmanager
-def stop_on_signals(stop: StopSignal):
-    """First SIGINT/SIGTERM: finish gracefully. Second: stop now."""
+def stop_on_signals(stop: StopSignal, *, cluster: bool = False):
+    """First SIGINT/SIGTERM: stop gracefully. Second: stop now."""
     def handler(signum, frame):
         stop.request(signum)
-        word = "again: stopping now" if stop.level > 1 else "finishing running jobs (signal again to stop now)"
+        word = "again: stopping now" if stop.level > 1 else _STOPPING["cluster" if cluster else "local"]
         log.warning("received %s, %s", signal.Signals(signum).name, word)
 
     previous = {sig: signal.signal(sig, handler) for sig in EXIT_SIGNAL}
@@ -80,7 +91,9 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
     output_dir = manifest.output_dir
     with OutputLock(output_dir, wait=options.wait):
         live = sys.stderr.isatty() if options.live is None else options.live
-        setup_logging(output_dir / "nst.log", plain_to_stderr=not live, quiet=options.quiet)
+        # One Console for the bars and the log lines, so lines print above the bars.
+        console = Console(stderr=True) if live else None
+        setup_logging(output_dir / "nst.log", console=console, quiet=options.quiet)
         for notice in manifest.notices:
             log.warning("%s: %s", manifest.path.name, notice)
         the_plan = make_plan(manifest, options)
@@ -88,22 +101,26 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         # The sheet and summary.json cover the whole gallery; --only limits what renders.
         recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
         log.info("%s: %d jobs, %d already done, %d to render -> %s",
-                 manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir)
+                 manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir,
+                 extra=TERMINAL)
         todo = list(the_plan.todo)
         recorder.mark_queued(todo, forced=options.force)
         if not todo:
-            log.info("nothing to render: every output is up to date (use --force to render again)")
+            log.info("nothing to render: every output is up to date (use --force to render again)",
+                     extra=TERMINAL)
             recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
             return EXIT_OK
         stop = StopSignal()
         executor, devices = _executor(manifest, options)
-        with stop_on_signals(stop), ProgressDisplay(todo, live=live and not options.quiet) as display:
+        display = ProgressDisplay(todo, live=live and not options.quiet, console=console,
+                                  title=manifest.path.stem)
+        with stop_on_signals(stop, cluster=_cluster(manifest, options) is not None), display:
             executor.run(todo, _Fanout(recorder, display), stop)
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
         log.info("finished: %d rendered, %d failed, %d left for next run, %.1f s -> %s",
                  summary["rendered"], summary["failed_this_run"], summary["pending"],
-                 summary["wall_seconds"], output_dir / "index.html")
+                 summary["wall_seconds"], output_dir / "index.html", extra=TERMINAL)
         return code
 
 
@@ -111,8 +128,9 @@ def _executor(manifest: Manifest, options: RenderOptions):
     run = manifest.run
     checkpoint_every = run.checkpoint_every if run.checkpoint_every is not None else 50
     worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every)
-    cluster = options.cluster or run.cluster
-    job_timeout = options.job_timeout or run.job_timeout
+    cluster = _cluster(manifest, options)
+    # `is not None`: a flag given as 0 must not quietly become the manifest's value.
+    job_timeout = options.job_timeout if options.job_timeout is not None else run.job_timeout
     if cluster:
         from .cluster import DaskExecutor
 
@@ -133,6 +151,11 @@ def _executor(manifest: Manifest, options: RenderOptions):
         grace_seconds=options.grace_seconds,
     )
     return executor, list(devices)
+
+
+def _cluster(manifest: Manifest, options: RenderOptions) -> str | None:
+    """The Dask scheduler to run on, if any: --cluster, else the manifest's run.cluster."""
+    return options.cluster if options.cluster is not None else manifest.run.cluster
 
 
 def _threads_per_worker(devices: tuple[str, ...]) -> int:

@@ -43,6 +43,49 @@ def nst(*args: str, cwd: Path | None = None, timeout: float = 120, **env: str) -
     )
 
 
+def nst_in_terminal(*args: str, cwd: Path, timeout: float = 120, cols: int = 160) -> tuple[int, str]:
+    """Run `nst ARGS` with a pseudo-terminal as stdin, stdout and stderr, the way a
+    person at a shell does; returns the exit code and everything the terminal got."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, cols, 0, 0))
+    env = nst_env()
+    env.pop("CI", None)  # a person's shell, not a CI runner
+    proc = subprocess.Popen(nst_command(*args), cwd=cwd, env=env, stdin=follower, stdout=follower,
+                            stderr=follower, start_new_session=True)
+    os.close(follower)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.2)[0]:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # EIO: every writer closed its end of the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None and not select.select([leader], [], [], 0.5)[0]:
+                break
+        else:
+            proc.kill()
+            raise AssertionError(f"nst {args} still running after {timeout} s in a terminal")
+    finally:
+        os.close(leader)
+    return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+def screen_text(raw: str) -> str:
+    """A terminal's output without escape codes, one line per redraw."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw).replace("\r\n", "\n").replace("\r", "\n")
+
+
 def render(manifest: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess:
     return nst("render", manifest, "--devices", "cpu", *args, cwd=kw.pop("cwd", manifest.parent), **kw)
 

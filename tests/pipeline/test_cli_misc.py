@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 from cli_helpers import (
@@ -206,3 +207,16 @@ def test_a_copied_photo_is_a_note_in_the_plan_and_a_warning_in_the_run(gallery_d
     assert rendered.returncode == 0, explain(rendered)
     assert re.search(r"WARNING m\.yaml: .*chelsea \(1\)\.jpg has the same bytes", rendered.stderr), explain(rendered)
     assert len(pngs(tmp_path / "out")) == 1
+
+
+def test_version_prints_the_installed_version_without_loading_torch():
+    from importlib.metadata import version
+
+    result = nst("--version")
+    assert result.returncode == 0, explain(result)
+    assert result.stdout == f"nst {version('nst-gallery')}\n", explain(result)
+    probe = ("import sys\nfrom pipeline.cli import app\ntry:\n    app(['--version'])\n"
+             "finally:\n    print('torch loaded' if 'torch' in sys.modules else 'no torch', file=sys.stderr)")
+    checked = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             env=nst_env(), cwd=REPO, timeout=60, check=False)
+    assert checked.returncode == 0 and checked.stderr.strip() == "no torch", explain(checked)

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
+import signal
 
 from rich.console import Console
 
 from nst_engine.settings import RenderSettings
-from pipeline.display import ProgressDisplay, setup_logging
+from pipeline.display import TERMINAL, ProgressDisplay, setup_logging
+from pipeline.events import StopSignal
 from pipeline.jobs import RenderJob
+from pipeline.run import stop_on_signals
 
 
 def _job(job_id: str, iterations: int = 20) -> RenderJob:
@@ -34,15 +38,15 @@ def _drive(display: ProgressDisplay, jobs: list[RenderJob]) -> None:
 def test_terminal_shows_overall_bar_with_eta_and_a_bar_per_worker(tmp_path):
     stream = io.StringIO()
     console = Console(file=stream, force_terminal=True, width=120, color_system=None)
-    setup_logging(tmp_path / "nst.log", plain_to_stderr=False, quiet=False)
+    setup_logging(tmp_path / "nst.log", console=console, quiet=False)
     jobs = [_job("aaaaaaaaaaaa"), _job("bbbbbbbbbbbb")]
-    with ProgressDisplay(jobs, live=True, console=console) as display:
+    with ProgressDisplay(jobs, live=True, console=console, title="my_gallery") as display:
         _drive(display, jobs)
         overall = display._progress.tasks[display._overall]
         # Both jobs finished (one failed): the overall bar is full, 40 of 40 iterations.
         assert (overall.completed, overall.total) == (40, 40)
     screen = stream.getvalue()
-    assert "gallery" in screen and "worker 0" in screen
+    assert "my_gallery" in screen and "worker 0" in screen
     assert re.search(r"\d+/\d+", screen)  # M of N column
     assert re.search(r"\d:\d\d:\d\d", screen)  # elapsed / remaining time columns
     log_text = (tmp_path / "nst.log").read_text()
@@ -50,7 +54,7 @@ def test_terminal_shows_overall_bar_with_eta_and_a_bar_per_worker(tmp_path):
 
 
 def test_without_a_terminal_lines_are_plain_and_timestamped(tmp_path, capsys):
-    setup_logging(tmp_path / "nst.log", plain_to_stderr=True, quiet=False)
+    setup_logging(tmp_path / "nst.log", console=None, quiet=False)
     jobs = [_job("aaaaaaaaaaaa"), _job("bbbbbbbbbbbb")]
     with ProgressDisplay(jobs, live=False) as display:
         _drive(display, jobs)
@@ -64,7 +68,7 @@ def test_without_a_terminal_lines_are_plain_and_timestamped(tmp_path, capsys):
 def test_a_log_file_on_a_full_disk_costs_one_line_not_a_traceback_per_message(tmp_path, capsys):
     from file_limits import file_size_limit
 
-    setup_logging(tmp_path / "nst.log", plain_to_stderr=False, quiet=False)
+    setup_logging(tmp_path / "nst.log", console=Console(file=io.StringIO()), quiet=False)
     log = logging.getLogger("nst")
     with file_size_limit(300):
         for index in range(20):
@@ -74,3 +78,44 @@ def test_a_log_file_on_a_full_disk_costs_one_line_not_a_traceback_per_message(tm
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 1 and errors[0].startswith(f"nst: could not write {tmp_path / 'nst.log'}: "), errors
     assert "File too large" in errors[0]
+
+
+def _terminal(quiet: bool) -> io.StringIO:
+    stream = io.StringIO()
+    setup_logging(None, console=Console(file=stream, width=200, color_system=None), quiet=quiet)
+    return stream
+
+
+def test_a_terminal_gets_milestones_warnings_and_errors_but_not_per_job_chatter():
+    stream = _terminal(quiet=False)
+    log = logging.getLogger("nst")
+    log.info("worker 0 starts cat--starry")
+    log.info("finished: 1 rendered", extra=TERMINAL)
+    log.warning("interrupted cat--starry")
+    log.error("failed cat--dog: cat.jpg is empty")
+    lines = stream.getvalue().splitlines()
+    assert [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in lines] == [
+        "finished: 1 rendered", "warning: interrupted cat--starry", "error: failed cat--dog: cat.jpg is empty"]
+    logging.getLogger("nst").handlers.clear()
+
+
+def test_quiet_at_a_terminal_keeps_warnings_and_errors_only():
+    stream = _terminal(quiet=True)
+    log = logging.getLogger("nst")
+    log.info("finished: 1 rendered", extra=TERMINAL)
+    log.error("failed cat--dog: cat.jpg is empty")
+    (line,) = stream.getvalue().splitlines()
+    assert line.endswith(" error: failed cat--dog: cat.jpg is empty")
+    logging.getLogger("nst").handlers.clear()
+
+
+def test_a_first_signal_says_what_happens_to_running_jobs():
+    for cluster, expected in ((False, "running jobs save a checkpoint at their next iteration and stop"),
+                              (True, "running cluster tasks stop within about a second and render again")):
+        stream = _terminal(quiet=False)
+        with stop_on_signals(StopSignal(), cluster=cluster):
+            os.kill(os.getpid(), signal.SIGINT)
+        text = stream.getvalue()
+        assert "warning: received SIGINT, stopping: no new jobs start; " in text, text
+        assert expected in text and "(signal again to stop at once)" in text, text
+    logging.getLogger("nst").handlers.clear()
