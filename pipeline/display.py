@@ -177,9 +177,11 @@ class ProgressDisplay:
         if status == "done":
             stats = record.get("stats", {})
             fallback = record.get("memory_fallback")
+            notes = ([f"resumed at iteration {stats['resumed_from']}"] if stats.get("resumed_from") else []) + (
+                [f"memory fallback: {fallback}"] if fallback else [])
             log.info("done %s in %.1f s, loss %.4g%s", job_name(job), stats.get("seconds", 0.0),
                      stats.get("losses", {}).get("total", float("nan")),
-                     f" (memory fallback: {fallback})" if fallback else "")
+                     f" ({'; '.join(notes)})" if notes else "")
         elif status == "interrupted":
             log.warning("interrupted %s: renders next run, from its last checkpoint if it has one", job_name(job))
         else:

@@ -73,6 +73,7 @@ def test_sigterm_checkpoints_and_the_next_run_resumes_without_redoing_work(galle
     assert done_counts(out) == {job_id: 1 for job_id in cars}  # no job rendered twice
     resumed = cars[interrupted[0]["job_id"]]
     assert resumed["resumed_from_iteration"] > 0
+    assert f"(resumed at iteration {resumed['resumed_from_iteration']})" in printed  # the log says so too
     assert all(car["resumed_from_iteration"] == 0 for job_id, car in cars.items()
                if job_id != resumed["job_id"])
     assert _checkpoints(out) == []  # deleted once each image was safely written
