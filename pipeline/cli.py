@@ -103,11 +103,16 @@ def _one_line_errors():
         _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else EXIT_FAILED)
 
 
-def _check_output(loaded) -> None:
+def _check_output(loaded, *, reading_will_do: bool = False) -> None:
+    """Stop here (exit 2) if the output folder cannot hold a run. `nst plan` only
+    reads it: a finished gallery on a read-only share gets its table and a note."""
     try:
         check_output_folder(loaded.output_dir)
     except OutputFolderError as error:
-        _fail(str(loaded.output_problem(str(error))), EXIT_USAGE)
+        problem = str(loaded.output_problem(str(error)))
+        if not (reading_will_do and error.readable):
+            _fail(problem, EXIT_USAGE)
+        err.print(f"nst: note: {problem} (nst render would stop there)", markup=False, highlight=False)
 
 
 @app.command()
@@ -192,7 +197,7 @@ def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = No
     with _one_line_errors():
         loaded = _load(manifest)
         _check_only(loaded, only)
-        _check_output(loaded)
+        _check_output(loaded, reading_will_do=True)
         print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)))
 
 

@@ -15,9 +15,10 @@ class OutputFolderError(PipelineError):
     read-only disk, no permission. Caught by the CLI, which adds where the
     manifest names the folder."""
 
-    def __init__(self, folder: Path, reason: str) -> None:
+    def __init__(self, folder: Path, reason: str, *, readable: bool = False) -> None:
         self.folder = folder
         self.reason = reason
+        self.readable = readable  # only writing is refused: what is there can still be read
         super().__init__(f"cannot use output folder {folder}: {reason}")
 
 

@@ -48,7 +48,9 @@ def check_output_folder(folder: Path) -> None:
         # the parent in which the run creates it.
         if not os.access(candidate, os.R_OK | os.W_OK | os.X_OK):
             read_only = os.statvfs(candidate).f_flag & os.ST_RDONLY
-            raise OutputFolderError(folder, os.strerror(errno.EROFS if read_only else errno.EACCES))
+            readable = os.access(candidate, os.R_OK | os.X_OK)
+            raise OutputFolderError(folder, os.strerror(errno.EROFS if read_only else errno.EACCES),
+                                    readable=readable)
         return
 
 

@@ -1,5 +1,6 @@
 """An output folder that cannot be used is one line naming it and where the
-manifest sets it, with exit code 2, for render, --dry-run and plan alike; and
+manifest sets it, with exit code 2, for render, --dry-run and plan (which
+only notes a folder it can read but not write); and
 an OSError that no check foresaw is still one line, never a traceback."""
 
 from __future__ import annotations
@@ -65,9 +66,16 @@ def test_an_output_folder_that_cannot_be_written(gallery_dir, tmp_path, unwritab
     folder, reason = unwritable
     target = folder / "gallery" if inside else folder  # created by the run, or there already
     manifest = _manifest(gallery_dir, tmp_path, str(target))
-    for command, *flags in COMMANDS:
+    problem = f"m.yaml:1: output: cannot use output folder {target}: {reason}"
+    for command, *flags in COMMANDS[:2]:
         result = nst(command, manifest, *flags, cwd=tmp_path)
-        _assert_one_line(result, f"nst: m.yaml:1: output: cannot use output folder {target}: {reason}")
+        _assert_one_line(result, f"nst: {problem}")
+    # nst plan only reads the folder (a finished gallery on a read-only share):
+    # its table, and a note of what a render would meet.
+    result = nst("plan", manifest, cwd=tmp_path)
+    assert result.returncode == 0, explain(result)
+    assert "1 to render, 0 already done" in result.stdout, explain(result)
+    assert result.stderr == f"nst: note: {problem} (nst render would stop there)\n", explain(result)
 
 
 def test_the_default_output_folder_names_the_manifest(gallery_dir, tmp_path):
