@@ -19,7 +19,7 @@ from rich.console import Console
 
 from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
-from .jobs import RenderJob, WorkerOptions
+from .jobs import RenderJob, WorkerOptions, checkpoint_path
 from .lock import OutputLock
 from .manifest import Manifest
 from .outputs import output_is_complete
@@ -103,6 +103,8 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         log.info("%s: %d jobs, %d already done, %d to render -> %s",
                  manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir,
                  extra=TERMINAL)
+        for job in the_plan.done:  # left by an interrupted --force re-render: nothing to resume
+            checkpoint_path(output_dir, job.job_id).unlink(missing_ok=True)
         todo = list(the_plan.todo)
         recorder.mark_queued(todo, forced=options.force)
         if not todo:

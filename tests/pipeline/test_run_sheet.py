@@ -72,3 +72,16 @@ def test_report_takes_the_folder_lock_like_a_render(tmp_path):
     stdout, stderr = waiting.communicate(timeout=60)
     assert waiting.returncode == 0, stderr
     assert "is busy" in stderr and (out / "index.html").exists()
+
+
+def test_the_checkpoint_of_a_job_whose_image_is_whole_is_removed(tmp_path):
+    # Left by an interrupted --force re-render: the next plain run skips the
+    # job, and nothing else would ever delete it.
+    from pipeline.jobs import checkpoint_path
+
+    manifest = _rendered_gallery(tmp_path)
+    stale = checkpoint_path(manifest.output_dir, manifest.jobs[0].job_id)
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"pixels of a re-render that never finished")
+    assert execute(manifest, RenderOptions(devices=("cpu",))) == EXIT_OK
+    assert not stale.exists()
