@@ -20,7 +20,9 @@ engine for more than one machine.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +32,8 @@ from .events import Listener, StopSignal, failure_record, timeout_reason
 from .jobs import RenderJob, checkpoint_path
 from .scheduler import DEFAULT_BATCH_CAP, next_batch
 from .worker_handle import WorkerHandle
+
+log = logging.getLogger("nst")
 
 MAX_ATTEMPTS = 2  # the first try and one retry after a worker died under the job
 MAX_STARTS_WITHOUT_PROGRESS = 3  # a device whose workers keep dying is given up
@@ -148,6 +152,8 @@ class LocalExecutor:
         exit_code = worker.process.exitcode
         held = worker.take_held()
         self._discard_partial_checkpoints(worker, held)
+        log.warning("worker %d on %s (pid %s) died (%s)%s", worker.slot, worker.device, worker.process.pid,
+                    _exit_reason(exit_code), f" under {', '.join(job.output_name for job in held)}" if held else "")
         for job in reversed(held):
             self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
             if self._attempts[job.job_id] < MAX_ATTEMPTS:
@@ -157,7 +163,7 @@ class LocalExecutor:
                 self._pending.insert(0, job)
                 self._retry_alone.add(job.job_id)
             else:
-                self._close(job, f"worker process died twice under this job (exit code {exit_code})")
+                self._close(job, f"worker process died twice under this job ({_exit_reason(exit_code)})")
         return self._restart(worker)
 
     def _restart(self, worker: WorkerHandle) -> WorkerHandle:
@@ -242,3 +248,11 @@ class LocalExecutor:
         for job in list(self._pending):
             self._close(job, reason)
         self._pending.clear()
+
+
+def _exit_reason(exit_code: int | None) -> str:
+    """'killed by SIGKILL' (a kill -9, the kernel's out-of-memory killer), 'exit code 1'..."""
+    if exit_code is not None and exit_code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-exit_code).name}"
+    return f"exit code {exit_code}"
