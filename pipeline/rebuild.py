@@ -54,6 +54,10 @@ def rebuild_report(output_dir: Path, manifest=None, *, wait: bool = False) -> Pa
         raise PipelineError(f"{output_dir}: is a file, expected the output folder of a run")
     if not output_dir.is_dir():
         raise PipelineError(f"{output_dir}: no such output folder")
+    if manifest is not None and manifest.output_dir.resolve() != output_dir.resolve():
+        # Its jobs would lay out another gallery's sheet here, all pending.
+        raise PipelineError(f"{output_dir}: {manifest.path.name} renders into {manifest.output_dir}, "
+                            "not this folder; expected the manifest of this gallery")
     with OutputLock(output_dir, wait=wait):
         return _rebuild(output_dir, manifest)
 

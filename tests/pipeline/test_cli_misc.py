@@ -83,6 +83,18 @@ def test_report_on_a_missing_folder_is_a_usage_error(tmp_path):
     assert result.stderr.strip() == "nst: gallery.yaml: is a file, expected the output folder of a run"
 
 
+def test_report_refuses_the_manifest_of_another_gallery(gallery_dir, tmp_path):
+    # It would rewrite this folder's sheet as that gallery's, every cell pending.
+    (tmp_path / "here").mkdir()
+    write_manifest(tmp_path / "big.yaml", [gallery_dir / "content" / "chelsea.jpg"],
+                   [gallery_dir / "style" / "night_cafe.jpg"], output="there")
+    result = nst("report", "here", "--manifest", "big.yaml", cwd=tmp_path)
+    assert result.returncode == 2, explain(result)
+    assert result.stderr == (f"nst: here: big.yaml renders into {tmp_path / 'there'}, not this folder; "
+                             "expected the manifest of this gallery\n")
+    assert not (tmp_path / "here" / "index.html").exists()
+
+
 def test_devices_lists_the_cpu_here():
     result = nst("devices")
     assert result.returncode == 0, explain(result)
