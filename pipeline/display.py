@@ -182,6 +182,9 @@ class ProgressDisplay:
             log.info("done %s in %.1f s, loss %.4g%s", job_name(job), stats.get("seconds", 0.0),
                      stats.get("losses", {}).get("total", float("nan")),
                      f" ({'; '.join(notes)})" if notes else "")
+        elif record.get("earlier_image_kept"):  # a --force re-render that did not finish
+            log.warning("%s the re-render of %s%s; its earlier image stays, and only --force renders it again",
+                        status, job_name(job), f": {record.get('error')}" if status == "failed" else "")
         elif status == "interrupted":
             log.warning("interrupted %s: renders next run, from its last checkpoint if it has one", job_name(job))
         else:

@@ -123,8 +123,11 @@ class Recorder:
             log.warning("could not append to results.jsonl: %s", _reason(error))
         self.outcomes[job.job_id] = record
         # A failed or interrupted --force re-render leaves the older image in place, still done.
-        self.results[job.job_id] = shown_record(self.output_dir, job, record) or record
+        shown = shown_record(self.output_dir, job, record) or record
+        self.results[job.job_id] = shown
         self.write_sheet()
+        if status != "done" and shown.get("status") == "done":
+            return {**record, "earlier_image_kept": True}  # for the log line; not in results.jsonl
         return record
 
     def _write_outputs(self, job: RenderJob, png: bytes, record: dict[str, Any]) -> None:
@@ -204,7 +207,8 @@ class Recorder:
             "skipped": skipped,
             "failed": statuses.count("failed"),  # cells shown failed; this run's own failures below
             "failed_this_run": self.counts.get("failed", 0),
-            "interrupted": self.counts.get("interrupted", 0),
+            "interrupted": statuses.count("interrupted"),  # cells; part of pending, they render next run
+            "interrupted_this_run": self.counts.get("interrupted", 0),
             "pending": statuses.count("pending") + statuses.count("interrupted"),
             "done": statuses.count("done"),
             "devices": devices,

@@ -75,7 +75,8 @@ def test_an_interrupted_force_rerender_leaves_the_image_done_on_sheet_summary_an
     summary = recorder.write_summary(_exit_code(recorder, jobs, stop), ["cpu"], skipped=0)
     assert all(output_is_complete(tmp_path, job) for job in jobs)  # what the next plan sees
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
-    assert (summary["done"], summary["pending"], summary["interrupted"], summary["exit_code"]) == (2, 0, 1, 143)
+    assert (summary["done"], summary["pending"], summary["interrupted"], summary["exit_code"]) == (2, 0, 0, 143)
+    assert summary["interrupted_this_run"] == 1
     html = (tmp_path / "index.html").read_text()
     assert "last re-render" in html and "interrupted; resumes next run" in html
     # The line is the run's true history; `nst report` reads the disk the same way.
@@ -83,6 +84,25 @@ def test_an_interrupted_force_rerender_leaves_the_image_done_on_sheet_summary_an
     (tmp_path / "index.html").unlink()
     rebuild_report(tmp_path)
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
+
+
+def test_the_log_says_an_unfinished_force_rerender_keeps_the_earlier_image(tmp_path, caplog):
+    # "renders next run" would be wrong: the next plain run skips the job.
+    from pipeline.display import ProgressDisplay
+
+    jobs = _jobs()
+    _rendered(tmp_path, jobs)
+    recorder = Recorder(tmp_path, jobs, title="t", manifest="m.yaml")
+    recorder.mark_queued(jobs, forced=True)
+    display = ProgressDisplay(jobs, live=False)
+    outcome = {"job_id": jobs[0].job_id, "status": "interrupted", "error": "interrupted; resumes next run"}
+    returned = recorder.record(jobs[0], outcome)
+    assert returned["earlier_image_kept"] is True
+    assert "earlier_image_kept" not in result_lines(tmp_path)[-1]
+    with caplog.at_level("WARNING", logger="nst"):
+        display.on_result(jobs[0], returned)
+    assert caplog.messages == [f"interrupted the re-render of {jobs[0].output_name[:-4]}; its earlier image "
+                               "stays, and only --force renders it again"]
 
 
 def test_a_failed_force_rerender_fails_the_run_but_the_image_stays_done(tmp_path):
