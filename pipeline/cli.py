@@ -135,8 +135,8 @@ def render(
         options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
                                 quiet=quiet, wait=wait, job_timeout=job_timeout)
         _check_output(loaded)
+        _check_cuda(options.devices or loaded.run.devices, cluster or loaded.run.cluster)
         if dry_run:
-            _check_cuda(options.devices or loaded.run.devices, cluster or loaded.run.cluster)
             print_plan(out, loaded, make_plan(loaded, options))
             return
         try:
@@ -179,8 +179,9 @@ def _devices(spec: str | None):
 
 
 def _check_cuda(devices, cluster) -> None:
-    # A dry run starts no worker, but it should refuse a CUDA device that is not
-    # there as the render would. The probe runs in a child: this process stays torch-free.
+    # Checked before anything else happens, and even when nothing needs rendering:
+    # a typo in a cron line must not wait for the first night with work to show.
+    # The probe runs in a child: this process stays torch-free.
     if cluster or not devices or not any(d.startswith("cuda") for d in devices):
         return
     from .devices import resolve_devices

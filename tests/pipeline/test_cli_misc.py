@@ -157,12 +157,16 @@ def test_unknown_device_is_a_one_line_usage_error(gallery_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_dry_run_refuses_a_cuda_device_that_is_not_visible(gallery_dir, tmp_path):
+@pytest.mark.parametrize("flags", [("--dry-run",), ()], ids=["dry-run", "render"])
+def test_a_cuda_device_that_is_not_visible_is_refused_before_anything_happens(gallery_dir, tmp_path, flags):
+    # Even a run with nothing to render refuses it: a typo in a cron line would
+    # otherwise show only on the first night with work.
     manifest = write_manifest(tmp_path / "m.yaml", [gallery_dir / "content" / "chelsea.jpg"],
                               [gallery_dir / "style" / "night_cafe.jpg"])
-    result = nst("render", manifest, "--dry-run", "--devices", "cuda:0", cwd=tmp_path, CUDA_VISIBLE_DEVICES="")
+    result = nst("render", manifest, *flags, "--devices", "cuda:0", cwd=tmp_path, CUDA_VISIBLE_DEVICES="")
     assert result.returncode == 2, explain(result)
     assert result.stderr == "nst: --devices: cuda:0 is not visible (visible CUDA devices: none)\n"
+    assert not (tmp_path / "out").exists()  # no banner, no sheet, no log
 
 
 def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
