@@ -191,8 +191,10 @@ def check_name_template(template: str) -> str | None:
         return f"outputs are PNG files named NAME-<job id>.png; leave '{suffix}' out of {template!r}"
     # Filled values are slugs (never "/" or ".."), so the template alone decides
     # where the file lands.
-    shape = posixpath.normpath(render_name(template, "x", "x", "x", keep_dots=True))
-    if template.startswith("/") or shape in (".", "..") or shape.startswith("../"):
+    filled = render_name(template, "x", "x", "x", keep_dots=True)
+    shape = posixpath.normpath(filled)
+    # A name that fills to nothing (".png", "./") takes the default name instead.
+    if template.startswith("/") or shape == ".." or shape.startswith("../") or (shape == "." and filled.strip("./")):
         return f"name '{template}' must stay inside the output folder"
     return None
 
@@ -212,5 +214,6 @@ def render_name(template: str, content: str, style: str, variant: str, keep_dots
     )
     if keep_dots:
         return text
-    segments = [s for s in posixpath.normpath(text).split("/") if s not in ("", ".")]
+    # A part with no letter or digit ("☆", "_") would become a meaningless "x".
+    segments = [s for s in posixpath.normpath(text).split("/") if any(c.isalnum() for c in s)]
     return "/".join(slug(s) for s in segments)

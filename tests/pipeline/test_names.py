@@ -93,3 +93,11 @@ def test_a_name_that_fills_to_nothing_falls_back_to_the_default(gallery: Path) -
     plain, swept = manifest.jobs
     assert plain.output_name == f"a--s1-{plain.job_id}.png"
     assert swept.output_name == f"seed=1-{swept.job_id}.png"
+
+
+@pytest.mark.parametrize("template", ["☆", "_", "  ", "---", ".png", "./", "{content}/☆"])
+def test_a_name_with_no_letter_or_digit_takes_the_default(gallery: Path, template: str) -> None:
+    # They gave "x-<id>.png" ("☆", "_"), or were refused as leaving the output folder (".png").
+    job = load(gallery, PAIR + f'    name: "{template}"\n').jobs[0]
+    expected = "a" if template.startswith("{content}") else "a--s1"
+    assert job.output_name == f"{expected}-{job.job_id}.png"
