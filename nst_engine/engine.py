@@ -23,6 +23,7 @@ from PIL import Image
 from . import images
 from .errors import EngineError, RenderDivergedError
 from .optimise import StageContext, evaluate, run_stage
+from .setting_values import BUILTIN_WEIGHTS
 from .settings import RenderSettings, batch_signature
 from .stage_targets import build_targets, initial_pixels
 from .targets import StyleTargetCache, default_cache_dir
@@ -256,7 +257,7 @@ def _weights_version(weights: str) -> str | tuple[str, int, int]:
     """A weight source as loaded: a .pth file's path with its size and mtime, so
     an engine that outlives a run (a Dask worker's) reads a replaced file again."""
     try:
-        stat = Path(weights).stat() if weights not in ("caffe", "torchvision") else None
+        stat = Path(weights).stat() if weights not in BUILTIN_WEIGHTS else None
     except OSError:
         stat = None  # load_weights says what is wrong with it
     return (weights, stat.st_size, stat.st_mtime_ns) if stat else weights

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .events import timeout_reason
+from .events import internal_error_reason, timeout_reason
 from .jobs import RenderJob, WorkerOptions
 
 _engine = None
@@ -62,8 +61,7 @@ def render_on_cluster(
     try:
         return _render(jobs, options, inputs, job_timeout, stop)
     except Exception as error:  # a bug or a broken device, not a bad input
-        detail = traceback.format_exception_only(type(error), error)[-1].strip()
-        return [{"job_id": job.job_id, "status": "failed", "error": f"internal error: {detail}"} for job in jobs]
+        return [{"job_id": job.job_id, "status": "failed", "error": internal_error_reason(error)} for job in jobs]
 
 
 def _render(jobs, options, inputs, job_timeout, stop) -> list[dict[str, Any]]:

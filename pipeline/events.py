@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import traceback
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -38,6 +39,11 @@ def timeout_reason(seconds: float, device: str, batch: int) -> str:
     """Why jobs stopped at their time limit failed, the same for a local and a Dask run."""
     shared = f" (a batch of {batch} jobs)" if batch > 1 else ""
     return f"timed out after {seconds:g} s on {device}{shared}"
+
+
+def internal_error_reason(error: BaseException) -> str:
+    """The one-line reason of a job that hit a bug (not a bad input): the exception's last line."""
+    return f"internal error: {traceback.format_exception_only(type(error), error)[-1].strip()}"
 
 
 def failure_record(job: RenderJob, reason: str) -> dict[str, Any]:

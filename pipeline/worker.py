@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from nst_engine.engine import Engine
 from nst_engine.images import check_size, load_image
 from nst_engine.types import Checkpoint, RenderRequest
 
+from .events import internal_error_reason
 from .jobs import RenderJob, WorkerOptions, checkpoint_path
 from .outputs import JOB_ID_KEY, SETTINGS_KEY, encode_png
 
@@ -122,9 +122,8 @@ def render_task(
 
 def internal_error(engine: Engine | None, job: RenderJob, error: BaseException) -> dict[str, Any]:
     """The result of a job that hit a bug (not a bad input): failed, with the exception's last line."""
-    detail = traceback.format_exception_only(type(error), error)[-1].strip()
     base = _base(engine, job) if engine is not None else {"job_id": job.job_id, "worker_pid": os.getpid()}
-    return {**base, "status": "failed", "error": f"internal error: {detail}"}
+    return {**base, "status": "failed", "error": internal_error_reason(error)}
 
 
 def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -> RenderRequest:
