@@ -7,6 +7,7 @@ never CUDA) does not break the rule that a render's parent stays torch-free.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from nst_engine.checksums import CAFFE_SHA256
 from nst_engine.settings import RenderSettings
@@ -37,19 +38,36 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings]]) -> int:
     from nst_engine.targets import target_key
 
     cache = _cache()
+    if cache.directory is None:
+        return 0
+    precision = {}  # per settings' precision value; the CPU probe runs once
     found: set[str] = set()
+    asked: set[tuple] = set()
+    decoded: dict[str, Any] = {}  # path -> image, or None where it cannot be read
+    # A sweep repeats each (style, size, layers) question thousands of times:
+    # decode each file once and look each key up once (a 24,000-job sweep
+    # spent 10 s here decoding the same two paintings).
     for path, settings in styles:
-        if path in found or settings.weights != "caffe" or cache.directory is None:
+        if path in found or settings.weights != "caffe":
             continue
-        try:
-            image = images.load_image(path)
-        except Exception:
-            continue  # a broken style fails its jobs at render time, with its reason
+        if settings.precision not in precision:
+            precision[settings.precision] = settings.resolved_precision("cpu", cpu_has_native_bf16())
         side = max(1, round(settings.size * settings.style_scale))
-        resized = images.fit_longest_side(image, side, upscale=False)
         layers = tuple(name for name, _ in settings.style_layers)
+        question = (path, side, layers, settings.pooling, precision[settings.precision])
+        if question in asked:
+            continue
+        asked.add(question)
+        if path not in decoded:
+            try:
+                decoded[path] = images.load_image(path)
+            except Exception:
+                decoded[path] = None  # a broken style fails its jobs at render time, with its reason
+        if decoded[path] is None:
+            continue
+        resized = images.fit_longest_side(decoded[path], side, upscale=False)
         key = target_key(images.image_digest(resized), resized.size, f"caffe:{CAFFE_SHA256}",
-                         layers, settings.pooling, settings.resolved_precision("cpu", cpu_has_native_bf16()))
+                         layers, settings.pooling, question[-1])
         if (cache.directory / key[:2] / f"{key}.pt").is_file():
             found.add(path)
     return len(found)

@@ -19,7 +19,7 @@ from rich.console import Console
 from .errors import ManifestError, OutputFolderError, PipelineError
 from .lock import OutputLockedError, check_output_folder
 from .manifest import load_manifest, resolve_manifest_path
-from .plan_view import print_plan
+from .plan_view import PLAN_ROWS, print_plan
 from .run import (
     EXIT_BUSY,
     EXIT_FAILED,
@@ -193,13 +193,15 @@ def _check_cuda(devices, cluster) -> None:
 
 
 @app.command()
-def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = None) -> None:
+def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = None,
+         every_job: Annotated[bool, typer.Option("--all", help=f"List every job, not only the first {PLAN_ROWS}.")]
+         = False) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
     with _one_line_errors():
         loaded = _load(manifest)
         _check_only(loaded, only)
         _check_output(loaded, reading_will_do=True)
-        print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)))
+        print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)), row_limit=None if every_job else PLAN_ROWS)
 
 
 @app.command()

@@ -96,8 +96,15 @@ def weights_identity(weights: str) -> str:
     return f"file:{file_digest(weights)}"
 
 
+@lru_cache(maxsize=4096)
+def _settings_dict(settings: RenderSettings) -> dict[str, Any]:
+    # A sweep shares one settings object among all its photos and paintings;
+    # dataclasses.asdict on each of 24,000 jobs took seconds. Callers copy it.
+    return settings.to_dict()
+
+
 def compute_job_id(content: str, styles: tuple[str, ...], settings: RenderSettings) -> str:
-    settings_dict = settings.to_dict()
+    settings_dict = dict(_settings_dict(settings))  # only top-level keys change below
     init = settings.init
     if init not in ("content", "noise"):
         settings_dict["init"] = f"file:{file_digest(init)}"  # bytes, not the path
@@ -118,6 +125,7 @@ _SAFE_PUNCTUATION = frozenset("._=+-")
 # A file name holds 255 bytes; the slug, "-<id>.png" (17) and the atomic writer's
 # temporary ".NAME.xxxxxxxx.tmp" (about 14 more) must all fit.
 _SLUG_BYTES = 200
+_UNSAFE_ASCII_RUN = re.compile(r"[^A-Za-z0-9._=+-]+")
 
 
 def _is_safe(char: str) -> bool:
@@ -127,12 +135,16 @@ def _is_safe(char: str) -> bool:
     return char in _SAFE_PUNCTUATION or unicodedata.category(char)[0] in "LNM"
 
 
+@lru_cache(maxsize=4096)  # each label is asked for once per job; a sweep repeats them
 def slug(text: str, limit: int = 60) -> str:
     """A file-name-safe version of a label: readable in any script, never a path
     separator, control character or leading dot, at most `limit` characters."""
-    # NFC: macOS spells ü as u + a combining mark; one photo must get one name.
-    marked = "".join(c if _is_safe(c) else "\0" for c in unicodedata.normalize("NFC", text))
-    cleaned = re.sub("\0+", "_", marked).strip("._") or "x"
+    if text.isascii():  # the common case, ~10x faster, and the same result
+        cleaned = _UNSAFE_ASCII_RUN.sub("_", text).strip("._") or "x"
+    else:
+        # NFC: macOS spells ü as u + a combining mark; one photo must get one name.
+        marked = "".join(c if _is_safe(c) else "\0" for c in unicodedata.normalize("NFC", text))
+        cleaned = re.sub("\0+", "_", marked).strip("._") or "x"
     cleaned = cleaned[:limit]
     while len(cleaned.encode()) > _SLUG_BYTES:
         cleaned = cleaned[:-1]

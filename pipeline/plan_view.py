@@ -9,14 +9,21 @@ from .estimate import describe
 from .manifest import Manifest
 from .scheduler import Plan
 
+# Rows listed unless asked for all: several screens' worth. A sweep of 24,000
+# jobs took 20 s to draw in full, and nobody reads that in a terminal.
+PLAN_ROWS = 200
 
-def print_plan(console: Console, manifest: Manifest, the_plan: Plan) -> None:
+
+def print_plan(console: Console, manifest: Manifest, the_plan: Plan, row_limit: int | None = PLAN_ROWS) -> None:
+    """The job table (the first `row_limit` rows, jobs to do first; None: all),
+    then one line of totals over every job."""
     done_ids = {job.job_id for job in the_plan.done}
     table = Table(title=f"{manifest.path.name} -> {manifest.output_dir}", title_justify="left")
     for column in ("#", "status", "content", "style", "variant", "size", "iters", "schedule", "job id"):
         table.add_column(column, no_wrap=True)
     order = list(the_plan.todo) + list(the_plan.done)
-    for index, job in enumerate(order, start=1):
+    listed = order if row_limit is None else order[:row_limit]
+    for index, job in enumerate(listed, start=1):
         status = "done" if job.job_id in done_ids else "todo"
         s = job.settings
         table.add_row(
@@ -24,6 +31,9 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan) -> None:
             str(s.size), str(s.iterations), "→".join(str(x) for x in s.schedule()), job.job_id,
         )
     console.print(table)
+    if len(listed) < len(order):
+        console.print(f"... and {len(order) - len(listed)} more jobs; `nst plan --all` lists every one",
+                      markup=False, highlight=False)
     cached = _cached_styles(the_plan)
     console.print(
         f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done; "

@@ -101,3 +101,13 @@ def test_a_name_with_no_letter_or_digit_takes_the_default(gallery: Path, templat
     job = load(gallery, PAIR + f'    name: "{template}"\n').jobs[0]
     expected = "a" if template.startswith("{content}") else "a--s1"
     assert job.output_name == f"{expected}-{job.job_id}.png"
+
+
+def test_every_ascii_character_is_kept_or_replaced_as_before() -> None:
+    # ASCII labels take a fast path; it must name files exactly as the general
+    # one did, or outputs already on disk get new names and render again.
+    for code in range(128):
+        char = chr(code)
+        kept = char.isalnum() or char in "._=+-"
+        assert slug(f"a{char}b") == (f"a{char}b" if kept else "a_b"), repr(char)
+    assert slug("a \t\x7f b") == "a_b" and slug("..a..") == "a" and slug("-a-") == "-a-"
