@@ -115,11 +115,35 @@ def sweep_axes(
             ok = False
             continue
         axis = [_setting(key, v, path, path + (key, i), base, problems) for i, v in enumerate(values)]
-        usable = [s for s in axis if s is not None]
+        usable = _first_of_each_value(key, axis, values, path, problems)
         ok = ok and len(usable) == len(axis)
         if usable:
             axes[key] = usable
     return axes, ok
+
+
+def _first_of_each_value(key: str, axis: list[Setting | None], written: list, path: Loc,
+                         problems: Problems) -> list[Setting]:
+    """The usable values of one sweep axis; a value given twice (`1` and `1.0`
+    are one value) is reported where it repeats, not later as two jobs writing
+    one output."""
+    usable: list[Setting] = []
+    for index, setting in enumerate(axis):
+        if setting is None:
+            continue
+        first = next((i for i, s in enumerate(axis[:index]) if s is not None and s.value == setting.value), None)
+        if first is None:
+            usable.append(setting)
+        else:
+            problems.add(path + (key, index), f"{_as_written(written[index])} repeats {key}[{first}] "
+                         f"({_as_written(written[first])}); each value renders once, so give it once")
+    return usable
+
+
+def _as_written(value: Any) -> str:
+    if isinstance(value, list):  # a list of scales
+        return "[" + ", ".join(str(item) for item in value) + "]"
+    return show(value)
 
 
 def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems: Problems) -> Setting | None:

@@ -63,7 +63,8 @@ BAD = [
     ("init_missing", "settings:\n  init: art/nope.jpg\n" + PAIR, "bad.yaml:2: settings.init:", "no such file 'art/nope.jpg'"),
     ("init_not_an_image", "settings:\n  init: images/empty/notes.txt\n" + PAIR, "bad.yaml:2: settings.init:", "is not an image"),
     ("duplicate_key", "settings: {size: 64}\nsettings: {size: 128}\n" + PAIR, "bad.yaml:2: duplicate key 'settings'", "first on line 1"),
-    ("sweep_repeats_a_value", PAIR + "    sweep: {style_weight: [1000, 1000.0]}\n", "bad.yaml:2: jobs[0]: duplicate output", "(also made by jobs[0] with style_weight=1000)"),
+    ("sweep_repeats_a_value", PAIR + "    sweep: {style_weight: [1000, 5, 1000.0]}\n", "bad.yaml:4: jobs[0].sweep.style_weight[2]:", "1000.0 repeats style_weight[0] (1000); each value renders once, so give it once"),
+    ("sweep_repeats_a_list", PAIR + "    sweep: {scales: [[64, 128], [64, 128.0]]}\n", "bad.yaml:4: jobs[0].sweep.scales[1]:", "repeats scales[0] ([64, 128])"),
     ("key_not_text", "1: x\n" + PAIR, "bad.yaml:1: keys must be text, got 1", "text"),
     # true/false must be YAML booleans: a quoted "no" is truthy text and would turn the option on.
     ("bool_as_text", "settings: {preserve_color: 'no'}\n" + PAIR, "bad.yaml:1: settings.preserve_color:", "expected true or false, got 'no'"),
