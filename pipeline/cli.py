@@ -18,7 +18,7 @@ from rich.console import Console
 
 from .errors import ManifestError, OutputFolderError, PipelineError
 from .lock import OutputLockedError, check_output_folder
-from .manifest import load_manifest, resolve_manifest_path
+from .manifest import Manifest, load_manifest, resolve_manifest_path
 from .plan_view import PLAN_ROWS, print_plan
 from .run import (
     EXIT_BUSY,
@@ -28,6 +28,7 @@ from .run import (
     RenderOptions,
     execute,
     make_plan,
+    pending_renames,
     select,
 )
 
@@ -137,7 +138,7 @@ def render(
         _check_output(loaded)
         _check_cuda(options.devices or loaded.run.devices, cluster or loaded.run.cluster)
         if dry_run:
-            print_plan(out, loaded, make_plan(loaded, options))
+            _print_plan(loaded, options)
             return
         try:
             code = execute(loaded, options)
@@ -201,7 +202,12 @@ def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = No
         loaded = _load(manifest)
         _check_only(loaded, only)
         _check_output(loaded, reading_will_do=True)
-        print_plan(out, loaded, make_plan(loaded, RenderOptions(only=only)), row_limit=None if every_job else PLAN_ROWS)
+        _print_plan(loaded, RenderOptions(only=only), row_limit=None if every_job else PLAN_ROWS)
+
+
+def _print_plan(manifest: Manifest, options: RenderOptions, row_limit: int | None = PLAN_ROWS) -> None:
+    the_plan = make_plan(manifest, options)
+    print_plan(out, manifest, the_plan, pending_renames(manifest, options, the_plan), row_limit=row_limit)
 
 
 @app.command()

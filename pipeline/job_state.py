@@ -10,7 +10,9 @@ The two part ways when
   the earlier image is intact and still up to date (same job id, so the same
   inputs and settings);
 - a job's line was lost (a crash between writing the image and appending the
-  line, a hand-edited file): results.jsonl does not know the job at all.
+  line, a hand-edited file): results.jsonl does not know the job at all;
+- the output's name changed and renames.py moved the image: the latest line
+  names the old file.
 In both the job is done, and its cell is rebuilt from its sidecar, which holds
 the settings, losses, timings and device of the render that made the image.
 """
@@ -74,6 +76,8 @@ def done_from_disk(output_dir: Path, job: RenderJob) -> dict[str, Any] | None:
         "finished_at": sidecar.get("finished_at"),
         "recovered_from": RECOVERED_FROM,
     }
+    if sidecar.get("renamed_from"):  # renames.py moved it here from an older name
+        record["renamed_from"] = sidecar["renamed_from"]
     effective = sidecar.get("effective") or effective_values(stats)
     if effective:
         record["effective"] = effective
@@ -82,7 +86,7 @@ def done_from_disk(output_dir: Path, job: RenderJob) -> dict[str, Any] | None:
 
 def shown_record(output_dir: Path, job: RenderJob, latest: dict[str, Any] | None) -> dict[str, Any] | None:
     """The record the sheet shows for `job`, given its latest line (or None)."""
-    if latest is not None and latest.get("status") == "done":
+    if latest is not None and latest.get("status") == "done" and latest.get("output") == job.output_name:
         return latest  # trusted as before: the plan renders it again if its image is gone
     on_disk = done_from_disk(output_dir, job)
     if on_disk is None:

@@ -214,14 +214,18 @@ def output_is_complete(output_dir: Path, job: RenderJob) -> bool:
 def complete_sidecar(output_dir: Path, job: RenderJob) -> dict[str, Any] | None:
     """The sidecar of `job` when its output is complete (the test of
     output_is_complete), else None."""
-    output_dir = Path(output_dir)
-    if png_job_id(output_dir / job.output_name) != job.job_id:
+    return sidecar_of_complete_png(Path(output_dir) / job.output_name, job.job_id)
+
+
+def sidecar_of_complete_png(png: Path, job_id: str) -> dict[str, Any] | None:
+    """The sidecar next to `png` when both are whole and name `job_id`, else None."""
+    if png_job_id(png) != job_id:
         return None
     try:
-        sidecar = json.loads((output_dir / job.sidecar_name).read_text(encoding="utf-8"))
+        sidecar = json.loads(png.with_suffix(".json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return sidecar if isinstance(sidecar, dict) and sidecar.get("job_id") == job.job_id else None
+    return sidecar if isinstance(sidecar, dict) and sidecar.get("job_id") == job_id else None
 
 
 # -- thumbnails -----------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -14,9 +17,15 @@ from .scheduler import Plan
 PLAN_ROWS = 200
 
 
-def print_plan(console: Console, manifest: Manifest, the_plan: Plan, row_limit: int | None = PLAN_ROWS) -> None:
+def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Mapping[str, Path] | None = None,
+               row_limit: int | None = PLAN_ROWS) -> None:
     """The job table (the first `row_limit` rows, jobs to do first; None: all),
-    then one line of totals over every job."""
+    then one line of totals over every job. `renamed`: jobs to do whose output
+    is complete under an older name; the render moves them (renames.py)."""
+    renamed = renamed or {}
+    if renamed:
+        the_plan = Plan(todo=tuple(job for job in the_plan.todo if job.job_id not in renamed),
+                        done=the_plan.done + tuple(job for job in the_plan.todo if job.job_id in renamed))
     done_ids = {job.job_id for job in the_plan.done}
     table = Table(title=f"{manifest.path.name} -> {manifest.output_dir}", title_justify="left")
     for column in ("#", "status", "content", "style", "variant", "size", "iters", "schedule", "job id"):
@@ -24,7 +33,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, row_limit: 
     order = list(the_plan.todo) + list(the_plan.done)
     listed = order if row_limit is None else order[:row_limit]
     for index, job in enumerate(listed, start=1):
-        status = "done" if job.job_id in done_ids else "todo"
+        status = "rename" if job.job_id in renamed else "done" if job.job_id in done_ids else "todo"
         s = job.settings
         table.add_row(
             str(index), status, job.content_label, job.style_label, job.variant or "-",
@@ -36,7 +45,8 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, row_limit: 
                       markup=False, highlight=False)
     cached = _cached_styles(the_plan)
     console.print(
-        f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done; "
+        f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done"
+        + (f" ({len(renamed)} under an older name: the render renames them)" if renamed else "") + "; "
         f"style targets cached for {cached[0]} of {cached[1]} styles; "
         + describe(the_plan, manifest.output_dir),
         markup=False, highlight=False,

@@ -74,10 +74,11 @@ class Recorder:
         results.jsonl) and the time estimate would not know the image. A job
         whose latest line is a failed or interrupted --force re-render gets no
         line: that line is true history, and reconcile() shows the image anyway.
+        A renamed output (renames.py) gets a line naming its new file.
         """
         for job in self.jobs:
             record = self.results.get(job.job_id)
-            if job.job_id in history or not record or "recovered_from" not in record:
+            if not record or "recovered_from" not in record or not _line_is_lost(history.get(job.job_id), job):
                 continue
             try:
                 append_result(self.output_dir, record)
@@ -220,6 +221,11 @@ class Recorder:
         except OSError as error:
             log.warning("could not write %s: %s", SUMMARY_FILE, _reason(error))
         return summary
+
+
+def _line_is_lost(latest: dict[str, Any] | None, job: RenderJob) -> bool:
+    """No line for the job, or a `done` line naming a file the job no longer has."""
+    return latest is None or (latest.get("status") == "done" and latest.get("output") != job.output_name)
 
 
 def _reason(error: OSError) -> str:

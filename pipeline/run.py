@@ -14,6 +14,7 @@ import signal
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from rich.console import Console
 
@@ -24,6 +25,7 @@ from .lock import OutputLock
 from .manifest import Manifest
 from .outputs import output_is_complete
 from .recorder import Recorder
+from .renames import adopt_renamed, find_renamed
 from .scheduler import DEFAULT_BATCH_CAP, Plan, plan
 
 log = logging.getLogger("nst")
@@ -62,6 +64,14 @@ def make_plan(manifest: Manifest, options: RenderOptions) -> Plan:
     return plan(jobs, lambda job: output_is_complete(manifest.output_dir, job))
 
 
+def pending_renames(manifest: Manifest, options: RenderOptions, the_plan: Plan) -> dict[str, Path]:
+    """Jobs to do whose output is complete under an older name (renames.py):
+    the render moves them instead of rendering them; --force renders all."""
+    if options.force or not the_plan.todo:
+        return {}
+    return find_renamed(manifest.output_dir, the_plan.todo)
+
+
 # What a first signal does, in words that match what the executors do.
 _STOPPING = {
     "local": "stopping: no new jobs start; running jobs save a checkpoint at their next "
@@ -97,6 +107,12 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         for notice in manifest.notices:
             log.warning("%s: %s", manifest.path.name, notice)
         the_plan = make_plan(manifest, options)
+        found = pending_renames(manifest, options, the_plan)
+        if found:
+            renamed = adopt_renamed(output_dir, the_plan.todo, found)
+            log.info("%d outputs renamed, not rendered again: their names changed, their renders did not",
+                     len(renamed), extra=TERMINAL)
+            the_plan = make_plan(manifest, options)
         jobs = select(manifest.jobs, options.only)
         # The sheet and summary.json cover the whole gallery; --only limits what renders.
         recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))

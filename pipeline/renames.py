@@ -1,0 +1,78 @@
+"""Outputs whose name changed but whose render did not: moved, not rendered again.
+
+An output's name comes from the manifest's `name:` template and the labels; its
+job id comes from the inputs and the settings. Editing the template, or a
+release that names files better, changes names and not ids, and an overnight
+re-render of a whole gallery for that would waste the night. Every output's
+name ends in its job id, so an image rendered under an older name is found by
+it, checked (the PNG's own id chunk and a sidecar naming the job, as for any
+done job) and moved, with its sidecar, to the name the manifest now gives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .jobs import JOB_ID_LENGTH, RenderJob
+from .outputs import sidecar_of_complete_png, write_json_atomic
+
+log = logging.getLogger("nst")
+
+_ID_AT_END = re.compile(rf"-([0-9a-f]{{{JOB_ID_LENGTH}}})$")
+
+
+def find_renamed(output_dir: Path, jobs: Iterable[RenderJob]) -> dict[str, Path]:
+    """job id -> a complete output of one of `jobs` under a name other than its own."""
+    wanted = {job.job_id: job for job in jobs}
+    found: dict[str, Path] = {}
+    if not wanted or not output_dir.is_dir():
+        return found
+    for path in sorted(output_dir.rglob("*.png")):
+        match = _ID_AT_END.search(path.stem)
+        job = wanted.get(match.group(1)) if match else None
+        if job is None or job.job_id in found or path == output_dir / job.output_name:
+            continue
+        if sidecar_of_complete_png(path, job.job_id) is not None:
+            found[job.job_id] = path
+    return found
+
+
+def adopt_renamed(output_dir: Path, jobs: Iterable[RenderJob], found: Mapping[str, Path] | None = None,
+                  ) -> dict[str, str]:
+    """Move each complete output of `jobs` found under an older name (`found`,
+    else looked for) to its current name. Returns job id -> the old name,
+    relative to `output_dir`, of each one moved; one that cannot be moved is
+    left as it was, and renders."""
+    by_id = {job.job_id: job for job in jobs}
+    if found is None:
+        found = find_renamed(output_dir, by_id.values())
+    moved: dict[str, str] = {}
+    for job_id, old_png in found.items():
+        job = by_id[job_id]
+        old_name = old_png.relative_to(output_dir).as_posix()
+        try:
+            _move(old_png, output_dir / job.output_name, job.output_name, old_name)
+        except OSError as error:
+            log.warning("could not rename %s to %s (%s): it renders again", old_name, job.output_name,
+                        error.strerror or error)
+            continue
+        moved[job_id] = old_name
+        log.info("renamed %s -> %s: its name changed, its render did not", old_name, job.output_name)
+    return moved
+
+
+def _move(old_png: Path, new_png: Path, new_name: str, old_name: str) -> None:
+    # The new sidecar is written first and the old one removed last, so a crash
+    # at any point leaves one whole (image, sidecar) pair, old or new, for the
+    # next run to find.
+    sidecar = json.loads(old_png.with_suffix(".json").read_text(encoding="utf-8"))
+    sidecar.update(output=new_name, renamed_from=old_name)
+    new_png.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(new_png.with_suffix(".json"), sidecar)
+    os.replace(old_png, new_png)
+    old_png.with_suffix(".json").unlink(missing_ok=True)

@@ -1,0 +1,111 @@
+"""An output whose name changed but whose render did not is moved, not rendered again."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+import yaml
+from cli_helpers import explain, nst, result_lines
+from PIL import Image
+
+from nst_engine.settings import RenderSettings
+from pipeline.jobs import RenderJob
+from pipeline.outputs import JOB_ID_KEY, write_json_atomic, write_png_atomic
+from pipeline.renames import adopt_renamed, find_renamed
+
+JOB_ID = "3fa2b1c9d0e1"
+
+
+def _job(name: str) -> RenderJob:
+    return RenderJob(job_id=JOB_ID, content="/in/chelsea.jpg", styles=("/in/starry_night.jpg",),
+                     settings=RenderSettings(), output_name=f"{name}-{JOB_ID}.png",
+                     content_label="chelsea", style_label="starry_night")
+
+
+def _finish(out: Path, name: str, png_id: str = JOB_ID, sidecar: dict | None = None) -> Path:
+    png = out / f"{name}-{JOB_ID}.png"
+    write_png_atomic(png, Image.new("RGB", (8, 8), (1, 2, 3)), {JOB_ID_KEY: png_id})
+    if sidecar is not False:
+        write_json_atomic(png.with_suffix(".json"), sidecar or {"job_id": JOB_ID, "output": png.name})
+    return png
+
+
+def _gallery(folder: Path, images: Path, name: str) -> Path:
+    manifest = folder / "gallery.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "output": "out", "settings": {"size": 32, "iterations": 3},
+        "jobs": [{"content": str(images / "content" / "chelsea.jpg"),
+                  "style": str(images / "style" / "starry_night.jpg"), "name": name}],
+    }))
+    return manifest
+
+
+def test_a_new_name_template_moves_the_images_instead_of_rendering_them(gallery_dir, tmp_path):
+    manifest = _gallery(tmp_path, gallery_dir, "first-{content}")
+    assert (first := nst("render", str(manifest), cwd=tmp_path)).returncode == 0, explain(first)
+    out = tmp_path / "out"
+    (old_png,) = out.glob("first-chelsea-*.png")
+    job_id = old_png.stem.rsplit("-", 1)[1]
+
+    manifest = _gallery(tmp_path, gallery_dir, "second/{style}-{content}")
+    planned = nst("plan", str(manifest), cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    assert "0 to render, 1 already done (1 under an older name: the render renames them)" in planned.stdout
+    assert "│ rename │" in planned.stdout, explain(planned)
+    assert old_png.exists()  # planning moves nothing
+
+    moved = nst("render", str(manifest), cwd=tmp_path)
+    assert moved.returncode == 0, explain(moved)
+    new_name = f"second/starry_night-chelsea-{job_id}.png"
+    assert f"renamed {old_png.name} -> {new_name}" in moved.stderr, explain(moved)
+    assert "nothing to render" in moved.stderr
+    assert not old_png.exists() and not old_png.with_suffix(".json").exists()
+    sidecar = json.loads((out / new_name).with_suffix(".json").read_text())
+    assert sidecar["output"] == new_name and sidecar["renamed_from"] == old_png.name
+    last = result_lines(out)[-1]
+    assert last["status"] == "done" and last["output"] == new_name and last["renamed_from"] == old_png.name
+    sheet = (out / "index.html").read_text(encoding="utf-8")
+    assert 'href="second/starry_night-chelsea-' in sheet and old_png.name not in sheet
+
+    lines = len(result_lines(out))
+    again = nst("render", str(manifest), cwd=tmp_path)
+    assert again.returncode == 0 and "renamed" not in again.stderr, explain(again)
+    assert len(result_lines(out)) == lines  # nothing new to say
+    rebuilt = nst("report", str(out), cwd=tmp_path)
+    assert rebuilt.returncode == 0, explain(rebuilt)
+    assert 'href="second/starry_night-chelsea-' in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_only_a_whole_output_of_the_same_job_is_taken(tmp_path):
+    job = _job("new")
+    _finish(tmp_path, "other-id-in-the-png", png_id="000000000000")
+    _finish(tmp_path, "no-sidecar", sidecar=False)
+    _finish(tmp_path, "sidecar-of-another-job", sidecar={"job_id": "000000000000"})
+    (tmp_path / f"cut-short-{JOB_ID}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert find_renamed(tmp_path, [job]) == {}
+    good = _finish(tmp_path, "sub/old")
+    assert find_renamed(tmp_path, [job]) == {JOB_ID: good}
+    # Its own name is not a rename; another job's id is not this job's.
+    assert find_renamed(tmp_path, [dataclasses.replace(job, output_name=f"sub/old-{JOB_ID}.png")]) == {}
+    assert find_renamed(tmp_path, [dataclasses.replace(job, job_id="111111111111")]) == {}
+
+
+def test_a_move_that_fails_leaves_the_old_pair_whole_and_the_job_renders(tmp_path, monkeypatch, caplog):
+    old = _finish(tmp_path, "old")
+    job = _job("new")
+
+    def disk_refuses(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_refuses)
+    with caplog.at_level(logging.WARNING, logger="nst"):
+        assert adopt_renamed(tmp_path, [job]) == {}
+    assert f"could not rename {old.name} to {job.output_name} (No space left on device)" in caplog.text
+    assert find_renamed(tmp_path, [job]) == {JOB_ID: old}  # still whole, still found next time
+    monkeypatch.undo()
+    assert adopt_renamed(tmp_path, [job]) == {JOB_ID: old.name}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"new-{JOB_ID}.json", f"new-{JOB_ID}.png"]
