@@ -223,6 +223,13 @@ def check_name_template(template: str) -> str | None:
     return None
 
 
+# Characters kept of each label, and of each part of the filled name. A sweep's
+# label is what tells its images apart, so it gets the most room: cut at 60, a
+# three-setting sweep lost its last value from every name.
+_FIELD_CHARS = {"content": 60, "style": 60, "variant": 120}
+_NAME_CHARS = 150  # with "-<id>.png", within a file name's 255 bytes (jobs.slug)
+
+
 def render_name(template: str, content: str, style: str, variant: str, keep_dots: bool = False) -> str:
     """Fill a checked template with slugged labels; "/" in the template makes subfolders.
 
@@ -233,11 +240,11 @@ def render_name(template: str, content: str, style: str, variant: str, keep_dots
         template = template[:-4]
     values = {"content": content, "style": style, "variant": variant}
     text = "".join(
-        literal + (slug(values[field]) if field and values[field] else "")
+        literal + (slug(values[field], _FIELD_CHARS[field]) if field and values[field] else "")
         for literal, field, _, _ in string.Formatter().parse(template)
     )
     if keep_dots:
         return text
     # A part with no letter or digit ("☆", "_") would become a meaningless "x".
     segments = [s for s in posixpath.normpath(text).split("/") if any(c.isalnum() for c in s)]
-    return "/".join(slug(s) for s in segments)
+    return "/".join(slug(s, _NAME_CHARS) for s in segments)

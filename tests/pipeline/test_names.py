@@ -10,6 +10,7 @@ from manifest_helpers import PAIR, load, make_gallery
 
 from pipeline.errors import ManifestError
 from pipeline.jobs import slug
+from pipeline.manifest_inputs import render_name
 
 
 @pytest.fixture
@@ -111,3 +112,12 @@ def test_every_ascii_character_is_kept_or_replaced_as_before() -> None:
         kept = char.isalnum() or char in "._=+-"
         assert slug(f"a{char}b") == (f"a{char}b" if kept else "a_b"), repr(char)
     assert slug("a \t\x7f b") == "a_b" and slug("..a..") == "a" and slug("-a-") == "-a-"
+
+
+def test_a_sweep_over_three_settings_keeps_every_value_in_the_name() -> None:
+    variant = "style_weight=15,content_weight=10,tv_weight=0.9"
+    name = render_name("{content}--{style}--{variant}", "neuschwanstein", "cafe_terrace", variant)
+    assert name == "neuschwanstein--cafe_terrace--style_weight=15_content_weight=10_tv_weight=0.9"
+    # Still bounded: a label is cut at 60 (a sweep's at 120), a name part at 150 characters.
+    long = render_name("{content}--{style}--{variant}", "c" * 99, "s" * 99, "v" * 199)
+    assert long == "c" * 60 + "--" + "s" * 60 + "--" + "v" * 26
