@@ -89,19 +89,33 @@ _USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENO
                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside the render's own handling: unwinds like Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
 @contextmanager
 def _one_line_errors():
     """The safety net under every command that touches files: an OSError that
-    no check foresaw is still one line, never a traceback. A Ctrl-C outside the
-    render's own signal handling (planning, waiting with --wait) exits 130 as
-    the README promises, where click would print "Aborted!" and exit 1."""
+    no check foresaw is still one line, never a traceback. A Ctrl-C or SIGTERM
+    outside the render's own signal handling (planning, waiting with --wait)
+    exits 130 or 143 as the README promises, with a line that says so, where
+    click would print "Aborted!" and exit 1, and SIGTERM would end it silently."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     except KeyboardInterrupt:
         _fail("interrupted (SIGINT)", EXIT_SIGNAL[signal.SIGINT])
+    except _Terminated:
+        _fail("terminated (SIGTERM)", EXIT_SIGNAL[signal.SIGTERM])
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else EXIT_FAILED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_output(loaded, *, reading_will_do: bool = False) -> None:

@@ -1,6 +1,7 @@
-"""Ctrl-C before the render's own signal handling takes over (while planning,
-or while queued behind another run with --wait) exits 130, as the README's
-exit-code table says, not click's "Aborted!" and 1."""
+"""Ctrl-C or SIGTERM before the render's own signal handling takes over (while
+planning, or while queued behind another run with --wait) exits 130 or 143, as
+the README's exit-code table says, with a line saying why: not click's
+"Aborted!" and 1, nor a silent death."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from cli_helpers import nst_command, nst_env, write_manifest
 from filelock import FileLock
 from typer.testing import CliRunner
@@ -19,7 +21,9 @@ def _manifest(gallery_dir, tmp_path):
                           [gallery_dir / "style" / "night_cafe.jpg"])
 
 
-def test_ctrl_c_while_waiting_for_a_busy_folder_exits_130(gallery_dir, tmp_path):
+@pytest.mark.parametrize(("sent", "code", "said"), [(signal.SIGINT, 130, "interrupted (SIGINT)"),
+                                                    (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_a_signal_while_waiting_for_a_busy_folder_exits_with_its_code(gallery_dir, tmp_path, sent, code, said):
     manifest = _manifest(gallery_dir, tmp_path)
     (tmp_path / "out").mkdir()
     with FileLock(str(tmp_path / "out" / ".nst.lock")):  # another run holds the folder
@@ -31,13 +35,13 @@ def test_ctrl_c_while_waiting_for_a_busy_folder_exits_130(gallery_dir, tmp_path)
             if select.select([proc.stderr], [], [], 0.2)[0]:
                 first = proc.stderr.readline()
         assert "is busy" in first and "waiting for it" in first, first
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         try:
             _, rest = proc.communicate(timeout=30)
         finally:
             proc.kill()
-    assert proc.returncode == 130, first + rest
-    assert rest == "nst: interrupted (SIGINT)\n", rest
+    assert proc.returncode == code, first + rest
+    assert rest == f"nst: {said}\n", rest
     assert not (tmp_path / "out" / "results.jsonl").exists()
 
 
