@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +73,9 @@ def pending_renames(manifest: Manifest, options: RenderOptions, the_plan: Plan) 
     return find_renamed(manifest.output_dir, the_plan.todo)
 
 
+# A second signal sooner than this after the first is the same one delivered twice.
+SAME_SIGNAL_SECONDS = 0.25
+
 # What a first signal does, in words that match what the executors do.
 _STOPPING = {
     "local": "stopping: no new jobs start; running jobs save a checkpoint at their next "
@@ -84,7 +88,17 @@ _STOPPING = {
 @contextmanager
 def stop_on_signals(stop: StopSignal, *, cluster: bool = False):
     """First SIGINT/SIGTERM: stop gracefully. Second: stop now."""
+    first_at: list[float] = []
+
     def handler(signum, frame):
+        now = time.monotonic()
+        if first_at and stop.level == 1 and now - first_at[0] < SAME_SIGNAL_SECONDS:
+            # One signal delivered twice, not a second request: GNU `timeout`
+            # (as in a cron line `timeout 8h nst render …`) signals the process
+            # and then its whole group, and both can reach this handler. Taken
+            # as "stop now", the running jobs would lose their checkpoints.
+            return
+        first_at.append(now)
         stop.request(signum)
         word = "again: stopping now" if stop.level > 1 else _STOPPING["cluster" if cluster else "local"]
         log.warning("received %s, %s", signal.Signals(signum).name, word)

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import time
 
 from rich.console import Console
 
@@ -15,7 +16,7 @@ from nst_engine.settings import RenderSettings
 from pipeline.display import TERMINAL, ProgressDisplay, setup_logging
 from pipeline.events import StopSignal
 from pipeline.jobs import RenderJob
-from pipeline.run import stop_on_signals
+from pipeline.run import SAME_SIGNAL_SECONDS, stop_on_signals
 
 
 def _job(job_id: str, iterations: int = 20) -> RenderJob:
@@ -118,4 +119,17 @@ def test_a_first_signal_says_what_happens_to_running_jobs():
         text = stream.getvalue()
         assert "warning: received SIGINT, stopping: no new jobs start; " in text, text
         assert expected in text and "(signal again to stop at once)" in text, text
+    logging.getLogger("nst").handlers.clear()
+
+
+def test_one_signal_delivered_twice_is_one_request_and_a_later_one_stops_at_once():
+    # GNU timeout signals nst and then its process group: two copies, microseconds apart.
+    stop = StopSignal()
+    with stop_on_signals(stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.level == 1
+        time.sleep(SAME_SIGNAL_SECONDS + 0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.level == 2 and stop.signal_number == signal.SIGTERM
     logging.getLogger("nst").handlers.clear()
