@@ -192,7 +192,9 @@ def test_bare_manifest_name_resolves_from_manifests_folder(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_render_renders_a_manifest(gallery_dir, tmp_path):
-    manifest = write_manifest(tmp_path / "tiny.yaml", [gallery_dir / "content" / "chelsea.jpg"],
+    folder = tmp_path / "my gallery été"  # a space must not split the path in two
+    folder.mkdir()
+    manifest = write_manifest(folder / "tiny.yaml", [gallery_dir / "content" / "chelsea.jpg"],
                               [gallery_dir / "style" / "night_cafe.jpg"])
     if not (REPO / ".venv" / "bin" / "nst").exists():
         pytest.skip("no .venv/bin/nst: run `make setup` first")
@@ -203,9 +205,9 @@ def test_make_render_renders_a_manifest(gallery_dir, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=nst_env(),
                             stdin=subprocess.DEVNULL, timeout=300, check=False)
     assert result.returncode == 0, explain(result)
-    assert f".venv/bin/nst render {manifest} --devices cpu" in result.stdout
-    assert [r["status"] for r in result_lines(tmp_path / "out")] == ["done"]
-    with Image.open(pngs(tmp_path / "out")[0]) as image:
+    assert f'.venv/bin/nst render "{manifest}" --devices cpu' in result.stdout
+    assert [r["status"] for r in result_lines(folder / "out")] == ["done"]
+    with Image.open(pngs(folder / "out")[0]) as image:
         assert max(image.size) == TINY["size"]
 
 
