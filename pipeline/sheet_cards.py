@@ -73,8 +73,9 @@ def _details(job: RenderJob, record: dict) -> list[tuple[str, str]]:
     rerender = record.get("last_rerender") or {}
     if rerender.get("status"):
         # A --force re-render that failed or was interrupted: the image shown is the earlier one.
-        reason = f": {rerender['error']}" if rerender.get("error") else ""
-        rows.append(("last re-render", f"{rerender['status']}{reason} (this image is the earlier render)"))
+        said = str(rerender.get("error") or "")
+        what = said if said.startswith(rerender["status"]) else f"{rerender['status']}: {said}".rstrip(": ")
+        rows.append(("last re-render", f"{what} (this image is the earlier render)"))
     rows.append(("job id", job.job_id))
     if record.get("finished_at"):
         rows.append(("finished", str(record["finished_at"])))

@@ -78,9 +78,13 @@ def test_an_interrupted_force_rerender_leaves_the_image_done_on_sheet_summary_an
     assert (summary["done"], summary["pending"], summary["interrupted"], summary["exit_code"]) == (2, 0, 0, 143)
     assert summary["interrupted_this_run"] == 1
     html = (tmp_path / "index.html").read_text()
-    assert "last re-render" in html and "interrupted; resumes next run" in html
+    # The worker said "resumes next run", which is not so for a job that is done.
+    assert "last re-render" in html and "resumes next run" not in html
+    assert ("interrupted; the earlier image stays, and only --force renders it again "
+            "(this image is the earlier render)") in html
     # The line is the run's true history; `nst report` reads the disk the same way.
     assert result_lines(tmp_path)[-1]["status"] == "interrupted"
+    assert result_lines(tmp_path)[-1]["error"] == "interrupted; the earlier image stays, and only --force renders it again"
     (tmp_path / "index.html").unlink()
     rebuild_report(tmp_path)
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
@@ -116,6 +120,7 @@ def test_a_failed_force_rerender_fails_the_run_but_the_image_stays_done(tmp_path
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
     rebuild_report(tmp_path)
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
+    assert "failed: timed out after 1 s on cpu (this image is the earlier render)" in (tmp_path / "index.html").read_text()
     # The next plain run renders nothing, and says so with the same picture.
     later = Recorder(tmp_path, jobs, title="t", manifest="m.yaml")
     later.mark_queued([])
