@@ -270,9 +270,7 @@ def cache_clear() -> None:
     out.print(clear_cache(), markup=False)
 
 
-def main() -> None:  # pragma: no cover - console-script shim
-    sys.exit(app())
+if __name__ == "__main__":  # `python -m pipeline.cli`; `nst` and `python -m pipeline` start in entry.py
+    from .entry import main
 
-
-if __name__ == "__main__":  # pragma: no cover
     main()

@@ -32,7 +32,7 @@ def nst_env(**extra: str) -> dict[str, str]:
 
 
 def nst_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", *map(str, args)]
+    return [sys.executable, "-m", "pipeline", *map(str, args)]
 
 
 def nst(*args: str, cwd: Path | None = None, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:

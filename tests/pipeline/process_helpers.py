@@ -38,7 +38,7 @@ def write_manifest(folder: Path, contents: list[str], styles: list[str], *, sett
 
 
 def command(manifest: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "render", str(manifest), *args]
+    return [sys.executable, "-m", "pipeline", "render", str(manifest), *args]
 
 
 def start(manifest: Path, *args: str, log_name: str = "run", preexec_fn=None, **env: str) -> subprocess.Popen:

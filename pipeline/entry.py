@@ -1,0 +1,51 @@
+"""The `nst` command's entry point: every way it ends is one line and an exit code.
+
+Kept free of heavy imports so a Ctrl-C while the command line is still loading
+(typer, rich, yaml: about 0.3 s) is caught here, and so click's usage errors,
+which typer draws as a multi-line box, become the `nst: …` line every other
+error is: what cron mails and what a log grep finds.
+"""
+
+from __future__ import annotations
+
+import sys
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+def _exit(message: str, code: int) -> None:
+    print(f"nst: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _click_errors():
+    """click's exception classes: typer 0.2x vendors its own copy of click, and
+    its errors are not click's; earlier typers raise click's own."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - typer before the vendored copy
+        from click import exceptions
+    return exceptions
+
+
+def main() -> None:
+    try:
+        import typer
+
+        from .cli import app
+    except KeyboardInterrupt:
+        _exit("interrupted (SIGINT)", EXIT_INTERRUPTED)
+    errors = _click_errors()
+    try:
+        outcome = app(standalone_mode=False, prog_name="nst")
+    except errors.NoArgsIsHelpError as error:  # a bare `nst`: the help is the answer
+        error.show()
+        sys.exit(EXIT_USAGE)
+    except errors.UsageError as error:  # a typo'd flag or command, a value of the wrong type
+        where = error.ctx.command_path if error.ctx else "nst"
+        _exit(f"{error.format_message()} (see '{where} --help')", EXIT_USAGE)
+    except errors.ClickException as error:
+        _exit(error.format_message(), error.exit_code)
+    except (typer.Abort, KeyboardInterrupt):  # between startup and a command's own handling
+        _exit("interrupted (SIGINT)", EXIT_INTERRUPTED)
+    sys.exit(outcome if isinstance(outcome, int) else 0)

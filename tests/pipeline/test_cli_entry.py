@@ -1,0 +1,55 @@
+"""`nst` ends in one line and an exit code however it ends: click's usage errors
+and a Ctrl-C while the command line is still loading included."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+from cli_helpers import explain, nst, nst_env
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["render", "demo", "--job-timeout", "abc"], "nst: Invalid value for '--job-timeout': "),
+    (["render", "demo", "--frce"], "nst: No such option: --frce (Possible options: --force) (see 'nst render --help')"),
+    (["rendr", "demo"], "nst: No such command 'rendr'. Did you mean 'render'? (see 'nst --help')"),
+    (["plan"], "nst: Missing argument 'manifest'."),
+])
+def test_a_usage_error_is_one_line_and_exit_2(args, said, tmp_path):
+    result = nst(*args, cwd=tmp_path)
+    assert result.returncode == 2, explain(result)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(said), explain(result)
+    assert result.stdout == ""
+
+
+def test_a_bare_nst_prints_the_help(tmp_path):
+    result = nst(cwd=tmp_path)
+    assert result.returncode == 2 and "Usage: nst [OPTIONS] COMMAND" in result.stdout + result.stderr, explain(result)
+
+
+INTERRUPTED_WHILE_LOADING = """
+import sys
+
+class CtrlCDuringImport:  # as if Ctrl-C landed while typer and rich load
+    def find_spec(self, name, path=None, target=None):
+        if name == "pipeline.cli":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlCDuringImport())
+sys.argv = ["nst", "devices"]
+from pipeline.entry import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line_and_exit_130(tmp_path):
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED_WHILE_LOADING], cwd=tmp_path, env=nst_env(),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert (result.returncode, result.stderr) == (130, "nst: interrupted (SIGINT)\n"), explain(result)
+
+
+def test_the_installed_command_starts_in_the_entry_module():
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "nst"]
+    assert script.value == "pipeline.entry:main"
