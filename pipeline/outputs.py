@@ -17,6 +17,7 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -233,7 +234,12 @@ def sidecar_of_complete_png(png: Path, job_id: str) -> dict[str, Any] | None:
 
 def write_thumbnail(src_png: Path, dest_jpg: Path, side: int = THUMB_SIDE) -> None:
     """A JPEG no larger than side x side; raises what PIL raises for a broken source."""
-    with Image.open(src_png) as image:
+    with warnings.catch_warnings():
+        # A huge photo is the engine's to judge, with its own one-line error; PIL's
+        # warning would print a source line and "warnings.warn(" into cron's mail.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        opened = Image.open(src_png)
+    with opened as image:
         image.draft("RGB", (side * 2, side * 2))  # JPEG sources decode at reduced scale
         # The sheet shows what the engine sees: upright, sRGB, deep greyscale
         # scaled and transparency on white (the engine's own conversion). It

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -323,3 +324,16 @@ def test_writing_outputs_and_the_sheet_does_not_import_torch():
     code = "import sys, pipeline.outputs, pipeline.reporter; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_huge_photo_makes_a_thumbnail_without_pillows_warning(tmp_path, monkeypatch):
+    # Over PIL's warning limit, under its error limit (twice as much), as a 100 MP
+    # photo is: the sheet's thumbnail must not print PIL's warning into cron's mail.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    photo = tmp_path / "huge.png"
+    _image(size=(40, 40)).save(photo)  # 1600 pixels
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        relative = source_thumbnail(photo, tmp_path / "out")
+    assert relative is not None and (tmp_path / "out" / relative).is_file()
+    assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
