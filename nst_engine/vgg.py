@@ -235,7 +235,11 @@ def _load_torchvision_hub() -> LoadedWeights:
     cached = checkpoint_dir / Path(TORCHVISION_URL).name
     if not cached.is_file():
         try:
-            torch.hub.load_state_dict_from_url(TORCHVISION_URL, map_location="cpu", check_hash=True)
+            # Not load_state_dict_from_url: it prints 'Downloading: "…"' to stdout
+            # before it fails offline, a stray line above our one-line error.
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            hash_prefix = cached.stem.rsplit("-", 1)[-1]  # torchvision names files NAME-<sha256 prefix>.pth
+            torch.hub.download_url_to_file(TORCHVISION_URL, str(cached), hash_prefix=hash_prefix, progress=False)
         except Exception as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise WeightsError(

@@ -190,16 +190,18 @@ def _offline(monkeypatch, hub_dir: Path) -> list[str]:
         calls.append(url)
         raise urllib.error.URLError("no network")
 
+    # The network call itself fails; whatever torch prints on the way stays visible.
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub_dir))
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     return calls
 
 
-def test_torchvision_weights_offline_explain_how_to_provide_the_file(tmp_path, monkeypatch):
+def test_torchvision_weights_offline_explain_how_to_provide_the_file(tmp_path, monkeypatch, capfd):
     calls = _offline(monkeypatch, tmp_path)
     with pytest.raises(WeightsError) as error:
         load_weights("torchvision")
     message = one_line(error)
+    assert capfd.readouterr() == ("", "")  # no 'Downloading: "…"' line above the one-line error
     assert calls and "vgg19-dcbb9e9d.pth" in message
     assert str(tmp_path / "checkpoints" / "vgg19-dcbb9e9d.pth") in message and "weights:" in message
 
