@@ -26,6 +26,7 @@ from .run import (
     EXIT_SIGNAL,
     EXIT_USAGE,
     RenderOptions,
+    cluster_address,
     execute,
     make_plan,
     pending_renames,
@@ -147,10 +148,12 @@ def render(
         loaded = _load(manifest)
         _check_only(loaded, only)
         _check_run_flags(cluster=cluster, job_timeout=job_timeout)
+        if devices is not None and cluster is not None:
+            _fail("--devices and --cluster: give one (a cluster's workers use their own devices)", EXIT_USAGE)
         options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
                                 quiet=quiet, wait=wait, job_timeout=job_timeout)
         _check_output(loaded)
-        _check_cuda(options.devices or loaded.run.devices, cluster or loaded.run.cluster)
+        _check_cuda(options.devices or loaded.run.devices, cluster_address(loaded, options))
         if dry_run:
             _print_plan(loaded, options)
             return

@@ -146,7 +146,7 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         executor, devices = _executor(manifest, options)
         display = ProgressDisplay(todo, live=live and not options.quiet, console=console,
                                   title=manifest.path.stem)
-        with stop_on_signals(stop, cluster=_cluster(manifest, options) is not None), display:
+        with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:
             executor.run(todo, _Fanout(recorder, display), stop)
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
@@ -160,7 +160,7 @@ def _executor(manifest: Manifest, options: RenderOptions):
     run = manifest.run
     checkpoint_every = run.checkpoint_every if run.checkpoint_every is not None else 50
     worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every)
-    cluster = _cluster(manifest, options)
+    cluster = cluster_address(manifest, options)
     # `is not None`: a flag given as 0 must not quietly become the manifest's value.
     job_timeout = options.job_timeout if options.job_timeout is not None else run.job_timeout
     if cluster:
@@ -185,9 +185,12 @@ def _executor(manifest: Manifest, options: RenderOptions):
     return executor, list(devices)
 
 
-def _cluster(manifest: Manifest, options: RenderOptions) -> str | None:
-    """The Dask scheduler to run on, if any: --cluster, else the manifest's run.cluster."""
-    return options.cluster if options.cluster is not None else manifest.run.cluster
+def cluster_address(manifest: Manifest, options: RenderOptions) -> str | None:
+    """The Dask scheduler to run on, if any: --cluster, else the manifest's
+    run.cluster, unless --devices asks for this machine (a trial run at home)."""
+    if options.cluster is not None:
+        return options.cluster
+    return None if options.devices is not None else manifest.run.cluster
 
 
 def _threads_per_worker(devices: tuple[str, ...]) -> int:

@@ -4,8 +4,11 @@ traceback, a wait, or a silent fallback to the manifest's value."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from cli_helpers import explain, nst, write_manifest
+import yaml
+from cli_helpers import explain, nst, result_lines, write_manifest
 
 
 @pytest.fixture
@@ -41,3 +44,20 @@ def test_cluster_address_is_checked_before_anything_runs(manifest, tmp_path, val
         result = nst("render", manifest, "--cluster", value, *flags, cwd=tmp_path, timeout=30)
         _assert_usage_error(result, f"--cluster: {message}")
     assert not (tmp_path / "out").exists()
+
+
+def test_devices_and_cluster_together_are_refused(manifest, tmp_path):
+    result = nst("render", manifest, "--devices", "cpu", "--cluster", "tcp://127.0.0.1:8786", cwd=tmp_path)
+    _assert_usage_error(result, "--devices and --cluster: give one (a cluster's workers use their own devices)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_devices_renders_here_a_manifest_that_names_a_cluster(manifest, tmp_path):
+    # A trial run at home of the manifest the cluster runs at night: nothing
+    # listens at port 9, so a render that went to the cluster would fail.
+    data = yaml.safe_load(manifest.read_text())
+    manifest.write_text(yaml.safe_dump({**data, "run": {"cluster": "tcp://127.0.0.1:9"}}))
+    result = nst("render", manifest, "--devices", "cpu", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, explain(result)
+    assert [r["status"] for r in result_lines(tmp_path / "out")] == ["done"]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["devices"] == ["cpu"]
