@@ -41,6 +41,28 @@ def _connect(cluster):
         raise PipelineError(f"--cluster: cannot reach the Dask scheduler at {cluster}: {error}") from None
 
 
+# How long a run waits for a cluster with no workers (they may still be
+# starting, or be autoscaled from zero) before it gives up on the night.
+NO_WORKER_PATIENCE = 300.0
+
+
+def _wait_for_a_worker(client, stop: StopSignal) -> bool:
+    """True once a worker has joined; False if a stop came first. Raises a
+    one-line PipelineError after NO_WORKER_PATIENCE seconds without one."""
+    address = client.scheduler.address
+    log.warning("the Dask cluster at %s has no workers yet: waiting up to %.0f s for one to join",
+                address, NO_WORKER_PATIENCE)
+    deadline = time.monotonic() + NO_WORKER_PATIENCE
+    while stop.level == 0:
+        if client.nthreads():  # asks the scheduler, unlike scheduler_info()'s cached copy
+            return True
+        if time.monotonic() > deadline:
+            raise PipelineError(f"the Dask cluster at {address} had no workers for "
+                                f"{NO_WORKER_PATIENCE:.0f} s; nothing was rendered")
+        time.sleep(0.5)
+    return False
+
+
 def _gpu_resources(client) -> dict[str, int]:
     workers = client.scheduler_info().get("workers", {}).values()
     if any("GPU" in (w.get("resources") or {}) for w in workers):
@@ -104,6 +126,8 @@ class DaskExecutor:
         try:
             workers = client.scheduler_info().get("workers", {})
             log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
+            if not workers and not _wait_for_a_worker(client, stop):
+                return
             pending = list(todo)
             while pending and stop.level == 0:
                 pending = self._round(client, pending, listener, stop)
@@ -128,7 +152,10 @@ class DaskExecutor:
             joblib.delayed(render_on_cluster)([job], self.options, _input_bytes([job]), self.job_timeout, channel)
             for job in jobs
         )
-        with joblib.parallel_config(backend=_dask_backend(), client=client, **_gpu_resources(client)):
+        # joblib's own wait for a worker (10 s, then a multi-line TimeoutError)
+        # would end the night whenever the last worker left between two rounds.
+        with joblib.parallel_config(backend=_dask_backend(), client=client, wait_for_workers_timeout=NO_WORKER_PATIENCE,
+                                    **_gpu_resources(client)):
             results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
             reported, error = self._collect(_read_in_background(results), jobs, listener, stop, stopping)
         if error is None:

@@ -3,11 +3,16 @@ the jobs not yet reported fail with a one-line reason and rerun next time."""
 
 from __future__ import annotations
 
+import re
+import threading
+
 import pytest
 
 from nst_engine.settings import RenderSettings
+from pipeline import cluster as cluster_module
 from pipeline import cluster_task
 from pipeline.cluster import DaskExecutor
+from pipeline.errors import PipelineError
 from pipeline.events import StopSignal
 from pipeline.jobs import RenderJob, WorkerOptions
 
@@ -67,7 +72,6 @@ def _stubborn_task(jobs, options, inputs, job_timeout, channel):
 
 @pytest.mark.parametrize(("requests", "grace"), [(1, 1.0), (2, 60.0)], ids=["grace-ends", "second-signal"])
 def test_a_stop_does_not_wait_for_tasks_that_ignore_it(tmp_path, monkeypatch, requests, grace):
-    import threading
     import time
 
     monkeypatch.setattr(cluster_task, "render_on_cluster", _stubborn_task)
@@ -88,3 +92,37 @@ def test_a_stop_does_not_wait_for_tasks_that_ignore_it(tmp_path, monkeypatch, re
         took = time.monotonic() - started
     assert took < 6, took  # the task alone takes 8 s (and the cluster's exit waits for it)
     assert listener.records == {}  # abandoned: nothing recorded, so all of it renders next run
+
+
+def _run_with_no_workers(tmp_path, stop, listener, during=None):
+    with distributed.LocalCluster(processes=False, n_workers=0, dashboard_address=None) as cluster:
+        if during:
+            threading.Timer(1.5, during, args=(cluster,)).start()
+        DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), grace_seconds=1).run(
+            _jobs(tmp_path)[:1], listener, stop)
+        return cluster.scheduler_address
+
+
+def test_a_cluster_with_no_workers_says_so_and_a_stop_ends_the_wait(tmp_path, caplog):
+    stop, listener = StopSignal(), Collect()
+    threading.Timer(1.5, stop.request).start()
+    with caplog.at_level("WARNING", logger="nst"):
+        address = _run_with_no_workers(tmp_path, stop, listener)
+    assert f"the Dask cluster at {address} has no workers yet: waiting up to 300 s for one to join" \
+        in caplog.messages
+    assert listener.records == {}  # nothing ran, nothing failed: all of it renders next run
+
+
+def test_a_cluster_that_never_gets_a_worker_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster_module, "NO_WORKER_PATIENCE", 1.0)
+    with pytest.raises(PipelineError) as caught:
+        _run_with_no_workers(tmp_path, StopSignal(), Collect())
+    assert re.fullmatch(r"the Dask cluster at \S+ had no workers for 1 s; nothing was rendered", str(caught.value))
+
+
+def test_a_worker_that_joins_late_gets_the_jobs(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster_task, "render_on_cluster", lambda jobs, *rest: [
+        {"job_id": jobs[0].job_id, "status": "failed", "error": "fake"}])
+    listener = Collect()
+    _run_with_no_workers(tmp_path, StopSignal(), listener, during=lambda cluster: cluster.scale(1))
+    assert list(listener.records) == ["job0"]
