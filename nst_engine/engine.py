@@ -271,10 +271,7 @@ def _resumed_iterations(request: RenderRequest) -> int:
 
 def stage_sizes(settings: RenderSettings, content_size: tuple[int, int]) -> list[tuple[int, tuple[int, int]]]:
     """(longest side, (w, h)) for each stage; never upscales unless asked."""
-    longest = max(content_size)
-    final = settings.size if settings.upscale else min(settings.size, longest)
-    sides = [s for s in settings.schedule() if s < final] + [final]
-    return [(side, images.scaled_size(content_size, side, True)) for side in sides]
+    return [(side, images.scaled_size(content_size, side, True)) for side in settings.sides_for(max(content_size))]
 
 
 def _check_batchable(requests: Sequence[RenderRequest]) -> None:

@@ -68,6 +68,12 @@ class RenderSettings:
             sides.insert(0, max(sides[0] // 2, SMALLEST_RENDER_SIDE))
         return tuple(sides)
 
+    def sides_for(self, content_longest_side: int) -> tuple[int, ...]:
+        """The schedule for a content image with this longest side: never larger
+        than the image unless `upscale` (the engine's stages and the plan's both)."""
+        final = self.size if self.upscale else min(self.size, content_longest_side)
+        return tuple(side for side in self.schedule() if side < final) + (final,)
+
     def blend(self, style_count: int) -> tuple[float, ...]:
         """Normalised blend weights for `style_count` styles."""
         raw = self.style_blend or (1.0,) * style_count

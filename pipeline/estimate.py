@@ -7,18 +7,26 @@ estimate falls back to a fixed, deliberately long CPU figure.
 
 Work is counted as iterations × (longest side)² summed over the schedule's
 stages, for the renders measured and the jobs to do alike, so the aspect
-ratio (which the plan does not know without opening every image) cancels.
+ratio cancels. The sides are those the engine will use: a photo smaller than
+`size` renders at its own size unless `upscale`, which the plan learns from
+each photo's header. Start-up and per-job costs (loading, saving, the sheet)
+are added as fixed figures: they dominate a gallery of small renders.
 """
 
 from __future__ import annotations
 
 import statistics
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from nst_engine.settings import RenderSettings
 
+from .jobs import RenderJob
 from .outputs import read_results, read_summary
 from .scheduler import Plan
 
@@ -28,6 +36,11 @@ from .scheduler import Plan
 # iteration for ~0.065 MP (2.9–3.8); rounded up, so the estimate errs long.
 CPU_SECONDS_PER_ITERATION_MEGAPIXEL = 4.0
 RECENT_RENDERS = 20  # the speed is the median of this many of the latest renders
+# A run's start (workers import torch and load the weights) and each job's own
+# overhead, on the development CPU: ~2 s and ~0.25 s with the machine idle
+# (4 jobs of 64 px); doubled, so the estimate errs long.
+STARTUP_SECONDS = 5.0
+PER_JOB_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -37,25 +50,55 @@ class MeasuredSpeed:
     device_name: str
 
 
-def work_units(settings: RenderSettings) -> float:
-    """Iterations × megapixels (longest side squared), over every stage."""
-    return sum(settings.iterations * side * side / 1e6 for side in settings.schedule())
+def work_units(settings: RenderSettings, sides: Sequence[int] | None = None) -> float:
+    """Iterations × megapixels (longest side squared), over every stage
+    (`sides`, else the settings' own schedule)."""
+    return sum(settings.iterations * side * side / 1e6 for side in (sides or settings.schedule()))
 
 
-def describe(the_plan: Plan, output_dir: Path) -> str:
+def planned_sides(job: RenderJob, content_sides: Mapping[str, int | None]) -> tuple[int, ...]:
+    """The stages the engine will render `job` at, as far as the plan can tell."""
+    longest = content_sides.get(job.content)
+    return job.settings.sides_for(longest) if longest else job.settings.schedule()
+
+
+def content_longest_sides(jobs: Iterable[RenderJob]) -> dict[str, int | None]:
+    """Each content image's longest side, from its header (None: unreadable,
+    which fails at render time with its own reason)."""
+    sides: dict[str, int | None] = {}
+    for path in {job.content for job in jobs}:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    sides[path] = max(image.size)  # EXIF rotation keeps the longest side
+        except (OSError, ValueError, Image.DecompressionBombError):
+            sides[path] = None
+    return sides
+
+
+def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int | None]) -> str:
     """'estimated …' for the plan's summary line."""
-    work = sum(work_units(job.settings) for job in the_plan.todo)
+    if not the_plan.todo:
+        return "estimated 0 s"
+    work = sum(work_units(job.settings, planned_sides(job, content_sides)) for job in the_plan.todo)
     speed = measured_speed(output_dir)
     if speed is None:
-        return f"estimated {duration(work * CPU_SECONDS_PER_ITERATION_MEGAPIXEL)} on one 2-core CPU worker"
+        seconds = work * CPU_SECONDS_PER_ITERATION_MEGAPIXEL + _overhead(len(the_plan.todo), 1)
+        return f"estimated {duration(seconds)} on one 2-core CPU worker"
     device_seconds = work * speed.seconds_per_unit
     renders = "render" if speed.renders == 1 else f"{speed.renders} renders"
     basis = f"at the speed of this folder's last {renders} on {speed.device_name}"
     devices = _last_run_devices(output_dir)
     if len(devices) > 1:
-        return (f"estimated {duration(device_seconds / len(devices))} on {len(devices)} devices "
+        wall = device_seconds / len(devices) + _overhead(len(the_plan.todo), len(devices))
+        return (f"estimated {duration(wall)} on {len(devices)} devices "
                 f"like the last run's ({duration(device_seconds)} of device time {basis})")
-    return f"estimated {duration(device_seconds)} {basis}"
+    return f"estimated {duration(device_seconds + _overhead(len(the_plan.todo), 1))} {basis}"
+
+
+def _overhead(jobs: int, devices: int) -> float:
+    return STARTUP_SECONDS + PER_JOB_SECONDS * jobs / devices
 
 
 def measured_speed(output_dir: Path) -> MeasuredSpeed | None:
@@ -81,8 +124,10 @@ def _per_unit(record: dict[str, Any]) -> float | None:
     stats = record.get("stats")
     if record.get("status") != "done" or not isinstance(stats, dict) or stats.get("resumed_from"):
         return None
+    effective = record.get("effective") if isinstance(record.get("effective"), dict) else {}
     try:
-        work = work_units(RenderSettings.from_dict(record["settings"]))
+        # The stages it really rendered (a small photo is not upscaled), where the record says.
+        work = work_units(RenderSettings.from_dict(record["settings"]), effective.get("scales"))
         seconds = float(stats["seconds"]) / max(1, int(stats.get("batch_size") or 1))
     except (KeyError, TypeError, ValueError):  # a record from another version, or damaged
         return None

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .estimate import describe
+from .estimate import content_longest_sides, describe, planned_sides
 from .manifest import Manifest
 from .scheduler import Plan
 
@@ -32,12 +32,15 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         table.add_column(column, no_wrap=True)
     order = list(the_plan.todo) + list(the_plan.done)
     listed = order if row_limit is None else order[:row_limit]
+    content_sides = content_longest_sides(the_plan.todo + tuple(listed))
     for index, job in enumerate(listed, start=1):
         status = "rename" if job.job_id in renamed else "done" if job.job_id in done_ids else "todo"
-        s = job.settings
+        sides = planned_sides(job, content_sides)
+        # The size it renders at: a smaller photo is not upscaled unless asked.
+        size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"
         table.add_row(
             str(index), status, job.content_label, job.style_label, job.variant or "-",
-            str(s.size), str(s.iterations), "→".join(str(x) for x in s.schedule()), job.job_id,
+            size, str(job.settings.iterations), "→".join(str(x) for x in sides), job.job_id,
         )
     console.print(table)
     if len(listed) < len(order):
@@ -48,9 +51,13 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done"
         + (f" ({len(renamed)} under an older name: the render renames them)" if renamed else "") + "; "
         f"style targets cached for {cached[0]} of {cached[1]} styles; "
-        + describe(the_plan, manifest.output_dir),
+        + describe(the_plan, manifest.output_dir, content_sides),
         markup=False, highlight=False,
     )
+    smaller = sum(1 for job in the_plan.todo if planned_sides(job, content_sides)[-1] < job.settings.size)
+    if smaller:
+        console.print(f"note: {smaller} of the jobs to render come out smaller than their size: their photos "
+                      "are smaller, and upscale is off", markup=False, highlight=False)
     for notice in manifest.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)
 

@@ -139,3 +139,11 @@ def test_stage_sizes_never_upscale_unless_asked():
         (64, (64, 40)),
     ]
     assert stage_sizes(RenderSettings(size=64), (20, 40)) == [(40, (20, 40))]
+
+
+def test_the_stages_never_pass_the_photos_own_size_unless_upscale():
+    settings = RenderSettings(size=2048)  # 512 → 1024 → 2048
+    assert settings.sides_for(451) == (451,)
+    assert settings.sides_for(1500) == (512, 1024, 1500)
+    assert settings.sides_for(4000) == (512, 1024, 2048)
+    assert RenderSettings(size=2048, upscale=True).sides_for(451) == (512, 1024, 2048)

@@ -56,3 +56,14 @@ def test_the_cached_count_reads_each_painting_once_however_big_the_sweep(gallery
     asked = [(painting, settings) for painting in [*paintings, "/no/such.jpg"] for settings in sweep]
     assert cached_style_count(asked) == 0  # an empty cache
     assert sorted(decoded) == sorted([*paintings, "/no/such.jpg"])
+
+
+def test_the_plan_shows_the_size_a_small_photo_really_renders_at(gallery_dir, tmp_path):
+    path = tmp_path / "big.yaml"  # chelsea.jpg is 451 × 300; upscale is off by default
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 2048, "iterations": 2}, "jobs": [
+        {"content": str(gallery_dir / "content" / "chelsea.jpg"),
+         "style": str(gallery_dir / "style" / "starry_night.jpg")}]}))
+    planned = nst("plan", str(path), cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    assert re.search(r"│ 451 \(of 2048\) │ 2 +│ 451 +│", planned.stdout), explain(planned)
+    assert "note: 1 of the jobs to render come out smaller than their size" in planned.stdout
