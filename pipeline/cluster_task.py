@@ -8,6 +8,7 @@ run's parent does.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -73,7 +74,8 @@ def _render(jobs, options, inputs, job_timeout, stop) -> list[dict[str, Any]]:
 
     with _engine_lock:
         if _engine is None:
-            _engine = build_engine(local_device(), options)
+            device = local_device()
+            _engine = build_engine(device, replace(options, threads=torch_threads_here(device)))
         deadline = _Deadline(job_timeout * len(jobs)) if job_timeout else None
         checks = ([deadline.passed] if deadline else []) + ([stop.requested] if stop else [])
         records = render_task(_engine, jobs, options, inputs=inputs,
@@ -81,6 +83,25 @@ def _render(jobs, options, inputs, job_timeout, stop) -> list[dict[str, Any]]:
     if deadline is None or not deadline.expired:
         return records
     return [deadline.failure(record, len(jobs)) for record in records]
+
+
+def torch_threads_here(device: str) -> int | None:
+    """Threads for this worker's renders, shared among the Dask worker processes
+    on this host as a local run shares them among its workers. Dask's nanny
+    starts workers with OMP_NUM_THREADS=1, which left a CPU render on one core
+    (and gave pixels that differ from a local run's). None outside a worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        hosts = [info.get("host") for info in worker.client.scheduler_info()["workers"].values()]
+        here = max(1, hosts.count(worker.ip))
+    except Exception:  # noqa: BLE001 (not on a Dask worker: leave torch's default)
+        return None
+    cores = os.cpu_count() or 1
+    if device == "cpu":
+        return max(1, cores // here)
+    return max(1, min(4, cores // here))  # a GPU render needs only a few for the host side
 
 
 def _note_start(channel: TaskChannel, jobs: list[RenderJob]) -> None:

@@ -80,8 +80,8 @@ def _assert_same_gallery(out, reference_out):
         assert ours.shape == theirs.shape
         diffs[png.name] = int(np.abs(ours - theirs).max())
     # Same seed, same settings, same CPU kernels. Measured here: bit-identical
-    # (max difference 0), though the local worker used 2 torch threads and the
-    # Dask workers 1; ±1 allows for another CPU's kernels.
+    # (max difference 0) at 32 px, with 2 torch threads locally and 1 or 2 on
+    # the Dask workers; ±1 allows for another CPU's kernels.
     assert max(diffs.values()) <= 1, diffs
     return diffs
 
@@ -98,21 +98,29 @@ def test_in_process_cluster_renders_the_same_gallery(reference, one_torch_thread
     assert "dask:" in summary
 
 
+def _torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _render_on_worker_processes(reference, workers, name):
-    """The gallery rendered on a LocalCluster of `workers` single-thread processes; (out, their pids)."""
+    """The gallery rendered on a LocalCluster of `workers` single-thread processes;
+    (out, their pids, the torch threads each rendered with)."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
         out = _render_on(cluster, reference, name)
         with distributed.Client(cluster) as client:
-            return out, set(client.run(os.getpid).values())
+            return out, set(client.run(os.getpid).values()), list(client.run(_torch_threads).values())
 
 
 def test_two_process_cluster_renders_the_same_gallery(reference, monkeypatch):
     monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
-    out, worker_pids = _render_on_worker_processes(reference, 2, "processes")
+    out, worker_pids, threads = _render_on_worker_processes(reference, 2, "processes")
     assert len(worker_pids) == 2
+    assert threads == [max(1, (os.cpu_count() or 1) // 2)] * 2  # the host's cores, shared
     _assert_same_gallery(out, reference / "out-local")
     assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
 
@@ -121,8 +129,10 @@ def test_a_cluster_of_one_single_thread_worker_renders_there_not_here(reference,
     # joblib ran the tasks in the submitting process when the cluster had one
     # thread in all: a one-GPU cluster rendered on the wrong machine.
     monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
-    out, worker_pids = _render_on_worker_processes(reference, 1, "one-thread")
+    out, worker_pids, threads = _render_on_worker_processes(reference, 1, "one-thread")
     assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
+    # Every core, not the one Dask's OMP_NUM_THREADS=1 left it.
+    assert threads == [os.cpu_count() or 1]
     assert os.getpid() not in worker_pids
     _assert_same_gallery(out, reference / "out-local")
 
