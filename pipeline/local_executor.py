@@ -93,7 +93,7 @@ class LocalExecutor:
             self._listener.on_idle()
             for index, worker in enumerate(workers):
                 workers[index] = self._supervise(worker)
-            if cancel_deadline is None:
+            if cancel_deadline is None and stop.level == 0:  # a signal may have come during _pump
                 self._dispatch(workers)
             if not any(w.alive or w.restartable for w in workers):
                 self._fail_remaining(f"no worker could run: {self._last_fatal or 'all workers failed'}")

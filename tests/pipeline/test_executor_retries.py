@@ -121,3 +121,18 @@ def test_a_result_that_arrives_while_the_workers_leave_is_recorded():
     executor._shutdown([worker], now=False)
     assert worker.stop_asked
     assert recorded == [("j0", "done")]
+
+
+def test_a_stop_that_lands_while_results_are_read_starts_no_new_job():
+    from pipeline.events import StopSignal
+
+    executor = _Executor(_jobs(3))
+    executor._listener.on_idle = lambda: None
+    workers = [_Worker(), _Worker()]
+    for worker in workers:
+        worker.cancel = lambda: None
+    stop = StopSignal()
+    executor._pump = lambda ws: stop.request()  # the signal arrives as the loop reads the pipes
+    executor._loop(workers, stop)
+    assert [w.held for w in workers] == [[], []]
+    assert executor._pending == []  # cleared: they render next run
