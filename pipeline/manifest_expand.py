@@ -14,6 +14,7 @@ from nst_engine.errors import SettingsError
 from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, compute_job_id, format_value
+from .manifest_duplicates import drop_duplicates
 from .manifest_inputs import (
     Layer,
     Setting,
@@ -64,7 +65,7 @@ class Expander:
         built: list[tuple[RenderJob, Loc]] = []
         for index, raw in enumerate(entries):
             built += self._entry(("jobs", index), raw)
-        return _drop_duplicates(built, self.problems, self.notices, self.base)
+        return drop_duplicates(built, self.problems, self.notices, self.base)
 
     def _entry(self, path: Loc, raw: Any) -> list[tuple[RenderJob, Loc]]:
         # Salvage: a key with a bad value is reported and left out, and the rest of
@@ -245,43 +246,3 @@ def _grid(axes: dict[str, list[Setting]]) -> list[tuple[Layer, str]]:
         variant = ",".join(f"{k}={s.label or format_value(s.value)}" for k, s in zip(keys, combo))
         grid.append((dict(zip(keys, combo)), variant))
     return grid
-
-
-def _drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, notices: list[str],
-                     base: Path) -> list[RenderJob]:
-    """The jobs, each once. Two jobs with one output are a problem, except when
-    the only difference is a file that is a byte-for-byte copy of another (a
-    photo folder's "IMG_1 (1).jpg"): the job id hashes the bytes, so the copy
-    would render the same image again; it is left out with a notice."""
-    first: dict[str, RenderJob] = {}
-    kept: list[RenderJob] = []
-    for job, path in built:
-        other = first.get(job.job_id) or first.get(job.output_name)
-        if other is None:
-            first[job.job_id] = first[job.output_name] = job
-            kept.append(job)
-            continue
-        copies = _copied_files(job, other)
-        if other.job_id == job.job_id and copies:
-            for copy, original in copies:
-                notice = (f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
-                          f"its jobs render once, as {Path(original).stem}")
-                if notice not in notices:
-                    notices.append(notice)
-            continue
-        made_by = other.source + (f" with {other.variant}" if other.variant else "")
-        problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by})")
-    return kept
-
-
-def _copied_files(job: RenderJob, other: RenderJob) -> list[tuple[str, str]]:
-    """(file of job, file of other) for each input the two name differently."""
-    pairs = list(zip((job.content, *job.styles), (other.content, *other.styles)))
-    return [(mine, theirs) for mine, theirs in pairs if mine != theirs]
-
-
-def _shown(path: str, base: Path) -> str:
-    try:
-        return str(Path(path).relative_to(base))
-    except ValueError:
-        return path
