@@ -9,41 +9,69 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nst_engine.setting_values import BUILTIN_WEIGHTS, INIT_MODES
+
 from .jobs import RenderJob
 from .yaml_lines import Loc, Problems
 
 
 def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, notices: list[str],
-                     base: Path) -> list[RenderJob]:
-    """The jobs, each once. Two jobs with one output are a problem, except when
-    the only difference is a file that is a byte-for-byte copy of another (a
-    photo folder's "IMG_1 (1).jpg"): the job id hashes the bytes, so the copy
-    would render the same image again; it is left out with a notice."""
-    first: dict[str, RenderJob] = {}
-    kept: list[RenderJob] = []
-    for job, path in built:
-        other = first.get(job.job_id) or first.get(job.output_name)
-        if other is None:
-            first[job.job_id] = first[job.output_name] = job
-            kept.append(job)
-            continue
-        copies = _copied_files(job, other)
-        if other.job_id == job.job_id and copies:
-            for copy, original in copies:
-                notice = (f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
-                          f"its jobs render once, as {Path(original).stem}")
-                if notice not in notices:
-                    notices.append(notice)
-            continue
-        made_by = other.source + (f" with {other.variant}" if other.variant else "")
-        problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by})")
-    return kept
+                    base: Path) -> list[RenderJob]:
+    """The jobs, each once, in manifest order. One render asked for twice is a
+    problem; one render reached through byte-for-byte copies is kept once, from
+    the files a person would call the originals (see `_preference`)."""
+    by_id: dict[str, list[int]] = {}
+    for index, (job, _) in enumerate(built):
+        by_id.setdefault(job.job_id, []).append(index)
+    kept: set[int] = set()
+    copies: list[tuple[int, int]] = []  # (dropped, kept), as indexes into built
+    for indexes in by_id.values():
+        # Jobs of one id that read the same files are one render asked for twice;
+        # the others differ only in a file that copies another.
+        first_of: dict[tuple, int] = {}
+        for index in indexes:
+            job, path = built[index]
+            first = first_of.setdefault((_files(job), job.settings), index)
+            if first != index:
+                _report_repeat(job, path, built[first][0], problems)
+        # Not the first in manifest order: a folder lists "IMG_1 (1).jpg" before
+        # "IMG_1.jpg", and adding a copy must not rename the renders of the original.
+        winner = min(first_of.values(), key=lambda index: _preference(built[index][0]))
+        kept.add(winner)
+        copies += [(index, winner) for index in first_of.values() if index != winner]
+    for dropped, winner in sorted(copies):
+        for copy, original in _copied_files(built[dropped][0], built[winner][0]):
+            notice = (f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
+                      f"its jobs render once, as {Path(original).stem}")
+            if notice not in notices:
+                notices.append(notice)
+    return [job for index, (job, _) in enumerate(built) if index in kept]
+
+
+def _report_repeat(job: RenderJob, path: Loc, other: RenderJob, problems: Problems) -> None:
+    made_by = other.source + (f" with {other.variant}" if other.variant else "")
+    problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by})")
+
+
+def _preference(job: RenderJob) -> tuple[tuple[int, str, str], ...]:
+    """Orders jobs of one id by their files, most original first: a copy's name
+    adds to the original's ("IMG_1 (1).jpg", "IMG_1 copy.jpg", "Copy of IMG_1.jpg"),
+    so the shortest file name wins, then the first alphabetically, then the
+    path, which decides for any two files. Names only, so every run and machine
+    agrees; a modification time would not survive a copy or a git checkout."""
+    return tuple((len(Path(file).name), Path(file).name, file) for file in _files(job))
+
+
+def _files(job: RenderJob) -> tuple[str, ...]:
+    """Every file whose bytes make up the job id: content, styles, an init image, a weights file."""
+    named = [value for value in (job.settings.init, job.settings.weights)
+             if value not in INIT_MODES + BUILTIN_WEIGHTS]
+    return (job.content, *job.styles, *named)
 
 
 def _copied_files(job: RenderJob, other: RenderJob) -> list[tuple[str, str]]:
     """(file of job, file of other) for each input the two name differently."""
-    pairs = list(zip((job.content, *job.styles), (other.content, *other.styles)))
-    return [(mine, theirs) for mine, theirs in pairs if mine != theirs]
+    return [(mine, theirs) for mine, theirs in zip(_files(job), _files(other)) if mine != theirs]
 
 
 def _shown(path: str, base: Path) -> str:
