@@ -49,8 +49,22 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, noti
 
 
 def _report_repeat(job: RenderJob, path: Loc, other: RenderJob, problems: Problems) -> None:
+    """One render asked for twice: by the same name (two entries alike), or under
+    two names. The output name ends in the job id, so two jobs whose ids differ
+    never share a name; naming only this job's file would point at a file the
+    other entry does not make."""
     made_by = other.source + (f" with {other.variant}" if other.variant else "")
-    problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by})")
+    if job.output_name == other.output_name:
+        problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by}); give it once")
+        return
+    what = f"{job.content_label}, {job.style_label}, same settings"
+    names = f"'{_name(job)}', not '{_name(other)}'"
+    problems.add(path, f"renders the same image as {made_by} ({what}) under another name ({names}); give it once")
+
+
+def _name(job: RenderJob) -> str:
+    """The output name as the template made it, without "-<job id>.png"."""
+    return job.output_name.removesuffix(f"-{job.job_id}.png")
 
 
 def _preference(job: RenderJob) -> tuple[tuple[int, str, str], ...]:

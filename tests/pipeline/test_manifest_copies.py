@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from manifest_helpers import load, make_gallery
 
+from pipeline.errors import ManifestError
+
 FOLDER = """
     jobs:
       - contents: photos/
@@ -83,3 +85,44 @@ def test_a_copied_init_image_is_a_copy_too(gallery: Path) -> None:
     assert job.settings.init == str(gallery / "images/style/s3.jpg") and job.source == "jobs[1]"
     assert manifest.notices == ("images/style/s3 (1).jpg has the same bytes as images/style/s3.jpg: "
                                 "its jobs render once, as s3",)
+
+
+def problem_lines(gallery: Path, text: str) -> list[str]:
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    return str(caught.value).splitlines()
+
+
+def test_one_render_under_two_names_names_both(gallery: Path) -> None:
+    # It said "duplicate output 'cat-<id>.png' (also made by jobs[0])", a file jobs[0] does not make.
+    lines = problem_lines(gallery, """
+        jobs:
+          - content: images/content/a.jpg
+            style: images/style/s1.jpg
+          - content: images/content/a.jpg
+            settings: {seed: 0}
+            style: images/style/s1.jpg
+            name: cat
+        """)
+    assert lines == ["m.yaml:4: jobs[1]: renders the same image as jobs[0] (a, s1, same settings) "
+                     "under another name ('cat', not 'a--s1'); give it once"]
+
+
+def test_a_swept_render_asked_for_again_names_the_sweep_value(gallery: Path) -> None:
+    lines = problem_lines(gallery, """
+        jobs:
+          - content: images/content/a.jpg
+            style: images/style/s1.jpg
+            sweep: {style_weight: [10, 5]}
+          - content: images/content/a.jpg
+            style: images/style/s1.jpg
+        """)
+    assert lines == ["m.yaml:5: jobs[1]: renders the same image as jobs[0] with style_weight=5 (a, s1, same settings) "
+                     "under another name ('a--s1', not 'a--s1--style_weight=5'); give it once"]
+
+
+def test_one_render_under_one_name_is_a_duplicate_output(gallery: Path) -> None:
+    pair = "  - content: images/content/a.jpg\n    style: images/style/s1.jpg\n"
+    lines = problem_lines(gallery, "jobs:\n" + pair + pair)
+    job_id = load(gallery, "jobs:\n" + pair).jobs[0].job_id
+    assert lines == [f"m.yaml:4: jobs[1]: duplicate output 'a--s1-{job_id}.png' (also made by jobs[0]); give it once"]
