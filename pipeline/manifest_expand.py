@@ -15,11 +15,11 @@ from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, compute_job_id, format_value
 from .manifest_duplicates import drop_duplicates
+from .manifest_images import OutputFolder, expand_images
 from .manifest_inputs import (
     Layer,
     Setting,
     check_name_template,
-    expand_images,
     preset_layer,
     render_name,
     resolve_settings,
@@ -51,8 +51,9 @@ class Expander:
     settings could be wrong and raise false duplicate alarms.
     """
 
-    def __init__(self, base: Path, problems: Problems, top: TopModel, trusted: bool) -> None:
+    def __init__(self, base: Path, problems: Problems, top: TopModel, trusted: bool, outputs: OutputFolder) -> None:
         self.base = base
+        self.outputs = outputs
         self.problems = problems
         self.notices: list[str] = []  # worth a warning, not worth refusing the manifest
         preset, preset_ok = preset_layer(top.preset, ("preset",), problems)
@@ -65,6 +66,11 @@ class Expander:
         built: list[tuple[RenderJob, Loc]] = []
         for index, raw in enumerate(entries):
             built += self._entry(("jobs", index), raw)
+        skipped = len(self.outputs.skipped)
+        if skipped:
+            self.notices.append(
+                f"{skipped} image{'s' if skipped > 1 else ''} inside the output folder '{self.outputs.shown}' "
+                f"left out of folders and globs, so renders never become inputs (name a file to use it)")
         return drop_duplicates(built, self.problems, self.notices, self.base)
 
     def _entry(self, path: Loc, raw: Any) -> list[tuple[RenderJob, Loc]]:
@@ -93,7 +99,7 @@ class Expander:
         files: list[Path] = []
         items, ok = _pick(entry, raw, path, ("content", "contents"), bad, self.problems)
         for spec, spec_path in items:
-            found, problem = expand_images(spec, self.base)
+            found, problem = expand_images(spec, self.base, self.outputs)
             if problem:
                 self.problems.add(spec_path, problem)
             ok = ok and not problem
@@ -108,7 +114,7 @@ class Expander:
             if isinstance(item, BlendModel):
                 found = [self._blend(item, item_path)]
             else:
-                files, problem = expand_images(item, self.base)
+                files, problem = expand_images(item, self.base, self.outputs)
                 if problem:
                     self.problems.add(item_path, problem)
                 found = [_Column((f,), f.stem, {}) for f in files]
@@ -120,7 +126,7 @@ class Expander:
         files: list[Path] = []
         ok = True
         for index, spec in enumerate(blend.blend):
-            found, problem = expand_images(spec, self.base)
+            found, problem = expand_images(spec, self.base, self.outputs)
             if problem:
                 self.problems.add(path + ("blend", index), problem)
             ok = ok and not problem
