@@ -19,6 +19,7 @@ from typing import Any
 from .errors import ManifestError, Problem
 from .jobs import RenderJob
 from .manifest_expand import Expander
+from .manifest_images import OutputFolder
 from .manifest_schema import TopModel, parse_devices, validate_model
 from .yaml_lines import ParsedYaml, Problems, YamlSyntaxError, parse_yaml
 
@@ -85,15 +86,17 @@ def load_manifest(path: str | Path) -> Manifest:
     top, bad = validate_model(TopModel, data, (), problems, salvage=True)
     if not isinstance(top, TopModel):  # salvage drops every bad key, so this is a safety net
         raise ManifestError(problems.sorted())
-    expander = Expander(path.parent, problems, top, trusted=not bad & {"preset", "settings", "sweep"})
+    output = top.output or f"out/{path.stem}"
+    outputs = OutputFolder((path.parent / os.path.expanduser(output)).resolve(), output)
+    trusted = not bad & {"preset", "settings", "sweep"}
+    expander = Expander(path.parent, problems, top, trusted, outputs)
     jobs = expander.expand(_entries(data, top, bad, problems))
     if problems:
         raise ManifestError(problems.sorted())
-    output = top.output or f"out/{path.stem}"
     run = top.run.model_dump() if top.run else {}
     return Manifest(
         path=path,
-        output_dir=(path.parent / os.path.expanduser(output)).resolve(),
+        output_dir=outputs.path,
         jobs=tuple(jobs),
         run=RunOptions(**run),
         notices=tuple(expander.notices),

@@ -14,11 +14,12 @@ from nst_engine.errors import SettingsError
 from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, compute_job_id, format_value
+from .manifest_duplicates import drop_duplicates
+from .manifest_images import OutputFolder, expand_images
 from .manifest_inputs import (
     Layer,
     Setting,
     check_name_template,
-    expand_images,
     preset_layer,
     render_name,
     resolve_settings,
@@ -50,8 +51,9 @@ class Expander:
     settings could be wrong and raise false duplicate alarms.
     """
 
-    def __init__(self, base: Path, problems: Problems, top: TopModel, trusted: bool) -> None:
+    def __init__(self, base: Path, problems: Problems, top: TopModel, trusted: bool, outputs: OutputFolder) -> None:
         self.base = base
+        self.outputs = outputs
         self.problems = problems
         self.notices: list[str] = []  # worth a warning, not worth refusing the manifest
         preset, preset_ok = preset_layer(top.preset, ("preset",), problems)
@@ -64,7 +66,12 @@ class Expander:
         built: list[tuple[RenderJob, Loc]] = []
         for index, raw in enumerate(entries):
             built += self._entry(("jobs", index), raw)
-        return _drop_duplicates(built, self.problems, self.notices, self.base)
+        skipped = len(self.outputs.skipped)
+        if skipped:
+            self.notices.append(
+                f"{skipped} image{'s' if skipped > 1 else ''} inside the output folder '{self.outputs.shown}' "
+                f"left out of folders and globs, so renders never become inputs (name a file to use it)")
+        return drop_duplicates(built, self.problems, self.notices, self.base)
 
     def _entry(self, path: Loc, raw: Any) -> list[tuple[RenderJob, Loc]]:
         # Salvage: a key with a bad value is reported and left out, and the rest of
@@ -92,7 +99,7 @@ class Expander:
         files: list[Path] = []
         items, ok = _pick(entry, raw, path, ("content", "contents"), bad, self.problems)
         for spec, spec_path in items:
-            found, problem = expand_images(spec, self.base)
+            found, problem = expand_images(spec, self.base, self.outputs)
             if problem:
                 self.problems.add(spec_path, problem)
             ok = ok and not problem
@@ -107,7 +114,7 @@ class Expander:
             if isinstance(item, BlendModel):
                 found = [self._blend(item, item_path)]
             else:
-                files, problem = expand_images(item, self.base)
+                files, problem = expand_images(item, self.base, self.outputs)
                 if problem:
                     self.problems.add(item_path, problem)
                 found = [_Column((f,), f.stem, {}) for f in files]
@@ -119,7 +126,7 @@ class Expander:
         files: list[Path] = []
         ok = True
         for index, spec in enumerate(blend.blend):
-            found, problem = expand_images(spec, self.base)
+            found, problem = expand_images(spec, self.base, self.outputs)
             if problem:
                 self.problems.add(path + ("blend", index), problem)
             ok = ok and not problem
@@ -245,43 +252,3 @@ def _grid(axes: dict[str, list[Setting]]) -> list[tuple[Layer, str]]:
         variant = ",".join(f"{k}={s.label or format_value(s.value)}" for k, s in zip(keys, combo))
         grid.append((dict(zip(keys, combo)), variant))
     return grid
-
-
-def _drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, notices: list[str],
-                     base: Path) -> list[RenderJob]:
-    """The jobs, each once. Two jobs with one output are a problem, except when
-    the only difference is a file that is a byte-for-byte copy of another (a
-    photo folder's "IMG_1 (1).jpg"): the job id hashes the bytes, so the copy
-    would render the same image again; it is left out with a notice."""
-    first: dict[str, RenderJob] = {}
-    kept: list[RenderJob] = []
-    for job, path in built:
-        other = first.get(job.job_id) or first.get(job.output_name)
-        if other is None:
-            first[job.job_id] = first[job.output_name] = job
-            kept.append(job)
-            continue
-        copies = _copied_files(job, other)
-        if other.job_id == job.job_id and copies:
-            for copy, original in copies:
-                notice = (f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
-                          f"its jobs render once, as {Path(original).stem}")
-                if notice not in notices:
-                    notices.append(notice)
-            continue
-        made_by = other.source + (f" with {other.variant}" if other.variant else "")
-        problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by})")
-    return kept
-
-
-def _copied_files(job: RenderJob, other: RenderJob) -> list[tuple[str, str]]:
-    """(file of job, file of other) for each input the two name differently."""
-    pairs = list(zip((job.content, *job.styles), (other.content, *other.styles)))
-    return [(mine, theirs) for mine, theirs in pairs if mine != theirs]
-
-
-def _shown(path: str, base: Path) -> str:
-    try:
-        return str(Path(path).relative_to(base))
-    except ValueError:
-        return path

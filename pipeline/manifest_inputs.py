@@ -1,4 +1,4 @@
-"""What manifest entries point at: image files, settings layers, output names.
+"""What manifest entries point at: settings layers and output names (image files: manifest_images.py).
 
 Every function here reports problems into a `Problems` list and leaves out what
 it reported, so one pass finds every mistake instead of stopping at the first.
@@ -6,7 +6,6 @@ it reported, so one pass finds every mistake instead of stopping at the first.
 
 from __future__ import annotations
 
-import glob
 import os
 import posixpath
 import re
@@ -20,54 +19,14 @@ from nst_engine.setting_values import BUILTIN_WEIGHTS, INIT_MODES
 from nst_engine.settings import PRESETS, RenderSettings, setting_names
 
 from .jobs import slug
+from .manifest_images import IMAGE_SUFFIXES
 from .manifest_schema import show, unknown_name
 from .yaml_lines import Loc, Problems
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-_GLOB_CHARS = frozenset("*?[")
 _DEFAULTS = RenderSettings()
 # YAML 1.1 (PyYAML) reads `1e4` as text because it wants a dot; YAML 1.2 and
 # every person read a number, so we accept that one spelling.
 _EXPONENT_ONLY = re.compile(r"[-+]?\d+[eE][-+]?\d+")
-
-
-def expand_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
-    """The image files a path, glob or folder names (absolute, sorted), or why there are none."""
-    path = base / Path(os.path.expanduser(spec))
-    try:
-        if _GLOB_CHARS & set(spec):
-            return _glob_images(spec, base)
-        if path.is_dir():
-            found = [p for p in sorted(path.iterdir()) if _is_image(p) and not p.name.startswith(".")]
-            if not found:
-                return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
-            return [p.resolve() for p in found], None
-        if not path.is_file():
-            # A trailing slash says the user meant a folder; "no such file" would mislead.
-            kind = "folder" if spec.endswith(("/", os.sep)) else "file"
-            return [], f"no such {kind} '{spec}'"
-    except OSError as exc:
-        return [], f"cannot read '{spec}': {exc.strerror or exc}"
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        return [], f"'{spec}' is not an image (expected {', '.join(IMAGE_SUFFIXES)})"
-    return [path.resolve()], None
-
-
-def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
-    # root_dir rather than joining: glob characters in the manifest's own folder
-    # name must not be read as a pattern.
-    matched = sorted(glob.glob(os.path.expanduser(spec), root_dir=base, recursive=True))
-    files = [base / m for m in matched if (base / m).is_file()]
-    if not files:
-        return [], f"glob '{spec}' matched no files"
-    images = [f.resolve() for f in files if _is_image(f)]
-    if not images:
-        return [], f"glob '{spec}' matched no image files ({', '.join(IMAGE_SUFFIXES)})"
-    return images, None
-
-
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
 class Setting(NamedTuple):

@@ -1,0 +1,95 @@
+"""Two jobs of a manifest with one job id: a byte-for-byte copy, or a mistake.
+
+The job id hashes file bytes and settings, not names, so two jobs with one id
+render the same image. Where a file is a copy of another (a photo folder's
+"IMG_1 (1).jpg") that is no mistake: the job renders once, with a notice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nst_engine.setting_values import BUILTIN_WEIGHTS, INIT_MODES
+
+from .jobs import RenderJob
+from .yaml_lines import Loc, Problems
+
+
+def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, notices: list[str],
+                    base: Path) -> list[RenderJob]:
+    """The jobs, each once, in manifest order. One render asked for twice is a
+    problem; one render reached through byte-for-byte copies is kept once, from
+    the files a person would call the originals (see `_preference`)."""
+    by_id: dict[str, list[int]] = {}
+    for index, (job, _) in enumerate(built):
+        by_id.setdefault(job.job_id, []).append(index)
+    kept: set[int] = set()
+    copies: list[tuple[int, int]] = []  # (dropped, kept), as indexes into built
+    for indexes in by_id.values():
+        # Jobs of one id that read the same files are one render asked for twice;
+        # the others differ only in a file that copies another.
+        first_of: dict[tuple, int] = {}
+        for index in indexes:
+            job, path = built[index]
+            first = first_of.setdefault((_files(job), job.settings), index)
+            if first != index:
+                _report_repeat(job, path, built[first][0], problems)
+        # Not the first in manifest order: a folder lists "IMG_1 (1).jpg" before
+        # "IMG_1.jpg", and adding a copy must not rename the renders of the original.
+        winner = min(first_of.values(), key=lambda index: _preference(built[index][0]))
+        kept.add(winner)
+        copies += [(index, winner) for index in first_of.values() if index != winner]
+    for dropped, winner in sorted(copies):
+        for copy, original in _copied_files(built[dropped][0], built[winner][0]):
+            notice = (f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
+                      f"its jobs render once, as {Path(original).stem}")
+            if notice not in notices:
+                notices.append(notice)
+    return [job for index, (job, _) in enumerate(built) if index in kept]
+
+
+def _report_repeat(job: RenderJob, path: Loc, other: RenderJob, problems: Problems) -> None:
+    """One render asked for twice: by the same name (two entries alike), or under
+    two names. The output name ends in the job id, so two jobs whose ids differ
+    never share a name; naming only this job's file would point at a file the
+    other entry does not make."""
+    made_by = other.source + (f" with {other.variant}" if other.variant else "")
+    if job.output_name == other.output_name:
+        problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by}); give it once")
+        return
+    what = f"{job.content_label}, {job.style_label}, same settings"
+    names = f"'{_name(job)}', not '{_name(other)}'"
+    problems.add(path, f"renders the same image as {made_by} ({what}) under another name ({names}); give it once")
+
+
+def _name(job: RenderJob) -> str:
+    """The output name as the template made it, without "-<job id>.png"."""
+    return job.output_name.removesuffix(f"-{job.job_id}.png")
+
+
+def _preference(job: RenderJob) -> tuple[tuple[int, str, str], ...]:
+    """Orders jobs of one id by their files, most original first: a copy's name
+    adds to the original's ("IMG_1 (1).jpg", "IMG_1 copy.jpg", "Copy of IMG_1.jpg"),
+    so the shortest file name wins, then the first alphabetically, then the
+    path, which decides for any two files. Names only, so every run and machine
+    agrees; a modification time would not survive a copy or a git checkout."""
+    return tuple((len(Path(file).name), Path(file).name, file) for file in _files(job))
+
+
+def _files(job: RenderJob) -> tuple[str, ...]:
+    """Every file whose bytes make up the job id: content, styles, an init image, a weights file."""
+    named = [value for value in (job.settings.init, job.settings.weights)
+             if value not in INIT_MODES + BUILTIN_WEIGHTS]
+    return (job.content, *job.styles, *named)
+
+
+def _copied_files(job: RenderJob, other: RenderJob) -> list[tuple[str, str]]:
+    """(file of job, file of other) for each input the two name differently."""
+    return [(mine, theirs) for mine, theirs in zip(_files(job), _files(other)) if mine != theirs]
+
+
+def _shown(path: str, base: Path) -> str:
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return path

@@ -1,0 +1,92 @@
+"""Which image files a manifest entry names: a file, a folder, or a glob.
+
+A folder or glob never reaches into the manifest's own output folder, where
+each run's renders would otherwise become the next run's inputs.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass
+class OutputFolder:
+    """The manifest's output folder, and the files that folders and globs left out
+    for lying inside it: with `output: pics` and `contents: [pics/]`, each night's
+    renders (and thumbs/) would otherwise be stylised again the next night."""
+
+    path: Path  # absolute, resolved
+    shown: str  # as messages name it
+    skipped: set[Path] = field(default_factory=set)
+
+
+def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) -> tuple[list[Path], str | None]:
+    """The image files a path, glob or folder names (absolute, sorted), or why there are none.
+    A folder or glob leaves out the files inside `outputs`."""
+    path = base / Path(os.path.expanduser(spec))
+    try:
+        if _GLOB_CHARS & set(spec):
+            found, problem = _glob_images(spec, base)
+            return _outside(found, problem, _glob_root(spec, base), outputs, f"glob '{spec}' matched")
+        if path.is_dir():
+            found = [p.resolve() for p in sorted(path.iterdir()) if _is_image(p) and not p.name.startswith(".")]
+            if not found:
+                return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
+            return _outside(found, None, path.resolve(), outputs, f"folder '{spec}' holds")
+        if not path.is_file():
+            # A trailing slash says the user meant a folder; "no such file" would mislead.
+            kind = "folder" if spec.endswith(("/", os.sep)) else "file"
+            return [], f"no such {kind} '{spec}'"
+    except OSError as exc:
+        return [], f"cannot read '{spec}': {exc.strerror or exc}"
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return [], f"'{spec}' is not an image (expected {', '.join(IMAGE_SUFFIXES)})"
+    # A file named on its own is used even inside the output folder: it cannot
+    # grow by itself each night, and restyling a finished render is a fair wish.
+    return [path.resolve()], None
+
+
+def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
+    # root_dir rather than joining: glob characters in the manifest's own folder
+    # name must not be read as a pattern.
+    matched = sorted(glob.glob(os.path.expanduser(spec), root_dir=base, recursive=True))
+    files = [base / m for m in matched if (base / m).is_file()]
+    if not files:
+        return [], f"glob '{spec}' matched no files"
+    images = [f.resolve() for f in files if _is_image(f)]
+    if not images:
+        return [], f"glob '{spec}' matched no image files ({', '.join(IMAGE_SUFFIXES)})"
+    return images, None
+
+
+def _outside(found: list[Path], problem: str | None, root: Path, outputs: OutputFolder | None,
+             what: str) -> tuple[list[Path], str | None]:
+    """`found` less the files inside the output folder. Not when the folder named
+    lies inside it (`output: .` and `contents: photos/`): that, like a file, is a
+    folder the user chose, and renders land in it only if a `name:` puts them there."""
+    if problem or outputs is None or (root != outputs.path and root.is_relative_to(outputs.path)):
+        return found, problem
+    inside = [f for f in found if f.is_relative_to(outputs.path)]
+    outputs.skipped.update(inside)
+    if inside and len(inside) == len(found):
+        return [], (f"{what} no images outside the output folder '{outputs.shown}' "
+                    f"({len(inside)} inside it left out: renders are never inputs)")
+    return [f for f in found if f not in inside], None
+
+
+def _glob_root(spec: str, base: Path) -> Path:
+    """The folder a glob starts from: its parts up to the first with a glob character."""
+    parts = Path(os.path.expanduser(spec)).parts
+    literal = list(itertools.takewhile(lambda part: not _GLOB_CHARS & set(part), parts))
+    return (base / Path(*literal)).resolve() if literal else base.resolve()
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()

@@ -1,0 +1,128 @@
+"""Two jobs with one job id: byte-for-byte copies render once, under the original's
+name; the same render asked for twice is reported, saying what is repeated."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from manifest_helpers import load, make_gallery
+
+from pipeline.errors import ManifestError
+
+FOLDER = """
+    jobs:
+      - contents: photos/
+        styles: [images/style/s1.jpg, images/style/s2.jpg]
+    """
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> Path:
+    """images/content/{a,b}.jpg, images/style/{s1,s2,s3}.jpg (make_gallery)."""
+    return make_gallery(tmp_path)
+
+
+def photos(gallery: Path, *names: str) -> None:
+    """photos/NAME for each name: the first is a photo, the rest are copies of it."""
+    (gallery / "photos").mkdir(exist_ok=True)
+    shutil.copy(gallery / "images/content/a.jpg", gallery / "photos" / names[0])
+    for name in names[1:]:
+        shutil.copy(gallery / "photos" / names[0], gallery / "photos" / name)
+
+
+def outputs(manifest) -> list[tuple[str, str, str]]:
+    return [(job.content_label, job.style_label, job.output_name) for job in manifest.jobs]
+
+
+@pytest.mark.parametrize(("original", "copy"), [
+    ("chelsea.jpg", "chelsea (1).jpg"),  # " " sorts before ".": the copy is listed first
+    ("IMG_1.jpg", "IMG_1 copy.jpg"),
+    ("IMG_1.jpg", "Copy of IMG_1.jpg"),  # the copy is first alphabetically
+    ("IMG_1.jpg", "IMG_1-1.jpg"),
+])
+def test_adding_a_copy_keeps_the_originals_jobs_and_names(gallery: Path, original: str, copy: str) -> None:
+    photos(gallery, original)
+    before = load(gallery, FOLDER)
+    assert before.notices == ()
+    photos(gallery, original, copy)
+    after = load(gallery, FOLDER)
+    assert outputs(after) == outputs(before)
+    assert after.jobs == before.jobs  # ids, files, labels and sources too
+    assert {job.content for job in after.jobs} == {str(gallery / "photos" / original)}
+    stem = Path(original).stem
+    assert after.notices == (f"photos/{copy} has the same bytes as photos/{original}: its jobs render once, as {stem}",)
+
+
+def test_the_shortest_name_is_the_original_whatever_the_order_of_entries(gallery: Path) -> None:
+    photos(gallery, "chelsea.jpg", "chelsea (1).jpg")
+    entry = "  - content: photos/{}\n    style: images/style/s1.jpg\n"
+    for first, second in [("chelsea.jpg", "chelsea (1).jpg"), ("chelsea (1).jpg", "chelsea.jpg")]:
+        manifest = load(gallery, "jobs:\n" + entry.format(first) + entry.format(second))
+        [job] = manifest.jobs
+        assert job.content_label == "chelsea" and job.output_name == f"chelsea--s1-{job.job_id}.png"
+        assert job.source == f"jobs[{[first, second].index('chelsea.jpg')}]"
+        assert manifest.notices == ("photos/chelsea (1).jpg has the same bytes as photos/chelsea.jpg: "
+                                    "its jobs render once, as chelsea",)
+
+
+def test_names_of_one_length_keep_the_first_alphabetically(gallery: Path) -> None:
+    shutil.copy(gallery / "images/style/s1.jpg", gallery / "images/style/s0.jpg")
+    manifest = load(gallery, "jobs:\n  - content: images/content/a.jpg\n"
+                             "    styles: [images/style/s1.jpg, images/style/s0.jpg]\n")
+    assert [job.style_label for job in manifest.jobs] == ["s0"]
+    assert manifest.notices == ("images/style/s1.jpg has the same bytes as images/style/s0.jpg: "
+                                "its jobs render once, as s0",)
+
+
+def test_a_copied_init_image_is_a_copy_too(gallery: Path) -> None:
+    # The job id hashes the init image's bytes, so these two entries make one render.
+    shutil.copy(gallery / "images/style/s3.jpg", gallery / "images/style/s3 (1).jpg")
+    entry = "  - content: images/content/a.jpg\n    style: images/style/s1.jpg\n    settings: {{init: '{}'}}\n"
+    manifest = load(gallery, "jobs:\n" + entry.format("images/style/s3 (1).jpg") + entry.format("images/style/s3.jpg"))
+    [job] = manifest.jobs
+    assert job.settings.init == str(gallery / "images/style/s3.jpg") and job.source == "jobs[1]"
+    assert manifest.notices == ("images/style/s3 (1).jpg has the same bytes as images/style/s3.jpg: "
+                                "its jobs render once, as s3",)
+
+
+def problem_lines(gallery: Path, text: str) -> list[str]:
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    return str(caught.value).splitlines()
+
+
+def test_one_render_under_two_names_names_both(gallery: Path) -> None:
+    # It said "duplicate output 'cat-<id>.png' (also made by jobs[0])", a file jobs[0] does not make.
+    lines = problem_lines(gallery, """
+        jobs:
+          - content: images/content/a.jpg
+            style: images/style/s1.jpg
+          - content: images/content/a.jpg
+            settings: {seed: 0}
+            style: images/style/s1.jpg
+            name: cat
+        """)
+    assert lines == ["m.yaml:4: jobs[1]: renders the same image as jobs[0] (a, s1, same settings) "
+                     "under another name ('cat', not 'a--s1'); give it once"]
+
+
+def test_a_swept_render_asked_for_again_names_the_sweep_value(gallery: Path) -> None:
+    lines = problem_lines(gallery, """
+        jobs:
+          - content: images/content/a.jpg
+            style: images/style/s1.jpg
+            sweep: {style_weight: [10, 5]}
+          - content: images/content/a.jpg
+            style: images/style/s1.jpg
+        """)
+    assert lines == ["m.yaml:5: jobs[1]: renders the same image as jobs[0] with style_weight=5 (a, s1, same settings) "
+                     "under another name ('a--s1', not 'a--s1--style_weight=5'); give it once"]
+
+
+def test_one_render_under_one_name_is_a_duplicate_output(gallery: Path) -> None:
+    pair = "  - content: images/content/a.jpg\n    style: images/style/s1.jpg\n"
+    lines = problem_lines(gallery, "jobs:\n" + pair + pair)
+    job_id = load(gallery, "jobs:\n" + pair).jobs[0].job_id
+    assert lines == [f"m.yaml:4: jobs[1]: duplicate output 'a--s1-{job_id}.png' (also made by jobs[0]); give it once"]
