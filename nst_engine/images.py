@@ -16,6 +16,8 @@ import io
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
@@ -36,6 +38,7 @@ __all__ = [
     "luminance",
     "match_luminance",
     "minimum_side",
+    "read_image_file",
     "recombine_color",
     "scaled_size",
     "to_image",
@@ -73,14 +76,30 @@ def load_image(
     raise TypeError(f"load_image expects a path, bytes or a PIL image, got {type(source).__name__}")
 
 
+def read_image_file(path: str | os.PathLike, *, name: str | None = None) -> bytes:
+    """The bytes of an image file, with the same one-line errors as `load_image`.
+
+    For a caller that must look at the bytes before they are decoded (the
+    pipeline checks they are the ones a job was planned with): reading them
+    here once, then `load_image(data)`, decodes exactly what was checked.
+    """
+    with _file_errors(name or os.fspath(path)), open(path, "rb") as fp:
+        return fp.read()
+
+
 def _load_path(path: str | os.PathLike, label: str, max_pixels: int) -> Image.Image:
-    # Everything inside the `with` turns its own failures into ImageError, so
-    # the OSErrors caught here come from opening the file itself.
+    # The body of the `with` turns its own failures into ImageError, so the
+    # OSErrors that reach _file_errors come from opening the file itself.
+    with _file_errors(label), open(path, "rb") as fp:
+        if os.fstat(fp.fileno()).st_size == 0:
+            raise ImageError(f"{label} is empty (0 bytes)")
+        return _open_and_decode(fp, label, max_pixels)
+
+
+@contextmanager
+def _file_errors(label: str) -> Iterator[None]:
     try:
-        with open(path, "rb") as fp:
-            if os.fstat(fp.fileno()).st_size == 0:
-                raise ImageError(f"{label} is empty (0 bytes)")
-            return _open_and_decode(fp, label, max_pixels)
+        yield
     except FileNotFoundError:
         raise ImageError(f"no such file '{label}'") from None
     except IsADirectoryError:

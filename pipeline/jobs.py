@@ -51,6 +51,11 @@ class RenderJob:
     variant: str = ""  # sweep values, e.g. "style_weight=1000"; "" when not swept
     source: str = ""  # where in the manifest it came from, e.g. "jobs[1]"
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+    # (path, sha256) of each input file, as hashed into job_id. A file can
+    # change between planning and rendering; the worker checks the bytes it
+    # renders against these, so an id never names another image's render.
+    # Empty for a job not built from files (nst report, tests): nothing to check.
+    digests: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def sidecar_name(self) -> str:
@@ -104,21 +109,34 @@ def _settings_dict(settings: RenderSettings) -> dict[str, Any]:
 
 
 def compute_job_id(content: str, styles: tuple[str, ...], settings: RenderSettings) -> str:
+    return job_identity(content, styles, settings)[0]
+
+
+def job_identity(
+    content: str, styles: tuple[str, ...], settings: RenderSettings
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The job id, and the (path, sha256) of each input file it was computed from
+    (content, styles, then an init image): RenderJob.digests."""
     settings_dict = dict(_settings_dict(settings))  # only top-level keys change below
     init = settings.init
+    files: tuple[tuple[str, str], ...] = ()
     if init not in ("content", "noise"):
-        settings_dict["init"] = f"file:{file_digest(init)}"  # bytes, not the path
+        files = ((init, file_digest(init)),)
+        settings_dict["init"] = f"file:{files[0][1]}"  # bytes, not the path
     if settings.weights not in BUILTIN_WEIGHTS:
         settings_dict["weights"] = "file"  # identified by checksum below
+    content_digest = file_digest(content)
+    style_digests = [file_digest(s) for s in styles]
     payload = {
-        "content": file_digest(content),
-        "styles": [file_digest(s) for s in styles],
+        "content": content_digest,
+        "styles": style_digests,
         "settings": settings_dict,
         "weights": weights_identity(settings.weights),
         "engine": ENGINE_VERSION,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:JOB_ID_LENGTH]
+    job_id = hashlib.sha256(canonical.encode()).hexdigest()[:JOB_ID_LENGTH]
+    return job_id, ((content, content_digest), *zip(styles, style_digests), *files)
 
 
 _SAFE_PUNCTUATION = frozenset("._=+-")

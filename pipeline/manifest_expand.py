@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from nst_engine.errors import SettingsError
 from nst_engine.settings import RenderSettings
 
-from .jobs import RenderJob, compute_job_id, format_value
+from .jobs import RenderJob, format_value, job_identity
 from .manifest_duplicates import drop_duplicates
 from .manifest_images import OutputFolder, expand_images
 from .manifest_inputs import (
@@ -183,7 +183,7 @@ class Expander:
     def _job(self, path, content, column, settings, variant, template) -> RenderJob | None:
         styles = tuple(str(f) for f in column.files)
         try:
-            job_id = compute_job_id(str(content), styles, settings)
+            job_id, digests = job_identity(str(content), styles, settings)
         except OSError as exc:
             self.problems.add(path, f"cannot read '{exc.filename}': {exc.strerror or exc}")
             return None
@@ -202,6 +202,7 @@ class Expander:
             style_label=column.label,
             variant=variant,
             source=where(path),
+            digests=digests,
         )
 
 

@@ -22,10 +22,11 @@ import torch
 
 from nst_engine import EngineError, RenderCancelledError, RenderDivergedError
 from nst_engine.engine import Engine
-from nst_engine.images import check_size, load_image
+from nst_engine.images import check_size, load_image, read_image_file
 from nst_engine.types import Checkpoint, RenderRequest
 
 from .events import internal_error_reason
+from .job_inputs import InputChangedError, check_unchanged
 from .jobs import RenderJob, WorkerOptions, checkpoint_path
 from .outputs import JOB_ID_KEY, SETTINGS_KEY, encode_png
 
@@ -104,7 +105,7 @@ def render_task(
     for job in jobs:
         try:
             ready.append((job, _request(job, options, inputs or {})))
-        except EngineError as error:
+        except (EngineError, InputChangedError) as error:
             finish(job, _failed(engine, job, str(error)))
         except Exception as error:  # a bug, not a bad input: this job fails, the others go on
             finish(job, internal_error(engine, job, error))
@@ -128,7 +129,11 @@ def internal_error(engine: Engine | None, job: RenderJob, error: BaseException) 
 
 def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -> RenderRequest:
     def load(path: str):
-        return load_image(inputs.get(path, path), name=Path(path).name)
+        name = Path(path).name
+        # Read once: the bytes checked against the job id are the bytes decoded.
+        data = inputs[path] if path in inputs else read_image_file(path, name=name)
+        check_unchanged(job, path, data)
+        return load_image(data, name=name)
 
     content = load(job.content)
     styles = tuple(load(s) for s in job.styles)

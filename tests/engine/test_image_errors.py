@@ -10,7 +10,7 @@ from image_helpers import png, saved
 from PIL import Image
 
 from nst_engine.errors import ImageError
-from nst_engine.images import MAX_PIXELS, load_image
+from nst_engine.images import MAX_PIXELS, load_image, read_image_file
 
 
 def _refusal(source, *phrases, **options) -> str:
@@ -51,6 +51,16 @@ def test_truncated_png():
 def test_missing_file_and_directory(tmp_path):
     _refusal(tmp_path / "gone.png", "no such file", "gone.png")
     _refusal(tmp_path, "is a directory")
+
+
+def test_reading_the_bytes_first_refuses_a_file_as_loading_it_does(tmp_path):
+    # The worker reads a job's files with read_image_file, then decodes the bytes.
+    for path in (tmp_path / "gone.png", tmp_path):
+        with pytest.raises(ImageError) as caught:
+            read_image_file(path, name="x.png")
+        assert str(caught.value) == _refusal(path, name="x.png")
+    (tmp_path / "ok.bin").write_bytes(b"\x89PNG whatever")
+    assert read_image_file(tmp_path / "ok.bin") == b"\x89PNG whatever"
 
 
 def test_decompression_bomb_caught_by_pil_before_any_pixels(tmp_path):
