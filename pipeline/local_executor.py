@@ -212,7 +212,7 @@ class LocalExecutor:
 
     def _discard_partial_checkpoints(self, worker: WorkerHandle, jobs: list[RenderJob]) -> None:
         """A worker killed inside a checkpoint save leaves its temp file behind
-        (named `.<job>.pt.<pid>.tmp` by worker._save_checkpoint); the last whole
+        (named `.<job>.pt.<pid>.tmp` by worker_checkpoints.save_checkpoint); the last whole
         checkpoint is untouched and still resumes the job."""
         pid = worker.process.pid
         for job in jobs:

@@ -29,6 +29,7 @@ from .events import internal_error_reason
 from .job_inputs import InputChangedError, check_unchanged
 from .jobs import RenderJob, WorkerOptions, checkpoint_path
 from .outputs import JOB_ID_KEY, SETTINGS_KEY, encode_png
+from .worker_checkpoints import load_checkpoint, save_checkpoint
 
 # Out-of-memory fallback: one image at a time with a short L-BFGS history
 # (the history is 2 × history × pixels × 3 floats, the largest buffer after the
@@ -143,7 +144,7 @@ def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -
         check_size(image.size, deepest, name=Path(path).name)
     init = job.settings.init
     init_image = load(init) if init not in ("content", "noise") else None
-    return RenderRequest(content, styles, job.settings, _load_checkpoint(options, job), init_image)
+    return RenderRequest(content, styles, job.settings, load_checkpoint(options, job), init_image)
 
 
 def _render_group(engine, group, options, on_progress, should_cancel):
@@ -192,7 +193,7 @@ def _batch(engine, jobs, requests, options, on_progress, should_cancel):
 
     def save(index: int, checkpoint: Checkpoint) -> None:
         if options.checkpoint_every:
-            _save_checkpoint(options, jobs[index], checkpoint)
+            save_checkpoint(options, jobs[index], checkpoint)
 
     try:
         return engine.render_batch(
@@ -277,38 +278,3 @@ def _failed(engine: Engine, job: RenderJob, message: str) -> dict[str, Any]:
 
 def _interrupted(engine: Engine, job: RenderJob) -> dict[str, Any]:
     return {**_base(engine, job), "status": "interrupted", "error": "interrupted; resumes next run"}
-
-
-# -- checkpoints: the worker's own files, so a restart resumes instead of redoing --
-
-
-def _save_checkpoint(options: WorkerOptions, job: RenderJob, checkpoint: Checkpoint) -> None:
-    """Write the checkpoint, or skip it: a checkpoint only saves time after a
-    crash, so a full disk or a quota must not fail the render it belongs to."""
-    if not checkpoint.is_finite():
-        return
-    path = checkpoint_path(options.output_dir, job.job_id)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = checkpoint.to_bytes()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # the last whole checkpoint, if any, stays
-
-
-def _load_checkpoint(options: WorkerOptions, job: RenderJob) -> Checkpoint | None:
-    if not options.checkpoint_every:
-        return None
-    path = checkpoint_path(options.output_dir, job.job_id)
-    if not path.is_file():
-        return None
-    try:
-        checkpoint = Checkpoint.from_bytes(path.read_bytes())
-        if checkpoint.is_finite():
-            return checkpoint
-    except Exception:  # noqa: BLE001 (damaged: handled below)
-        pass
-    path.unlink(missing_ok=True)  # damaged or blown up: start over rather than fail the job
-    return None

@@ -11,7 +11,7 @@ import textwrap
 
 # The seam to the engine (run inside workers only) and commands that never start
 # workers, which may load the engine lazily.
-ALLOWED = {"pipeline.worker", "pipeline.worker_loop", "pipeline.cache_admin"}
+ALLOWED = {"pipeline.worker", "pipeline.worker_loop", "pipeline.worker_checkpoints", "pipeline.cache_admin"}
 
 PROBE = textwrap.dedent("""
     import importlib, json, pkgutil, sys, traceback

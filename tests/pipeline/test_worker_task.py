@@ -10,7 +10,7 @@ import torch
 
 from nst_engine.settings import RenderSettings
 from nst_engine.types import Checkpoint
-from pipeline import worker
+from pipeline import worker, worker_checkpoints
 from pipeline.jobs import RenderJob, WorkerOptions, checkpoint_path
 
 IMAGES = Path(__file__).resolve().parents[2] / "manifests" / "images"
@@ -40,7 +40,7 @@ def _checkpoint(pixels: torch.Tensor) -> Checkpoint:
 
 def test_a_group_that_hits_a_bug_fails_alone_and_finished_results_go_out_at_once(engine, options, monkeypatch):
     fresh, resumed = _job("fresh", "chelsea"), _job("resumed", "neuschwanstein")
-    worker._save_checkpoint(options, resumed, _checkpoint(torch.full((1, 3, 32, 21), 0.5)))
+    worker_checkpoints.save_checkpoint(options, resumed, _checkpoint(torch.full((1, 3, 32, 21), 0.5)))
     real_render_batch, calls = engine.render_batch, []
 
     def render_batch(requests, **hooks):
@@ -62,13 +62,13 @@ def test_a_group_that_hits_a_bug_fails_alone_and_finished_results_go_out_at_once
 def test_a_checkpoint_of_blown_up_pixels_is_neither_kept_nor_resumed(options):
     job = _job("nan", "chelsea")
     path = checkpoint_path(options.output_dir, job.job_id)
-    worker._save_checkpoint(options, job, _checkpoint(torch.full((1, 3, 4, 4), float("nan"))))
+    worker_checkpoints.save_checkpoint(options, job, _checkpoint(torch.full((1, 3, 4, 4), float("nan"))))
     assert not path.exists()
-    worker._save_checkpoint(options, job, _checkpoint(torch.full((1, 3, 4, 4), 0.5)))
-    assert worker._load_checkpoint(options, job) is not None
+    worker_checkpoints.save_checkpoint(options, job, _checkpoint(torch.full((1, 3, 4, 4), 0.5)))
+    assert worker_checkpoints.load_checkpoint(options, job) is not None
     # One written before this check existed, or by another version:
     torch.save(_checkpoint(torch.full((1, 3, 4, 4), float("nan"))).to_state(), path)
-    assert worker._load_checkpoint(options, job) is None
+    assert worker_checkpoints.load_checkpoint(options, job) is None
     assert not path.exists()
 
 
@@ -76,7 +76,7 @@ def test_a_job_that_diverges_loses_its_checkpoint(engine, options, monkeypatch):
     from nst_engine import RenderDivergedError
 
     job = _job("diverges", "chelsea")
-    worker._save_checkpoint(options, job, _checkpoint(torch.full((1, 3, 32, 21), 0.5)))
+    worker_checkpoints.save_checkpoint(options, job, _checkpoint(torch.full((1, 3, 32, 21), 0.5)))
     monkeypatch.setattr(engine, "render_batch", lambda requests, **hooks: [RenderDivergedError("the loss became NaN")])
     (record,) = worker.render_task(engine, [job], options)
     assert record["status"] == "failed" and "NaN" in record["error"]
