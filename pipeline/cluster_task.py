@@ -8,14 +8,13 @@ run's parent does.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .events import internal_error_reason, timeout_reason
-from .jobs import RenderJob, WorkerOptions
+from .events import INTERRUPTED_REASON, internal_error_reason, timeout_reason
+from .jobs import RenderJob, WorkerOptions, threads_per_worker
 
 _engine = None
 # A worker may run tasks on several threads; one device renders one task at a time.
@@ -55,7 +54,7 @@ def render_on_cluster(
     joblib, it would end the whole run."""
     stop = _StopCheck(channel.stop_event) if channel else None
     if stop is not None and stop.requested():
-        return [{"job_id": job.job_id, "status": "interrupted", "error": "interrupted; resumes next run"}
+        return [{"job_id": job.job_id, "status": "interrupted", "error": INTERRUPTED_REASON}
                 for job in jobs]  # queued before the stop: no need to load the engine or the images
     if channel is not None:
         _note_start(channel, jobs)
@@ -98,10 +97,7 @@ def torch_threads_here(device: str) -> int | None:
         here = max(1, hosts.count(worker.ip))
     except Exception:  # noqa: BLE001 (not on a Dask worker: leave torch's default)
         return None
-    cores = os.cpu_count() or 1
-    if device == "cpu":
-        return max(1, cores // here)
-    return max(1, min(4, cores // here))  # a GPU render needs only a few for the host side
+    return threads_per_worker(here if device == "cpu" else 0, here)
 
 
 def _note_start(channel: TaskChannel, jobs: list[RenderJob]) -> None:

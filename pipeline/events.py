@@ -31,6 +31,10 @@ class StopSignal:
             self.signal_number = signal_number
 
 
+# An interrupted job's reason: the worker or task stopped it, and it renders next run.
+INTERRUPTED_REASON = "interrupted; resumes next run"
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

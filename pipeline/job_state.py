@@ -13,7 +13,7 @@ The two part ways when
   line, a hand-edited file): results.jsonl does not know the job at all;
 - the output's name changed and renames.py moved the image: the latest line
   names the old file.
-In both the job is done, and its cell is rebuilt from its sidecar, which holds
+In each the job is done, and its cell is rebuilt from its sidecar, which holds
 the settings, losses, timings and device of the render that made the image.
 """
 
@@ -100,8 +100,8 @@ def shown_record(output_dir: Path, job: RenderJob, latest: dict[str, Any] | None
 def reconcile(output_dir: Path, jobs: Iterable[RenderJob], results: Mapping[str, dict]) -> dict[str, dict]:
     """`results` (latest line per job id) with each of `jobs` shown as the disk says.
 
-    Only jobs whose latest line is not `done` are looked up on disk, so a
-    finished gallery costs no image reads."""
+    Only jobs whose latest line is not a `done` naming their current file are
+    looked up on disk, so a finished gallery costs no image reads."""
     shown = dict(results)
     for job in jobs:
         record = shown_record(output_dir, job, results.get(job.job_id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -79,6 +80,17 @@ class RenderJob:
         }
 
 
+def threads_per_worker(cpu_workers: int, workers: int) -> int:
+    """torch threads for each of `workers` render processes on one host, of which
+    `cpu_workers` render on the CPU: CPU workers split the cores (OpenMP threads
+    that outnumber them spin against each other); GPU workers need only a few for
+    the host side. Local runs and Dask workers share the rule."""
+    cores = os.cpu_count() or 1
+    if cpu_workers:
+        return max(1, cores // cpu_workers)
+    return max(1, min(4, cores // max(1, workers)))
+
+
 @lru_cache(maxsize=4096)
 def _file_digest_cached(path: str, mtime_ns: int, size: int) -> str:
     return sha256_file(path)
@@ -143,7 +155,7 @@ _SAFE_PUNCTUATION = frozenset("._=+-")
 # A file name holds 255 bytes; the slug, "-<id>.png" (17) and the atomic writer's
 # temporary ".NAME.xxxxxxxx.tmp" (about 14 more) must all fit.
 _SLUG_BYTES = 200
-_UNSAFE_ASCII_RUN = re.compile(r"[^A-Za-z0-9._=+-]+")
+_UNSAFE_ASCII_RUN = re.compile("[^A-Za-z0-9" + re.escape("".join(sorted(_SAFE_PUNCTUATION))) + "]+")
 
 
 def _is_safe(char: str) -> bool:

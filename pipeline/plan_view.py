@@ -23,9 +23,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     then one line of totals over every job. `renamed`: jobs to do whose output
     is complete under an older name; the render moves them (renames.py)."""
     renamed = renamed or {}
-    if renamed:
-        the_plan = Plan(todo=tuple(job for job in the_plan.todo if job.job_id not in renamed),
-                        done=the_plan.done + tuple(job for job in the_plan.todo if job.job_id in renamed))
+    the_plan = the_plan.with_done(renamed)
     done_ids = {job.job_id for job in the_plan.done}
     table = Table(title=f"{manifest.path.name} -> {manifest.output_dir}", title_justify="left")
     for column in ("#", "status", "content", "style", "variant", "size", "iters", "schedule", "job id"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
 import signal
 import sys
 import time
@@ -21,7 +20,7 @@ from rich.console import Console
 
 from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
-from .jobs import RenderJob, WorkerOptions, checkpoint_path
+from .jobs import RenderJob, WorkerOptions, checkpoint_path, threads_per_worker
 from .lock import OutputLock
 from .manifest import Manifest
 from .outputs import output_is_complete
@@ -126,7 +125,7 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
             renamed = adopt_renamed(output_dir, the_plan.todo, found)
             log.info("%d outputs renamed, not rendered again: their names changed, their renders did not",
                      len(renamed), extra=TERMINAL)
-            the_plan = make_plan(manifest, options)
+            the_plan = the_plan.with_done(renamed)  # moved whole: no need to read every output again
         jobs = select(manifest.jobs, options.only)
         # The sheet and summary.json cover the whole gallery; --only limits what renders.
         recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
@@ -173,7 +172,7 @@ def _executor(manifest: Manifest, options: RenderOptions):
     from .local_executor import LocalExecutor
 
     devices = resolve_devices(options.devices or run.devices)
-    worker_options = replace(worker_options, threads=_threads_per_worker(devices))
+    worker_options = replace(worker_options, threads=threads_per_worker(sum(1 for d in devices if d == "cpu"), len(devices)))
     log.info("devices: %s", ", ".join(devices))
     executor = LocalExecutor(
         devices, worker_options,
@@ -191,15 +190,6 @@ def cluster_address(manifest: Manifest, options: RenderOptions) -> str | None:
     if options.cluster is not None:
         return options.cluster
     return None if options.devices is not None else manifest.run.cluster
-
-
-def _threads_per_worker(devices: tuple[str, ...]) -> int:
-    """CPU workers split the cores; GPU workers need only a couple for the host side."""
-    cpu_workers = sum(1 for d in devices if d == "cpu")
-    cores = os.cpu_count() or 1
-    if cpu_workers:
-        return max(1, cores // cpu_workers)
-    return max(1, min(4, cores // max(1, len(devices))))
 
 
 def _exit_code(recorder: Recorder, todo: list[RenderJob], stop: StopSignal) -> int:

@@ -26,6 +26,12 @@ class Plan:
     def total_work(self) -> int:
         return sum(job.pixels for job in self.todo)
 
+    def with_done(self, job_ids: Iterable[str]) -> Plan:
+        """This plan with the jobs to do named by `job_ids` counted as done."""
+        ids = set(job_ids)
+        return Plan(todo=tuple(job for job in self.todo if job.job_id not in ids),
+                    done=self.done + tuple(job for job in self.todo if job.job_id in ids))
+
 
 def plan(jobs: Iterable[RenderJob], is_done: Callable[[RenderJob], bool]) -> Plan:
     """Skip finished jobs; order the rest largest first, grouped by style.

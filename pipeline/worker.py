@@ -25,7 +25,7 @@ from nst_engine.engine import Engine
 from nst_engine.images import check_size, load_image, read_image_file
 from nst_engine.types import Checkpoint, RenderRequest
 
-from .events import internal_error_reason
+from .events import INTERRUPTED_REASON, internal_error_reason
 from .job_inputs import InputChangedError, check_unchanged
 from .jobs import RenderJob, WorkerOptions, checkpoint_path
 from .outputs import JOB_ID_KEY, SETTINGS_KEY, encode_png
@@ -277,4 +277,4 @@ def _failed(engine: Engine, job: RenderJob, message: str) -> dict[str, Any]:
 
 
 def _interrupted(engine: Engine, job: RenderJob) -> dict[str, Any]:
-    return {**_base(engine, job), "status": "interrupted", "error": "interrupted; resumes next run"}
+    return {**_base(engine, job), "status": "interrupted", "error": INTERRUPTED_REASON}
