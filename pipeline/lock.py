@@ -17,9 +17,13 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import OutputFolderError, PipelineError
+from .jobs import CHECKPOINT_DIR
+from .outputs import SOURCE_THUMBS_DIR, THUMBS_DIR
 
 LOCK_NAME = ".nst.lock"
 OWNER_NAME = ".nst.lock.owner"
+# Where a run writes through temp files (".<name>.<random>.tmp", then a rename).
+_TEMP_FOLDERS = (".", THUMBS_DIR, SOURCE_THUMBS_DIR, CHECKPOINT_DIR)
 
 
 class OutputLockedError(PipelineError):
@@ -101,3 +105,23 @@ class OutputLock:
             return f"pid {owner['pid']} on {owner['host']}"
         except (OSError, ValueError, KeyError):
             return "pid unknown"
+
+
+def remove_dead_runs_temp_files(output_dir: Path) -> int:
+    """Delete the half-written temp files a killed run left; how many there were.
+
+    Only the lock's holder may call this. Every process that writes into the
+    folder works for the run that holds the lock, so a temp file there now was
+    being written by a run that died (SIGKILL, a power cut) before it could
+    rename or remove it. Only our own pattern, only in the folders we write.
+    """
+    removed = 0
+    for folder in _TEMP_FOLDERS:
+        for path in (output_dir / folder).glob(".*.tmp"):
+            try:
+                if path.is_file():
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # it only takes space; the run does not need it gone
+    return removed

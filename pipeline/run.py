@@ -21,7 +21,7 @@ from rich.console import Console
 from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions, checkpoint_path, threads_per_worker
-from .lock import OutputLock
+from .lock import OutputLock, remove_dead_runs_temp_files
 from .manifest import Manifest
 from .outputs import output_is_complete
 from .recorder import Recorder
@@ -119,6 +119,9 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         setup_logging(output_dir / "nst.log", console=console, quiet=options.quiet)
         for notice in manifest.notices:
             log.warning("%s: %s", manifest.path.name, notice)
+        removed = remove_dead_runs_temp_files(output_dir)
+        if removed:
+            log.info("removed %d half-written temp files left by an earlier run that was killed", removed)
         the_plan = make_plan(manifest, options)
         found = pending_renames(manifest, options, the_plan)
         if found:

@@ -1,0 +1,90 @@
+"""Someone pulls the plug halfway through the night: every process of the run
+dies at once (SIGKILL to the whole group, so nothing gets to clean up), and the
+next run finishes only what is left."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from process_helpers import (
+    decodes,
+    done_counts,
+    leftovers,
+    output_pngs,
+    run,
+    sidecars,
+    start,
+    wait_for,
+    write_manifest,
+)
+
+from pipeline.lock import remove_dead_runs_temp_files
+
+CONTENTS = ["chelsea", "cincinnati_bridge"]
+STYLES = ["starry_night", "night_cafe"]
+
+
+def _checkpoints(out):
+    folder = out / ".checkpoints"
+    return sorted(folder.glob("*.pt")) if folder.is_dir() else []
+
+
+def _some_done_and_one_checkpointed(out):
+    return done_counts(out) and _checkpoints(out)
+
+
+@pytest.mark.slow
+def test_a_run_killed_outright_is_finished_by_the_next_without_redoing_work(gallery_dir):
+    manifest = write_manifest(gallery_dir.parent, CONTENTS, STYLES,
+                              settings={"size": 48, "iterations": 300}, run={"checkpoint_every": 5})
+    out = gallery_dir.parent / "out"
+    # Its own session, so one killpg reaches the parent and both workers, as a power cut would.
+    process = start(manifest, "--devices", "cpu*2", log_name="first", preexec_fn=os.setsid)
+    try:
+        wait_for(lambda: _some_done_and_one_checkpointed(out), timeout=240,
+                 what="a finished job and another's checkpoint", process=process)
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process.wait(60) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    finished_before = set(done_counts(out))
+    assert 0 < len(finished_before) < 4, "the kill should land mid-gallery"
+    # What a kill in the middle of a write leaves (the names _write_atomic and
+    # save_checkpoint use); planted, since the kill above rarely lands in one.
+    half_written = [out / ".chelsea--x-0123456789ab.png.k2j4.tmp", out / "thumbs" / ".0123456789ab.jpg.x1.tmp",
+                    out / ".checkpoints" / ".0123456789ab.pt.4242.tmp"]
+    for path in half_written:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"\x89PNG half")
+
+    code, printed = run(manifest, "--devices", "cpu*2", log_name="second", timeout=240)
+    assert code == 0, printed
+    cars = sidecars(out)
+    assert len(cars) == 4 and len(output_pngs(out)) == 4
+    assert all(decodes(png) for png in output_pngs(out))
+    # Nothing finished before the cut rendered again, and something resumed from its checkpoint.
+    assert done_counts(out) == {job_id: 1 for job_id in cars}
+    assert f"{len(finished_before)} already done, {4 - len(finished_before)} to render" in printed
+    assert any(car["resumed_from_iteration"] > 0 for job_id, car in cars.items() if job_id not in finished_before)
+    assert _checkpoints(out) == []
+    assert leftovers(out) == []
+    assert "removed 3 half-written temp files left by an earlier run" in printed
+    sheet = (out / "index.html").read_text(encoding="utf-8")
+    assert all(car["output"] in sheet for car in cars.values())
+
+
+def test_only_our_own_temp_files_in_our_own_folders_are_removed(tmp_path):
+    ours = [tmp_path / ".a.png.x.tmp", tmp_path / "thumbs" / "sources" / ".b.jpg.y.tmp"]
+    kept = [tmp_path / "notes.tmp", tmp_path / ".hidden.txt", tmp_path / "mine" / ".c.png.z.tmp"]
+    for path in ours + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    (tmp_path / ".checkpoints" / ".d.pt.1.tmp").mkdir(parents=True)  # not a file: left alone
+    assert remove_dead_runs_temp_files(tmp_path) == 2
+    assert [p.exists() for p in ours] == [False, False]
+    assert all(p.exists() for p in kept)
+    assert remove_dead_runs_temp_files(tmp_path / "missing") == 0
