@@ -6,7 +6,7 @@ never CUDA) does not break the rule that a render's parent stays torch-free.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from nst_engine.checksums import CAFFE_SHA256
@@ -31,8 +31,16 @@ def clear_cache() -> str:
     return f"removed {removed} style targets from {cache.directory}"
 
 
-def cached_style_count(styles: Iterable[tuple[str, RenderSettings]]) -> int:
-    """Distinct style files whose Gram matrices at the final output size are on disk."""
+def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
+                       device_types: Collection[str] = ("cpu",)) -> int:
+    """Distinct style files whose Gram matrices for a job's last stage are on disk.
+
+    `styles`: (style path, settings, the longest side the job renders at, as
+    capped by a smaller photo). `device_types`: "cpu" and/or "cuda", where the
+    run's workers may be: the precision `auto` picks, and so the cache entry a
+    render reads, depends on it. With both (a cluster, or devices left to
+    detection), an entry for either counts.
+    """
     from nst_engine import images
     from nst_engine.engine import cpu_has_native_bf16
     from nst_engine.targets import target_key
@@ -40,21 +48,23 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings]]) -> int:
     cache = _cache()
     if cache.directory is None:
         return 0
-    precision = {}  # per settings' precision value; the CPU probe runs once
+    precisions = {}  # per settings' precision value; the CPU probe runs once
     found: set[str] = set()
     asked: set[tuple] = set()
     decoded: dict[str, Any] = {}  # path -> image, or None where it cannot be read
     # A sweep repeats each (style, size, layers) question thousands of times:
     # decode each file once and look each key up once (a 24,000-job sweep
     # spent 10 s here decoding the same two paintings).
-    for path, settings in styles:
+    for path, settings, final_side in styles:
         if path in found or settings.weights != "caffe":
             continue
-        if settings.precision not in precision:
-            precision[settings.precision] = settings.resolved_precision("cpu", cpu_has_native_bf16())
-        side = max(1, round(settings.size * settings.style_scale))
+        if settings.precision not in precisions:
+            native_bf16 = "cpu" in device_types and cpu_has_native_bf16()
+            precisions[settings.precision] = sorted(
+                {settings.resolved_precision(kind, native_bf16) for kind in device_types})
+        side = max(1, round(final_side * settings.style_scale))
         layers = tuple(name for name, _ in settings.style_layers)
-        question = (path, side, layers, settings.pooling, precision[settings.precision])
+        question = (path, side, layers, settings.pooling, settings.precision)
         if question in asked:
             continue
         asked.add(question)
@@ -66,8 +76,10 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings]]) -> int:
         if decoded[path] is None:
             continue
         resized = images.fit_longest_side(decoded[path], side, upscale=False)
-        key = target_key(images.image_digest(resized), resized.size, f"caffe:{CAFFE_SHA256}",
-                         layers, settings.pooling, question[-1])
-        if (cache.directory / key[:2] / f"{key}.pt").is_file():
-            found.add(path)
+        digest = images.image_digest(resized)
+        for precision in precisions[settings.precision]:
+            key = target_key(digest, resized.size, f"caffe:{CAFFE_SHA256}", layers, settings.pooling, precision)
+            if (cache.directory / key[:2] / f"{key}.pt").is_file():
+                found.add(path)
+                break
     return len(found)

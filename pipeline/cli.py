@@ -30,6 +30,7 @@ from .run import (
     execute,
     make_plan,
     pending_renames,
+    planned_device_types,
     select,
 )
 
@@ -224,7 +225,8 @@ def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = No
 
 def _print_plan(manifest: Manifest, options: RenderOptions, row_limit: int | None = PLAN_ROWS) -> None:
     the_plan = make_plan(manifest, options)
-    print_plan(out, manifest, the_plan, pending_renames(manifest, options, the_plan), row_limit=row_limit)
+    print_plan(out, manifest, the_plan, pending_renames(manifest, options, the_plan), row_limit=row_limit,
+               device_types=planned_device_types(manifest, options))
 
 
 @app.command()

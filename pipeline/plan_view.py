@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -18,10 +18,11 @@ PLAN_ROWS = 200
 
 
 def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Mapping[str, Path] | None = None,
-               row_limit: int | None = PLAN_ROWS) -> None:
+               row_limit: int | None = PLAN_ROWS, device_types: Collection[str] = ("cpu", "cuda")) -> None:
     """The job table (the first `row_limit` rows, jobs to do first; None: all),
     then one line of totals over every job. `renamed`: jobs to do whose output
-    is complete under an older name; the render moves them (renames.py)."""
+    is complete under an older name; the render moves them (renames.py).
+    `device_types`: where the run's workers may be, for the cached-style count."""
     renamed = renamed or {}
     the_plan = the_plan.with_done(renamed)
     done_ids = {job.job_id for job in the_plan.done}
@@ -44,7 +45,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     if len(listed) < len(order):
         console.print(f"... and {len(order) - len(listed)} more jobs; `nst plan --all` lists every one",
                       markup=False, highlight=False)
-    cached = _cached_styles(the_plan)
+    cached = _cached_styles(the_plan, content_sides, device_types)
     console.print(
         f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done"
         + (f" ({len(renamed)} under an older name: the render renames them)" if renamed else "") + "; "
@@ -60,9 +61,11 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         console.print(f"note: {notice}", markup=False, highlight=False)
 
 
-def _cached_styles(the_plan: Plan) -> tuple[int, int]:
+def _cached_styles(the_plan: Plan, content_sides: Mapping[str, int | None],
+                   device_types: Collection[str]) -> tuple[int, int]:
     """How many distinct styles of the plan already have a disk cache entry at their final size."""
     from .cache_admin import cached_style_count
 
-    styles = {(style, job.settings) for job in the_plan.todo for style in job.styles}
-    return cached_style_count(styles), len({style for style, _ in styles})
+    styles = {(style, job.settings, planned_sides(job, content_sides)[-1])
+              for job in the_plan.todo for style in job.styles}
+    return cached_style_count(styles, device_types), len({style for style, _, _ in styles})

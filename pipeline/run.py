@@ -23,6 +23,7 @@ from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions, checkpoint_path, threads_per_worker
 from .lock import OutputLock, remove_dead_runs_temp_files
 from .manifest import Manifest
+from .manifest_schema import parse_devices
 from .outputs import output_is_complete
 from .recorder import Recorder
 from .renames import adopt_renamed, find_renamed
@@ -193,6 +194,17 @@ def cluster_address(manifest: Manifest, options: RenderOptions) -> str | None:
     if options.cluster is not None:
         return options.cluster
     return None if options.devices is not None else manifest.run.cluster
+
+
+def planned_device_types(manifest: Manifest, options: RenderOptions) -> frozenset[str]:
+    """"cpu" and/or "cuda": where this run's workers would be, as far as the
+    plan can tell without touching CUDA. Unknown (a cluster, or devices left to
+    detection) gives both."""
+    requested = options.devices or manifest.run.devices
+    if cluster_address(manifest, options) is not None or requested is None:
+        return frozenset({"cpu", "cuda"})
+    devices = parse_devices(requested) if isinstance(requested, str) else requested
+    return frozenset("cuda" if device.startswith("cuda") else "cpu" for device in devices)
 
 
 def _exit_code(recorder: Recorder, todo: list[RenderJob], stop: StopSignal) -> int:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 
 import yaml
-from cli_helpers import explain, nst
+from cli_helpers import explain, nst, render
+from PIL import Image
 
+from nst_engine import engine as engine_module
 from nst_engine import images
 from nst_engine.settings import RenderSettings
 from pipeline import plan_view
 from pipeline.cache_admin import cached_style_count
+from pipeline.manifest import load_manifest
+from pipeline.run import RenderOptions, planned_device_types
 
 
 def _sweep_manifest(gallery_dir, points: int):
@@ -53,7 +57,7 @@ def test_the_cached_count_reads_each_painting_once_however_big_the_sweep(gallery
     paintings = [str(gallery_dir / "style" / name) for name in ("starry_night.jpg", "night_cafe.jpg")]
     sweep = [RenderSettings(size=64, iterations=5, style_weight=w, tv_weight=t / 10)
              for w in range(1, 51) for t in range(10)]  # 500 points, one size
-    asked = [(painting, settings) for painting in [*paintings, "/no/such.jpg"] for settings in sweep]
+    asked = [(painting, settings, 64) for painting in [*paintings, "/no/such.jpg"] for settings in sweep]
     assert cached_style_count(asked) == 0  # an empty cache
     assert sorted(decoded) == sorted([*paintings, "/no/such.jpg"])
 
@@ -67,3 +71,49 @@ def test_the_plan_shows_the_size_a_small_photo_really_renders_at(gallery_dir, tm
     assert planned.returncode == 0, explain(planned)
     assert re.search(r"│ 451 \(of 2048\) │ 2 +│ 451 +│", planned.stdout), explain(planned)
     assert "note: 1 of the jobs to render come out smaller than their size" in planned.stdout
+
+
+def _tiny_photo_manifest(gallery_dir, tmp_path, **settings):
+    """A 40 × 30 photo under `size: 64`: without upscale it renders at 40 px."""
+    photo = tmp_path / "tiny.png"
+    Image.new("RGB", (40, 30), (200, 120, 40)).save(photo)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 64, "iterations": 1, **settings},
+                                    "jobs": [{"content": str(photo),
+                                              "style": str(gallery_dir / "style" / "starry_night.jpg")}]}))
+    return path
+
+
+def test_the_cached_count_looks_at_the_size_a_small_photo_renders_at(gallery_dir, tmp_path, isolated_cache):
+    manifest = _tiny_photo_manifest(gallery_dir, tmp_path)
+    assert render(manifest, "--devices", "cpu").returncode == 0
+    _tiny_photo_manifest(gallery_dir, tmp_path, content_weight=2)  # a new job, the same style targets
+    planned = nst("plan", str(manifest), cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    assert "1 to render, 0 already done; style targets cached for 1 of 1 styles" in planned.stdout, explain(planned)
+
+
+def test_the_cached_count_follows_the_precision_of_the_devices_that_will_render(
+        gallery_dir, tmp_path, isolated_cache, monkeypatch):
+    assert render(_tiny_photo_manifest(gallery_dir, tmp_path, precision="bf16"), "--devices", "cpu").returncode == 0
+    style = str(gallery_dir / "style" / "starry_night.jpg")
+    automatic = RenderSettings(size=64, iterations=1)
+    monkeypatch.setattr(engine_module, "cpu_has_native_bf16", lambda: False)  # `auto` means fp32 on this CPU
+    assert cached_style_count([(style, automatic, 40)], {"cpu"}) == 0
+    assert cached_style_count([(style, automatic, 40)], {"cuda"}) == 1  # `auto` is bf16 on CUDA
+    assert cached_style_count([(style, automatic, 40)], {"cpu", "cuda"}) == 1
+    assert cached_style_count([(style, automatic, 64)], {"cuda"}) == 0  # another size
+
+
+def test_the_plan_knows_where_its_workers_will_be_when_it_can(gallery_dir, tmp_path):
+    path = _tiny_photo_manifest(gallery_dir, tmp_path)
+    manifest = load_manifest(path)
+    assert planned_device_types(manifest, RenderOptions(devices=("cpu", "cpu"))) == {"cpu"}
+    assert planned_device_types(manifest, RenderOptions(devices=("cuda:0", "cpu"))) == {"cpu", "cuda"}
+    assert planned_device_types(manifest, RenderOptions(devices=("cuda:1",))) == {"cuda"}
+    assert planned_device_types(manifest, RenderOptions()) == {"cpu", "cuda"}  # detection decides
+    assert planned_device_types(manifest, RenderOptions(cluster="tcp://x:8786")) == {"cpu", "cuda"}
+    path.write_text(path.read_text() + "run:\n  devices: cuda:0,cuda:1\n")
+    on_gpus = load_manifest(path)
+    assert planned_device_types(on_gpus, RenderOptions()) == {"cuda"}
+    assert planned_device_types(on_gpus, RenderOptions(devices=("cpu",))) == {"cpu"}  # a trial run at home
