@@ -182,7 +182,10 @@ def slug(text: str, limit: int = 60) -> str:
 
 
 def format_value(value: Any) -> str:
-    """Short, stable text for a swept value: 1000.0 -> 1000, 1e5 -> 100000, 0.5 -> 0.5."""
+    """Short, stable text for a swept value: 1000.0 -> 1000, 1e5 -> 100000, 0.5 -> 0.5,
+    and booleans as the manifest spells them (YAML's true/false, not Python's)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):

@@ -121,3 +121,11 @@ def test_a_sweep_over_three_settings_keeps_every_value_in_the_name() -> None:
     # Still bounded: a label is cut at 60 (a sweep's at 120), a name part at 150 characters.
     long = render_name("{content}--{style}--{variant}", "c" * 99, "s" * 99, "v" * 199)
     assert long == "c" * 60 + "--" + "s" * 60 + "--" + "v" * 26
+
+
+def test_a_boolean_sweep_is_named_as_the_manifest_spells_it(gallery: Path) -> None:
+    # Python's True/False in a file name, for a value the user wrote as true/false.
+    jobs = load(gallery, PAIR + "    sweep: {preserve_color: [true, false]}\n").jobs
+    assert sorted(job.variant for job in jobs) == ["preserve_color=false", "preserve_color=true"]
+    assert all("preserve_color=true-" in job.output_name or "preserve_color=false-" in job.output_name
+               for job in jobs), [job.output_name for job in jobs]
