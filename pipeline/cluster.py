@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .errors import PipelineError
 from .events import Listener, StopSignal, failure_record
-from .jobs import RenderJob
+from .jobs import RenderJob, checkpoint_path
 
 log = logging.getLogger("nst")
 
@@ -114,6 +114,19 @@ def _input_bytes(jobs: Sequence[RenderJob]) -> dict[str, bytes]:
     return payload
 
 
+def _checkpoint_bytes(options, jobs: Sequence[RenderJob]) -> dict[str, bytes]:
+    """The checkpoints an earlier run's stopped tasks sent back, by job id."""
+    if not options.checkpoint_every:
+        return {}
+    payload = {}
+    for job in jobs:
+        try:
+            payload[job.job_id] = checkpoint_path(options.output_dir, job.job_id).read_bytes()
+        except OSError:
+            continue  # none (the usual case), or unreadable: the job starts from zero
+    return payload
+
+
 class DaskExecutor:
     def __init__(self, cluster, options, *, job_timeout: float | None = None, grace_seconds: float = 30.0) -> None:
         self.cluster = cluster
@@ -149,7 +162,8 @@ class DaskExecutor:
         # running render to end, however long.
         stopping = Event(channel.stop_event, client=client)
         tasks = (
-            joblib.delayed(render_on_cluster)([job], self.options, _input_bytes([job]), self.job_timeout, channel)
+            joblib.delayed(render_on_cluster)([job], self.options, _input_bytes([job]), self.job_timeout, channel,
+                                              checkpoints=_checkpoint_bytes(self.options, [job]))
             for job in jobs
         )
         # joblib's own wait for a worker (10 s, then a multi-line TimeoutError)
@@ -172,7 +186,7 @@ class DaskExecutor:
         grace_until: float | None = None
         while True:
             if stop.level >= 1 and grace_until is None:
-                log.warning("stopping: the cluster's running tasks stop at their next check and render again next run")
+                log.warning("stopping: the cluster's running tasks stop at their next check and send back a checkpoint")
                 stopping.set()
                 grace_until = time.monotonic() + self.grace_seconds
             if stop.level >= 2 or (grace_until is not None and time.monotonic() > grace_until):

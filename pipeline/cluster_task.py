@@ -8,13 +8,14 @@ run's parent does.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .events import INTERRUPTED_REASON, internal_error_reason, timeout_reason
-from .jobs import RenderJob, WorkerOptions, threads_per_worker
+from .jobs import RenderJob, WorkerOptions, checkpoint_path, threads_per_worker
 
 _engine = None
 # A worker may run tasks on several threads; one device renders one task at a time.
@@ -46,12 +47,15 @@ class TaskChannel:
 def render_on_cluster(
     jobs: list[RenderJob], options: WorkerOptions, inputs: dict[str, bytes],
     job_timeout: float | None = None, channel: TaskChannel | None = None,
+    checkpoints: dict[str, bytes] | None = None,
 ) -> list[dict[str, Any]]:
     """Render a task's jobs on this worker's engine. It stops early, between
     iterations, when `job_timeout` per job has passed (those jobs fail) or when
-    the submitting run sets the channel's stop event (they are interrupted, and
-    render again next run). An exception fails this task's jobs only: raised to
-    joblib, it would end the whole run."""
+    the submitting run sets the channel's stop event (they are interrupted).
+    Either way a job's pixels so far come back as its record's "checkpoint"
+    (see _with_checkpoint), and `checkpoints` (job id -> bytes) hands them to
+    the next run's task, which resumes from there. An exception fails this
+    task's jobs only: raised to joblib, it would end the whole run."""
     stop = _StopCheck(channel.stop_event) if channel else None
     if stop is not None and stop.requested():
         return [{"job_id": job.job_id, "status": "interrupted", "error": INTERRUPTED_REASON}
@@ -59,29 +63,50 @@ def render_on_cluster(
     if channel is not None:
         _note_start(channel, jobs)
     try:
-        return _render(jobs, options, inputs, job_timeout, stop)
+        return _render(jobs, options, inputs, job_timeout, stop, checkpoints or {})
     except Exception as error:  # a bug or a broken device, not a bad input
         return [{"job_id": job.job_id, "status": "failed", "error": internal_error_reason(error)} for job in jobs]
 
 
-def _render(jobs, options, inputs, job_timeout, stop) -> list[dict[str, Any]]:
+def _render(jobs, options, inputs, job_timeout, stop, checkpoints) -> list[dict[str, Any]]:
     global _engine
-    # Checkpoints live in the submitting machine's output folder, which a remote
-    # worker cannot see; a cluster task that dies is rerun from the start.
-    options = replace(options, checkpoint_every=0)
     from .worker import build_engine, local_device, render_task
 
     with _engine_lock:
         if _engine is None:
             device = local_device()
-            _engine = build_engine(device, replace(options, threads=torch_threads_here(device)))
+            # No checkpoints every N iterations: they would stay on this
+            # worker, where a crash takes them too. Only the one a stop or a
+            # timeout makes goes back to the submitting machine.
+            _engine = build_engine(device, replace(options, checkpoint_every=0, threads=torch_threads_here(device)))
         deadline = _Deadline(job_timeout * len(jobs)) if job_timeout else None
         checks = ([deadline.passed] if deadline else []) + ([stop.requested] if stop else [])
-        records = render_task(_engine, jobs, options, inputs=inputs,
-                              should_cancel=(lambda: any(check() for check in checks)) if checks else None)
+        # The run's output folder is on the submitting machine, out of sight
+        # here: the task's checkpoints come and go through a scratch folder.
+        with tempfile.TemporaryDirectory(prefix="nst-task-") as scratch:
+            here = replace(options, output_dir=scratch)
+            for job in jobs:
+                if checkpoints.get(job.job_id) and here.checkpoint_every:
+                    path = checkpoint_path(scratch, job.job_id)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(checkpoints[job.job_id])
+            records = render_task(_engine, jobs, here, inputs=inputs,
+                                  should_cancel=(lambda: any(check() for check in checks)) if checks else None)
+            if here.checkpoint_every:
+                records = [_with_checkpoint(scratch, record) for record in records]
     if deadline is None or not deadline.expired:
         return records
     return [deadline.failure(record, len(jobs)) for record in records]
+
+
+def _with_checkpoint(scratch: str, record: dict[str, Any]) -> dict[str, Any]:
+    """An unfinished job's record carries its checkpoint as it stands now:
+    the bytes, or b"" for none (it was never made, or the worker dropped one
+    that diverged). The submitting run's Recorder keeps or deletes its copy."""
+    if record.get("status") == "done":
+        return record
+    path = checkpoint_path(scratch, record["job_id"])
+    return {**record, "checkpoint": path.read_bytes() if path.is_file() else b""}
 
 
 def torch_threads_here(device: str) -> int | None:

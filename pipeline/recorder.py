@@ -103,6 +103,8 @@ class Recorder:
 
     def record(self, job: RenderJob, result: dict[str, Any]) -> dict[str, Any]:
         png = result.pop("png", None)
+        if "checkpoint" in result:  # from a Dask task, whose worker cannot see this folder
+            self._keep_checkpoint(job, result.pop("checkpoint"))
         record = {
             **result,
             **job_fields(job),
@@ -143,6 +145,18 @@ class Recorder:
         ensure_thumbnail(image_path, self.output_dir / "thumbs" / f"{job.job_id}.jpg")
         # Only now, with the image safely in place, is the checkpoint useless.
         checkpoint_path(self.output_dir, job.job_id).unlink(missing_ok=True)
+
+    def _keep_checkpoint(self, job: RenderJob, data: bytes) -> None:
+        """Save an unfinished job's checkpoint here, where the next run's task
+        gets it from; b"" means the job has none now (cluster_task)."""
+        path = checkpoint_path(self.output_dir, job.job_id)
+        try:
+            if data:
+                write_bytes_atomic(path, data)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as error:  # it only saves time: the job starts from zero next run
+            log.warning("could not keep the checkpoint of %s: %s", job.output_name, _reason(error))
 
     def _sidecar(self, job: RenderJob, record: dict[str, Any]) -> dict[str, Any]:
         stats = record.get("stats", {})

@@ -80,8 +80,8 @@ SAME_SIGNAL_SECONDS = 0.25
 _STOPPING = {
     "local": "stopping: no new jobs start; running jobs save a checkpoint at their next "
              "iteration and stop, and resume from it next run (signal again to stop at once)",
-    "cluster": "stopping: no new jobs start; running cluster tasks stop within about a second "
-               "and render again next run (signal again to stop at once)",
+    "cluster": "stopping: no new jobs start; running cluster tasks stop within about a second, "
+               "send back a checkpoint and resume from it next run (signal again to stop at once)",
 }
 
 

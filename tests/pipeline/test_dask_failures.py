@@ -44,7 +44,7 @@ def _jobs(tmp_path) -> list[RenderJob]:
 
 
 def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_path, monkeypatch):
-    def fake_task(jobs, options, inputs, job_timeout, channel):
+    def fake_task(jobs, options, inputs, job_timeout, channel, checkpoints=None):
         if jobs[0].job_id == "job1":
             raise RuntimeError("worker lost\nsecond line of detail")
         return [{"job_id": jobs[0].job_id, "status": "failed", "error": "fake"}]
@@ -62,7 +62,7 @@ def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_pat
     assert lost["error"] == "Dask cluster: RuntimeError: worker lost"  # one line
 
 
-def _stubborn_task(jobs, options, inputs, job_timeout, channel):
+def _stubborn_task(jobs, options, inputs, job_timeout, channel, checkpoints=None):
     """A task that never looks at the stop event (as one stuck in a long CUDA call)."""
     import time
 

@@ -112,7 +112,7 @@ def test_quiet_at_a_terminal_keeps_warnings_and_errors_only():
 
 def test_a_first_signal_says_what_happens_to_running_jobs():
     for cluster, expected in ((False, "running jobs save a checkpoint at their next iteration and stop"),
-                              (True, "running cluster tasks stop within about a second and render again")):
+                              (True, "running cluster tasks stop within about a second, send back a checkpoint")):
         stream = _terminal(quiet=False)
         with stop_on_signals(StopSignal(), cluster=cluster):
             os.kill(os.getpid(), signal.SIGINT)
