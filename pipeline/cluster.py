@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cluster_progress import ClusterProgress
 from .errors import PipelineError
 from .events import Listener, StopSignal, failure_record
 from .jobs import RenderJob, checkpoint_path
@@ -142,13 +143,15 @@ class DaskExecutor:
             if not workers and not _wait_for_a_worker(client, stop):
                 return
             pending = list(todo)
+            progress = ClusterProgress(listener)
             while pending and stop.level == 0:
-                pending = self._round(client, pending, listener, stop)
+                pending = self._round(client, pending, listener, stop, progress)
         finally:
             if owned:
                 client.close()
 
-    def _round(self, client, jobs: list[RenderJob], listener: Listener, stop: StopSignal) -> list[RenderJob]:
+    def _round(self, client, jobs: list[RenderJob], listener: Listener, stop: StopSignal,
+               progress: ClusterProgress) -> list[RenderJob]:
         """Run `jobs` in one joblib call. Returns the jobs to run again: after
         Dask gave up on one job, joblib drops every task it has not returned."""
         import joblib
@@ -166,19 +169,25 @@ class DaskExecutor:
                                               checkpoints=_checkpoint_bytes(self.options, [job]))
             for job in jobs
         )
-        # joblib's own wait for a worker (10 s, then a multi-line TimeoutError)
-        # would end the night whenever the last worker left between two rounds.
-        with joblib.parallel_config(backend=_dask_backend(), client=client, wait_for_workers_timeout=NO_WORKER_PATIENCE,
-                                    **_gpu_resources(client)):
-            results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
-            reported, error = self._collect(_read_in_background(results), jobs, listener, stop, stopping)
+        progress.follow(client, channel)  # before any task starts: a topic does not replay its past
+        try:
+            # joblib's own wait for a worker (10 s, then a multi-line TimeoutError)
+            # would end the night whenever the last worker left between two rounds.
+            with joblib.parallel_config(backend=_dask_backend(), client=client,
+                                        wait_for_workers_timeout=NO_WORKER_PATIENCE, **_gpu_resources(client)):
+                results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
+                reported, error = self._collect(_read_in_background(results), jobs, listener, stop, stopping,
+                                                progress)
+        finally:
+            progress.unfollow(client)
         if error is None:
             return []
         stopping.set()  # this round's tasks still running elsewhere stop at their next check
         left = [job for job in jobs if job.job_id not in reported]
         return _after_error(error, left, client.get_events(channel.start_topic), listener)
 
-    def _collect(self, arrivals: queue.Queue, todo, listener: Listener, stop: StopSignal, stopping):
+    def _collect(self, arrivals: queue.Queue, todo, listener: Listener, stop: StopSignal, stopping,
+                 progress: ClusterProgress):
         """Record results as they come, and watch for a stop request between them.
         Returns the ids reported, and the error that ended joblib's call, if one did."""
         by_id = {job.job_id: job for job in todo}
@@ -195,8 +204,10 @@ class DaskExecutor:
             try:
                 arrival = arrivals.get(timeout=0.2)
             except queue.Empty:
+                progress.deliver(by_id, reported)
                 listener.on_idle()
                 continue
+            progress.deliver(by_id, reported)  # a task's notes came before its result: show them first
             if arrival is _END:
                 return reported, None
             if isinstance(arrival, Exception):  # e.g. KilledWorker: Dask gave up on a task

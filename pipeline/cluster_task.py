@@ -8,6 +8,8 @@ run's parent does.
 
 from __future__ import annotations
 
+import os
+import socket
 import tempfile
 import threading
 import time
@@ -43,6 +45,16 @@ class TaskChannel:
     def start_topic(self) -> str:
         return f"nst-started-{self.run_id}"
 
+    @property
+    def progress_topic(self) -> str:
+        """Each task's iterations, for the run's display (cluster_progress)."""
+        return f"nst-progress-{self.run_id}"
+
+
+# Progress notes are round trips to the scheduler: one a second per task is
+# plenty for a display, and light for a scheduler with many GPUs' tasks.
+PROGRESS_INTERVAL = 1.0
+
 
 def render_on_cluster(
     jobs: list[RenderJob], options: WorkerOptions, inputs: dict[str, bytes],
@@ -63,12 +75,13 @@ def render_on_cluster(
     if channel is not None:
         _note_start(channel, jobs)
     try:
-        return _render(jobs, options, inputs, job_timeout, stop, checkpoints or {})
+        return _render(jobs, options, inputs, job_timeout, stop, checkpoints or {},
+                       _progress_notes(channel) if channel else None)
     except Exception as error:  # a bug or a broken device, not a bad input
         return [{"job_id": job.job_id, "status": "failed", "error": internal_error_reason(error)} for job in jobs]
 
 
-def _render(jobs, options, inputs, job_timeout, stop, checkpoints) -> list[dict[str, Any]]:
+def _render(jobs, options, inputs, job_timeout, stop, checkpoints, on_progress) -> list[dict[str, Any]]:
     global _engine
     from .worker import build_engine, local_device, render_task
 
@@ -90,7 +103,7 @@ def _render(jobs, options, inputs, job_timeout, stop, checkpoints) -> list[dict[
                     path = checkpoint_path(scratch, job.job_id)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(checkpoints[job.job_id])
-            records = render_task(_engine, jobs, here, inputs=inputs,
+            records = render_task(_engine, jobs, here, inputs=inputs, on_progress=on_progress,
                                   should_cancel=(lambda: any(check() for check in checks)) if checks else None)
             if here.checkpoint_every:
                 records = [_with_checkpoint(scratch, record) for record in records]
@@ -129,11 +142,32 @@ def _note_start(channel: TaskChannel, jobs: list[RenderJob]) -> None:
     """Log on the scheduler that this worker starts these jobs (see TaskChannel).
     Through the client, not the worker's batched stream: the note must reach the
     scheduler before a crash can take the process down."""
+    _note(channel.start_topic, {"jobs": [job.job_id for job in jobs]})
+
+
+def _progress_notes(channel: TaskChannel):
+    """The engine's progress events, passed on to the run at most once per PROGRESS_INTERVAL."""
+    next_note = 0.0
+
+    def note(event: dict[str, Any]) -> None:
+        nonlocal next_note
+        now = time.monotonic()
+        if now >= next_note:
+            next_note = now + PROGRESS_INTERVAL
+            _note(channel.progress_topic, event)
+
+    return note
+
+
+def _note(topic: str, note: dict[str, Any]) -> None:
+    """Log `note` on the scheduler's event log, saying which worker sends it.
+    A note that cannot be sent is dropped: it is for display (and blame after
+    a crash), and must never fail or slow a job."""
     try:
         from distributed import get_client, get_worker
 
-        note = {"jobs": [job.job_id for job in jobs], "worker": get_worker().address}
-        get_client().log_event(channel.start_topic, note)
+        sender = {"worker": get_worker().address, "pid": os.getpid(), "host": socket.gethostname()}
+        get_client().log_event(topic, {**note, **sender})
     except Exception:  # noqa: BLE001 (not inside a Dask worker: nothing to note, nothing lost)
         pass
 

@@ -176,6 +176,10 @@ def test_a_stop_reaches_a_running_cluster_task_within_seconds(reference, one_tor
     records, stop, asked, pressed = {}, StopSignal(), [], []
 
     class Listener:
+        def on_worker(self, *args): ...
+        def on_start(self, *args): ...
+        def on_progress(self, *args): ...
+
         def on_result(self, job, record):
             records[job.job_id] = record
 

@@ -1,0 +1,74 @@
+"""What a Dask run shows while its tasks render: which worker started which
+job, and how far each has got, as a local run shows for its worker processes.
+
+Each task notes its start, and at most once a second its progress, on the
+scheduler's event log (cluster_task). This process subscribes to those topics.
+The handlers run on the Dask client's own thread, so they only queue the
+notes; the run's thread hands them to the display and the log (`deliver`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+from collections.abc import Container, Mapping
+from typing import Any
+
+from .events import Listener
+from .jobs import RenderJob
+
+
+class ClusterProgress:
+    """One per run: a Dask worker keeps its slot number across rounds."""
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self._notes: queue.SimpleQueue = queue.SimpleQueue()
+        self._slots: dict[str, int] = {}  # worker address -> slot, in order of first note
+        self._topics: dict[str, str] = {}  # topic -> "start" or "progress"
+
+    def follow(self, client, channel) -> None:
+        """Subscribe to a round's topics (each round has its own channel)."""
+        for topic, kind in ((channel.start_topic, "start"), (channel.progress_topic, "progress")):
+            self._topics[topic] = kind
+            client.subscribe_topic(topic, lambda event, kind=kind: self._notes.put((kind, event[1])))
+
+    def unfollow(self, client) -> None:
+        for topic in self._topics:
+            with contextlib.suppress(Exception):  # the scheduler may be gone: nothing to undo there
+                client.unsubscribe_topic(topic)
+        self._topics.clear()
+
+    def deliver(self, jobs: Mapping[str, RenderJob], reported: Container[str]) -> None:
+        """Hand the queued notes to the listener; call from the run's thread.
+        Notes about jobs already `reported` came late, and are dropped."""
+        while True:
+            try:
+                kind, note = self._notes.get_nowait()
+            except queue.Empty:
+                return
+            if not isinstance(note, dict):
+                continue
+            ids = note.get("jobs") if kind == "start" else note.get("job_ids")
+            known = [jobs[job_id] for job_id in ids or () if job_id in jobs and job_id not in reported]
+            if not known:
+                continue
+            slot = self._slot(note)
+            if kind == "start":
+                self._listener.on_start(slot, known)
+            else:
+                self._listener.on_progress(slot, _progress_event(note))
+
+    def _slot(self, note: dict[str, Any]) -> int:
+        worker = str(note.get("worker", "a Dask worker"))
+        if worker not in self._slots:
+            self._slots[worker] = len(self._slots)
+            info = {"pid": note.get("pid"), "device_name": note.get("host")}
+            self._listener.on_worker(self._slots[worker], worker, info)
+        return self._slots[worker]
+
+
+def _progress_event(note: dict[str, Any]) -> dict[str, Any]:
+    """The local worker's progress event, as the display reads it."""
+    keys = ("job_ids", "done", "total", "stage", "stages", "losses")
+    return {key: note[key] for key in keys if key in note}
