@@ -74,6 +74,7 @@ BAD = [
     ("number_as_bool", "settings: {size: true}\n" + PAIR, "bad.yaml:1: settings.size:", "must be a whole number, got true"),
     ("float_as_bool", "settings: {style_weight: yes}\n" + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got true"),
     ("layer_weight_as_bool", "settings: {style_layers: {relu1_1: true}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "got {relu1_1: true}"),
+    ("style_layers_all_zero", "settings: {style_layers: {relu1_1: 0, relu2_1: 0}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "so one must be above 0 (for no style, set style_weight: 0)"),
     ("scales_not_a_list", "settings: {scales: 256}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected a list of sizes like [256, 512], got 256"),
     ("scales_descending", "settings: {size: 64, scales: [64, 32]}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected increasing sizes like [256, 512], got [64, 32]"),
     ("huge_whole_number", "settings: {style_weight: 1%s}\n" % ("0" * 400) + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got inf"),
