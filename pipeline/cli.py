@@ -46,6 +46,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 ManifestArg = Annotated[str, typer.Argument(help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
+# One definition, so `nst plan --help` and `nst render --help` explain --only alike.
+OnlyOption = Annotated[str | None, typer.Option(help="Only jobs whose output name, content or style matches this glob.")]
 
 
 def _print_version(value: bool) -> None:
@@ -138,7 +140,7 @@ def render(
     cluster: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Render again even if an output is up to date.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
-    only: Annotated[str | None, typer.Option(help="Only jobs whose output name, content or style matches this glob.")] = None,
+    only: OnlyOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another run holds the output folder, wait for it.")] = False,
     job_timeout: Annotated[float | None, typer.Option(help="Seconds a job may run (a batch of N: N × this) before it is stopped and failed.")] = None,
@@ -211,7 +213,7 @@ def _check_cuda(devices, cluster) -> None:
 
 
 @app.command()
-def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = None,
+def plan(manifest: ManifestArg, only: OnlyOption = None,
          every_job: Annotated[bool, typer.Option("--all", help=f"List every job, not only the first {PLAN_ROWS}.")]
          = False) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
