@@ -32,9 +32,11 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     order = list(the_plan.todo) + list(the_plan.done)
     listed = order if row_limit is None else order[:row_limit]
     content_sides = content_longest_sides(the_plan.todo + tuple(listed))
-    # Two photos named cat.jpg and cat.png are both labelled "cat": show which is which.
-    contents = distinct_names({job.content: job.content_label for job in order})
-    styles = distinct_names({job.styles[0]: job.style_label for job in order if len(job.styles) == 1})
+    # Two photos named cat.jpg and cat.png are both labelled "cat": show which is
+    # which, over the whole manifest so that --only does not change what a job is called.
+    every = manifest.jobs + tuple(order)
+    contents = distinct_names({job.content: job.content_label for job in every})
+    styles = distinct_names({job.styles[0]: job.style_label for job in every if len(job.styles) == 1})
     for index, job in enumerate(listed, start=1):
         status = "rename" if job.job_id in renamed else "done" if job.job_id in done_ids else "todo"
         sides = planned_sides(job, content_sides)

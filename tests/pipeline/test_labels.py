@@ -53,3 +53,9 @@ def test_the_sheet_tells_same_named_images_apart(gallery_dir, tmp_path):
     for name in ("cat.jpg", "cat.png", "style/night.jpg", "more/night.jpg"):
         assert f'title="{name}"' in html, name
     assert 'title="cat"' not in html and 'title="night"' not in html
+
+
+def test_only_picks_an_image_by_the_file_name_the_plan_shows(gallery_dir, tmp_path):
+    planned = nst("plan", str(_gallery(gallery_dir)), "--only", "cat.png", cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    assert planned.stdout.count("│ cat.png ") == 2 and "│ cat.jpg " not in planned.stdout, explain(planned)
