@@ -173,6 +173,13 @@ def test_unreadable_manifests_are_errors_not_tracebacks(tmp_path: Path) -> None:
         load_manifest(tmp_path / "latin1.yaml")
 
 
+def test_a_manifest_that_is_not_utf8_says_on_which_line(tmp_path: Path) -> None:
+    (tmp_path / "latin1.yaml").write_bytes(b"jobs:\n  - content: photos/a.jpg\n    style: art/caf\xe9.jpg\n")
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path / "latin1.yaml")
+    assert str(caught.value) == "latin1.yaml:3: is not UTF-8 text (invalid continuation byte at byte 50)"
+
+
 def test_problem_without_a_line() -> None:
     assert str(Problem("g.yaml", None, "jobs[0]", "oops")) == "g.yaml: jobs[0]: oops"
     assert str(Problem("g.yaml", 7, "", "oops")) == "g.yaml:7: oops"
