@@ -10,7 +10,7 @@ shown changes: labels, output names and job ids stay as they are, so adding
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import PurePath
 
@@ -23,15 +23,24 @@ def distinct_names(labels: Mapping[str, str]) -> dict[str, str]:
         paths_by_label[label].append(path)
     names = {}
     for label, paths in paths_by_label.items():
-        for path in paths:
-            names[path] = label if len(paths) == 1 else _distinct_tail(path, paths)
+        if len(paths) == 1:
+            names[paths[0]] = label
+        else:
+            names.update(_distinct_tails(paths))
     return names
 
 
-def _distinct_tail(path: str, paths: list[str]) -> str:
-    parts = PurePath(path).parts
-    others = [PurePath(other).parts for other in paths if other != path]
-    for length in range(1, len(parts) + 1):
-        if all(other[-length:] != parts[-length:] for other in others):
-            return "/".join(parts[-length:]).lstrip("/")
-    return path
+def _distinct_tails(paths: list[str]) -> dict[str, str]:
+    # Counted per tail length, so a thousand folders each holding a photo.jpg
+    # cost a few passes on every sheet rewrite, not a million comparisons.
+    parts = {path: PurePath(path).parts for path in paths}
+    tails: dict[str, str] = {}
+    for length in range(1, max(map(len, parts.values())) + 1):
+        left = [path for path in paths if path not in tails]
+        if not left:
+            break
+        counts = Counter(parts[path][-length:] for path in paths)
+        for path in left:
+            if counts[parts[path][-length:]] == 1:
+                tails[path] = "/".join(parts[path][-length:]).lstrip("/")
+    return {path: tails.get(path, path) for path in paths}
