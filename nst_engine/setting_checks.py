@@ -151,6 +151,11 @@ def _layer_problems(name: str, layers: LayerWeights):
             yield name, f"unknown layer '{layer}' (expected e.g. relu1_1 … relu5_4, conv4_2, pool3)"
         elif not math.isfinite(weight) or weight < 0:
             yield name, f"weight of '{layer}' must be a finite non-negative number"
+    # The style layers' weights are normalised to sum to 1, which all-zero
+    # weights cannot be: the render would quietly return the photo. style_weight
+    # is the one switch for no style.
+    if name == "style_layers" and all(w == 0 for _, w in layers):
+        yield name, "weights are normalised to sum to 1, so one must be above 0 (for no style, set style_weight: 0)"
 
 
 def _choice_problems(s: RenderSettings):

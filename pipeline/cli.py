@@ -47,6 +47,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 ManifestArg = Annotated[str, typer.Argument(help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
+# One definition, so `nst plan --help` and `nst render --help` explain --only alike.
+OnlyOption = Annotated[str | None, typer.Option(help="Only jobs whose output name, content or style (label or file name) matches this glob.")]
 
 
 def _print_version(value: bool) -> None:
@@ -139,7 +141,7 @@ def render(
     cluster: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Render again even if an output is up to date.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
-    only: Annotated[str | None, typer.Option(help="Only jobs whose output name, content or style matches this glob.")] = None,
+    only: OnlyOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another run holds the output folder, wait for it.")] = False,
     job_timeout: Annotated[float | None, typer.Option(help="Seconds a job may run (a batch of N: N × this) before it is stopped and failed.")] = None,
@@ -173,7 +175,7 @@ def _check_only(loaded, only: str | None) -> None:
     # A glob that matches nothing is a typo; "nothing to render" would hide it.
     if only and not select(loaded.jobs, only):
         _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs "
-              "(it is matched against output names, content and style labels)", EXIT_USAGE)
+              "(it is matched against output names, content and style labels and file names)", EXIT_USAGE)
 
 
 def _check_run_flags(**flags) -> None:
@@ -212,7 +214,7 @@ def _check_cuda(devices, cluster) -> None:
 
 
 @app.command()
-def plan(manifest: ManifestArg, only: Annotated[str | None, typer.Option()] = None,
+def plan(manifest: ManifestArg, only: OnlyOption = None,
          every_job: Annotated[bool, typer.Option("--all", help=f"List every job, not only the first {PLAN_ROWS}.")]
          = False) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""

@@ -115,7 +115,9 @@ def _parse(path: Path) -> ParsedYaml:
     except IsADirectoryError:
         raise fail(f"'{path}' is a folder, not a manifest") from None
     except UnicodeDecodeError as exc:
-        raise fail(f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        # The line, so that a long manifest saved once as Latin-1 says where to look.
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise fail(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", line) from None
     except OSError as exc:
         raise fail(f"cannot read the manifest: {exc.strerror or exc}") from None
     try:

@@ -62,6 +62,7 @@ def adopt_renamed(output_dir: Path, jobs: Iterable[RenderJob], found: Mapping[st
                         error.strerror or error)
             continue
         moved[job_id] = old_name
+        _remove_emptied_folders(old_png.parent, output_dir)
         log.info("renamed %s -> %s: its name changed, its render did not", old_name, job.output_name)
     return moved
 
@@ -76,3 +77,16 @@ def _move(old_png: Path, new_png: Path, new_name: str, old_name: str) -> None:
     write_json_atomic(new_png.with_suffix(".json"), sidecar)
     os.replace(old_png, new_png)
     old_png.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _remove_emptied_folders(folder: Path, output_dir: Path) -> None:
+    """Remove `folder` and its parents up to `output_dir` while they are empty:
+    after `name: "{style}/{content}"` became `"{content}/{style}"`, a folder per
+    old style would otherwise sit empty in the gallery for good. rmdir only ever
+    removes an empty folder, so nothing the user keeps there can go."""
+    while folder != output_dir and folder.is_relative_to(output_dir):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or not ours to remove): leave it, and its parents
+            return
+        folder = folder.parent

@@ -49,12 +49,16 @@ class RenderOptions:
 
 
 def select(jobs: tuple[RenderJob, ...], only: str | None) -> list[RenderJob]:
-    """--only GLOB matches the output name, the content or the style label."""
+    """--only GLOB matches the output name, the content or the style label, or
+    an image's file name: `nst plan` shows cat.jpg and cat.png by file name when
+    both are labelled "cat", so `--only cat.png` must pick the one it shows."""
     if not only:
         return list(jobs)
     return [
         job for job in jobs
-        if any(fnmatch.fnmatch(text, only) for text in (job.output_name, job.content_label, job.style_label))
+        if any(fnmatch.fnmatch(text, only) for text in (
+            job.output_name, job.content_label, job.style_label, Path(job.content).name,
+            *(Path(style).name for style in job.styles)))
     ]
 
 

@@ -3,7 +3,8 @@
 A sweep over one pair (`style_weight: [1, 2, 10, 25]`) next to the pair's
 plain job is meant to be read as a strip, left to right. The plain job has no
 variant name of its own, so the sheet names it by its value of the swept
-settings ("style_weight=5"), and a strip whose swept values are all numbers is
+settings ("style_weight=5"), plus any other setting in which it differs from
+the strip ("style_weight=5,optimizer=adam"), and a strip whose swept values are all numbers is
 shown in numeric order (1, 2, 5, 10, 25), not in the order the jobs happened to
 be listed (5, 1, 2, 10, 25).
 """
@@ -27,14 +28,28 @@ def order_variants(examples: Mapping[str, RenderJob]) -> tuple[list[str], list[s
         return variants, [""]
     settings = {variant: job.settings.to_dict() for variant, job in examples.items()}
     swept = [key for key in settings[variants[0]] if any(_names(key, v) for v in variants if v)]
+    shown = swept + _unlike_the_sweep(settings, swept)
     labels = {
-        variant: variant or ",".join(f"{key}={format_value(settings[variant][key])}" for key in swept) or "default"
+        variant: variant or ",".join(f"{key}={format_value(settings[variant][key])}" for key in shown) or "default"
         for variant in variants
     }
     values = {variant: [settings[variant][key] for key in swept] for variant in variants}
     if swept and all(_is_number(x) for row in values.values() for x in row):
         variants.sort(key=lambda variant: values[variant])  # stable: ties keep their order
     return variants, [labels[variant] for variant in variants]
+
+
+def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[str]:
+    """The settings nobody swept in which the plain job differs from the sweep's
+    own jobs (where those agree). A plain job from another entry (`optimizer:
+    adam`) was labelled by its swept values alone, as if it were one more point
+    of the strip: two chips read "pooling=max" over two different renders."""
+    if "" not in settings:
+        return []
+    sweep = [values for variant, values in settings.items() if variant]
+    plain = settings[""]
+    return [key for key in plain if key not in swept
+            and all(values[key] == sweep[0][key] for values in sweep) and plain[key] != sweep[0][key]]
 
 
 def _names(key: str, variant: str) -> bool:

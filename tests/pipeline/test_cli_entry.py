@@ -53,3 +53,22 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line_and_exit_130(tmp_path):
 def test_the_installed_command_starts_in_the_entry_module():
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "nst"]
     assert script.value == "pipeline.entry:main"
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    # `nst plan --help` listed --only with an empty description. (typer vendors
+    # its own click, so its classes are told apart by name, not by isinstance.)
+    import typer
+
+    from pipeline.cli import app
+
+    def commands(group, prefix: str):
+        for name, command in getattr(group, "commands", {}).items():
+            yield f"{prefix} {name}", command
+            yield from commands(command, f"{prefix} {name}")
+
+    found = [(f"{path} {param.opts[0]}", param.help) for path, command in
+             commands(typer.main.get_command(app), "nst") for param in command.params
+             if param.param_type_name == "option"]
+    assert "nst plan --only" in dict(found)  # the walk does reach the options
+    assert [name for name, text in found if not text] == []

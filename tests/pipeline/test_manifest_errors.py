@@ -74,6 +74,7 @@ BAD = [
     ("number_as_bool", "settings: {size: true}\n" + PAIR, "bad.yaml:1: settings.size:", "must be a whole number, got true"),
     ("float_as_bool", "settings: {style_weight: yes}\n" + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got true"),
     ("layer_weight_as_bool", "settings: {style_layers: {relu1_1: true}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "got {relu1_1: true}"),
+    ("style_layers_all_zero", "settings: {style_layers: {relu1_1: 0, relu2_1: 0}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "so one must be above 0 (for no style, set style_weight: 0)"),
     ("scales_not_a_list", "settings: {scales: 256}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected a list of sizes like [256, 512], got 256"),
     ("scales_descending", "settings: {size: 64, scales: [64, 32]}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected increasing sizes like [256, 512], got [64, 32]"),
     ("huge_whole_number", "settings: {style_weight: 1%s}\n" % ("0" * 400) + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got inf"),
@@ -170,6 +171,13 @@ def test_unreadable_manifests_are_errors_not_tracebacks(tmp_path: Path) -> None:
     (tmp_path / "latin1.yaml").write_bytes(b"jobs: caf\xe9\n")
     with pytest.raises(ManifestError, match="not UTF-8"):
         load_manifest(tmp_path / "latin1.yaml")
+
+
+def test_a_manifest_that_is_not_utf8_says_on_which_line(tmp_path: Path) -> None:
+    (tmp_path / "latin1.yaml").write_bytes(b"jobs:\n  - content: photos/a.jpg\n    style: art/caf\xe9.jpg\n")
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path / "latin1.yaml")
+    assert str(caught.value) == "latin1.yaml:3: is not UTF-8 text (invalid continuation byte at byte 50)"
 
 
 def test_problem_without_a_line() -> None:

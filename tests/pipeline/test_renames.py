@@ -109,3 +109,21 @@ def test_a_move_that_fails_leaves_the_old_pair_whole_and_the_job_renders(tmp_pat
     monkeypatch.undo()
     assert adopt_renamed(tmp_path, [job]) == {JOB_ID: old.name}
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"new-{JOB_ID}.json", f"new-{JOB_ID}.png"]
+
+
+def test_a_move_removes_the_folders_it_emptied_and_no_other(tmp_path):
+    # `name: "{style}/{content}"` changed to `"by-{content}/{style}"`: the old
+    # per-style folders must not stay behind empty.
+    _finish(tmp_path, "starry_night/deeper/old")
+    assert adopt_renamed(tmp_path, [_job("by-chelsea/new")]) == {JOB_ID: f"starry_night/deeper/old-{JOB_ID}.png"}
+    assert not (tmp_path / "starry_night").exists()
+    assert (tmp_path / "by-chelsea" / f"new-{JOB_ID}.png").exists()
+    # A folder that still holds something stays, and so does an empty one it held before.
+    out = tmp_path / "second"
+    (out / "keep" / "empty-before").mkdir(parents=True)
+    (out / "keep" / "notes.txt").write_text("mine")
+    old = _finish(out, "keep/deep/old")
+    assert adopt_renamed(out, [_job("new")]) == {JOB_ID: "keep/deep/" + old.name}
+    assert not (out / "keep" / "deep").exists()
+    assert (out / "keep" / "notes.txt").exists() and (out / "keep" / "empty-before").is_dir()
+    assert (out / f"new-{JOB_ID}.png").exists()

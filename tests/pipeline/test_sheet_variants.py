@@ -43,7 +43,19 @@ def test_values_that_are_not_numbers_keep_the_order_written():
     plain = _job("", iterations=7)  # differs in a setting nobody swept
     variants, labels = order_variants(_examples(plain, *jobs))
     assert variants == ["", "pooling=max", "pooling=avg"]
-    assert labels == ["pooling=max", "pooling=max", "pooling=avg"]
+    # The plain job is not the pooling=max point of the strip: its label says how it differs.
+    assert labels == ["pooling=max,iterations=7", "pooling=max", "pooling=avg"]
+
+
+def test_a_plain_job_from_another_entry_is_labelled_with_how_it_differs():
+    sweep = [_job(f"style_weight={w}", style_weight=float(w), iterations=50) for w in (1, 25)]
+    other = _job("", style_weight=5.0, iterations=50, optimizer="adam", pooling="avg")
+    variants, labels = order_variants(_examples(*sweep, other))
+    assert variants == ["style_weight=1", "", "style_weight=25"]
+    assert labels == ["style_weight=1", "style_weight=5,pooling=avg,optimizer=adam", "style_weight=25"]
+    # Where the strip's own jobs disagree on a setting, it is not the plain job's to explain.
+    mixed = [_job("style_weight=1", style_weight=1.0, seed=1), _job("style_weight=25", style_weight=25.0, seed=2)]
+    assert order_variants(_examples(*mixed, _job("", seed=3)))[1][1] == "style_weight=5"
 
 
 def test_a_sweep_without_a_plain_job_keeps_its_names():

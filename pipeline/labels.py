@@ -1,0 +1,46 @@
+"""What to call an image in the plan table and on the contact sheet.
+
+A content's label is its file's stem, so `cat.jpg` and `cat.png` (or
+`a/cat.jpg` and `b/cat.jpg` from a glob) are both "cat": two rows of the sheet
+and of `nst plan` that nobody can tell apart. Where labels collide, those images
+are shown by as much of their path as tells them apart instead. Only what is
+shown changes: labels, output names and job ids stay as they are, so adding
+`cat.png` next to `cat.jpg` renames and renders nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from pathlib import PurePath
+
+
+def distinct_names(labels: Mapping[str, str]) -> dict[str, str]:
+    """image path -> its name for display: its label, or where another path has
+    the same label, the shortest tail of its path that no other one shares."""
+    paths_by_label: dict[str, list[str]] = defaultdict(list)
+    for path, label in labels.items():
+        paths_by_label[label].append(path)
+    names = {}
+    for label, paths in paths_by_label.items():
+        if len(paths) == 1:
+            names[paths[0]] = label
+        else:
+            names.update(_distinct_tails(paths))
+    return names
+
+
+def _distinct_tails(paths: list[str]) -> dict[str, str]:
+    # Counted per tail length, so a thousand folders each holding a photo.jpg
+    # cost a few passes on every sheet rewrite, not a million comparisons.
+    parts = {path: PurePath(path).parts for path in paths}
+    tails: dict[str, str] = {}
+    for length in range(1, max(map(len, parts.values())) + 1):
+        left = [path for path in paths if path not in tails]
+        if not left:
+            break
+        counts = Counter(parts[path][-length:] for path in paths)
+        for path in left:
+            if counts[parts[path][-length:]] == 1:
+                tails[path] = "/".join(parts[path][-length:]).lstrip("/")
+    return {path: tails.get(path, path) for path in paths}

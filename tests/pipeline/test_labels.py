@@ -1,0 +1,61 @@
+"""Images whose labels collide (cat.jpg and cat.png are both "cat") are told
+apart wherever they are shown: `nst plan` and the contact sheet."""
+
+from __future__ import annotations
+
+import shutil
+
+import yaml
+from cli_helpers import explain, nst
+from PIL import Image
+
+from pipeline.labels import distinct_names
+from pipeline.manifest import load_manifest
+from pipeline.reporter import write_contact_sheet
+
+
+def test_distinct_names_keep_a_unique_label_and_lengthen_colliding_ones():
+    names = distinct_names({"/p/cat.jpg": "cat", "/p/cat.png": "cat", "/p/dog.jpg": "dog",
+                            "/a/x/bird.jpg": "bird", "/b/x/bird.jpg": "bird"})
+    assert names == {"/p/cat.jpg": "cat.jpg", "/p/cat.png": "cat.png", "/p/dog.jpg": "dog",
+                     "/a/x/bird.jpg": "a/x/bird.jpg", "/b/x/bird.jpg": "b/x/bird.jpg"}
+
+
+def _gallery(gallery_dir):
+    """cat.jpg and cat.png (different photos), and two paintings both named night.jpg."""
+    content, style = gallery_dir / "content", gallery_dir / "style"
+    shutil.copy(content / "chelsea.jpg", content / "cat.jpg")
+    Image.open(content / "neuschwanstein.jpg").save(content / "cat.png")
+    (gallery_dir / "more").mkdir()
+    shutil.copy(style / "starry_night.jpg", style / "night.jpg")
+    shutil.copy(style / "night_cafe.jpg", gallery_dir / "more" / "night.jpg")
+    manifest = gallery_dir.parent / "cats.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "output": "out", "settings": {"size": 32, "iterations": 2},
+        "jobs": [{"contents": ["images/content/cat.*"],
+                  "styles": ["images/style/night.jpg", "images/more/night.jpg"]}]}))
+    return manifest
+
+
+def test_the_plan_tells_same_named_images_apart(gallery_dir, tmp_path):
+    planned = nst("plan", str(_gallery(gallery_dir)), cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    rows = [[cell.strip() for cell in line.split("│")[3:5]] for line in planned.stdout.splitlines()
+            if "│ todo" in line]
+    assert sorted(rows) == [["cat.jpg", "more/night.jpg"], ["cat.jpg", "style/night.jpg"],
+                            ["cat.png", "more/night.jpg"], ["cat.png", "style/night.jpg"]], explain(planned)
+
+
+def test_the_sheet_tells_same_named_images_apart(gallery_dir, tmp_path):
+    manifest = load_manifest(_gallery(gallery_dir))
+    manifest.output_dir.mkdir()
+    html = write_contact_sheet(manifest.output_dir, list(manifest.jobs), {}, title="cats").read_text()
+    for name in ("cat.jpg", "cat.png", "style/night.jpg", "more/night.jpg"):
+        assert f'title="{name}"' in html, name
+    assert 'title="cat"' not in html and 'title="night"' not in html
+
+
+def test_only_picks_an_image_by_the_file_name_the_plan_shows(gallery_dir, tmp_path):
+    planned = nst("plan", str(_gallery(gallery_dir)), "--only", "cat.png", cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    assert planned.stdout.count("│ cat.png ") == 2 and "│ cat.jpg " not in planned.stdout, explain(planned)
