@@ -52,14 +52,15 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     if len(listed) < len(order):
         console.print(f"... and {len(order) - len(listed)} more jobs; `nst plan --all` lists every one",
                       markup=False, highlight=False)
-    cached = _cached_styles(the_plan, content_sides, device_types)
-    console.print(
-        f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done"
-        + (f" ({len(renamed)} under an older name: the render renames them)" if renamed else "") + "; "
-        f"style targets cached for {cached[0]} of {cached[1]} styles; "
-        + describe(the_plan, manifest.output_dir, content_sides),
-        markup=False, highlight=False,
-    )
+    summary = f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done" + (
+        f" ({len(renamed)} under an older name: the render renames them)" if renamed else "")
+    if the_plan.todo:
+        cached = _cached_styles(the_plan, content_sides, device_types)
+        summary += (f"; style targets cached for {cached[0]} of {cached[1]} styles; "
+                    + describe(the_plan, manifest.output_dir, content_sides))
+    else:
+        summary += "; nothing to render"
+    console.print(summary, markup=False, highlight=False)
     smaller = sum(1 for job in the_plan.todo if planned_sides(job, content_sides)[-1] < job.settings.size)
     if smaller:
         console.print(f"note: {smaller} of the jobs to render come out smaller than their size: their photos "

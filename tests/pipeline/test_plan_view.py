@@ -87,6 +87,9 @@ def _tiny_photo_manifest(gallery_dir, tmp_path, **settings):
 def test_the_cached_count_looks_at_the_size_a_small_photo_renders_at(gallery_dir, tmp_path, isolated_cache):
     manifest = _tiny_photo_manifest(gallery_dir, tmp_path)
     assert render(manifest, "--devices", "cpu").returncode == 0
+    finished = nst("plan", str(manifest), cwd=tmp_path)
+    assert "0 to render, 1 already done; nothing to render\n" in finished.stdout, explain(finished)
+    assert "cached for" not in finished.stdout and "estimated" not in finished.stdout  # not "0 of 0 styles"
     _tiny_photo_manifest(gallery_dir, tmp_path, content_weight=2)  # a new job, the same style targets
     planned = nst("plan", str(manifest), cwd=tmp_path)
     assert planned.returncode == 0, explain(planned)
