@@ -183,8 +183,18 @@ def test_a_stop_reaches_a_running_cluster_task_within_seconds(reference, one_tor
         def on_idle(self):
             asked.append("idle")
 
+    from pipeline import cluster_task
+
+    rendering, render = threading.Event(), cluster_task._render
+
+    def noted_render(*args):
+        rendering.set()  # an in-process cluster: the task runs in a thread of this process
+        return render(*args)
+
+    monkeypatch.setattr(cluster_task, "_render", noted_render)
+
     def press_ctrl_c() -> None:
-        time.sleep(4)  # the task is rendering by now (the engine starts in ~1 s)
+        rendering.wait(60)  # a task has got past its first stop check and renders (or never will: the asserts say so)
         pressed.append(time.monotonic())
         stop.request()
 
