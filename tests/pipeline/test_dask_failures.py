@@ -62,11 +62,15 @@ def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_pat
     assert lost["error"] == "Dask cluster: RuntimeError: worker lost"  # one line
 
 
-def _stubborn_task(jobs, options, inputs, job_timeout, channel, checkpoints=None):
-    """A task that never looks at the stop event (as one stuck in a long CUDA call)."""
-    import time
+# The cluster is in-process, so the test and its task share these.
+_task_running, _release_task = threading.Event(), threading.Event()
 
-    time.sleep(8)
+
+def _stubborn_task(jobs, options, inputs, job_timeout, channel, checkpoints=None):
+    """A task that never looks at the stop event (as one stuck in a long CUDA call):
+    it ends when the test releases it, or after a minute."""
+    _task_running.set()
+    _release_task.wait(60)
     return [{"job_id": jobs[0].job_id, "status": "done"}]
 
 
@@ -75,22 +79,28 @@ def test_a_stop_does_not_wait_for_tasks_that_ignore_it(tmp_path, monkeypatch, re
     import time
 
     monkeypatch.setattr(cluster_task, "render_on_cluster", _stubborn_task)
-    listener, stop = Collect(), StopSignal()
+    _task_running.clear()
+    _release_task.clear()
+    listener, stop, pressed = Collect(), StopSignal(), []
 
     def press_ctrl_c() -> None:
-        time.sleep(1.0)
+        if _task_running.wait(60):  # a stop sent before the task runs would test nothing
+            pressed.append(time.monotonic())
         for _ in range(requests):
             stop.request()
 
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         threading.Thread(target=press_ctrl_c, daemon=True).start()
-        started = time.monotonic()
-        DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), grace_seconds=grace).run(
-            _jobs(tmp_path)[:1], listener, stop
-        )
-        took = time.monotonic() - started
-    assert took < 6, took  # the task alone takes 8 s (and the cluster's exit waits for it)
+        try:
+            DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), grace_seconds=grace).run(
+                _jobs(tmp_path)[:1], listener, stop
+            )
+            took = time.monotonic() - pressed[0] if pressed else None
+        finally:
+            _release_task.set()  # the cluster's exit waits for the task
+    assert pressed, "the task never started"
+    assert took < 20, took  # a grace of 1 s or none; the task would run 60 s
     assert listener.records == {}  # abandoned: nothing recorded, so all of it renders next run
 
 
