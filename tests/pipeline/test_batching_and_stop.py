@@ -22,6 +22,8 @@ from process_helpers import (
     write_manifest,
 )
 
+from pipeline.run import SAME_SIGNAL_SECONDS
+
 pytestmark = pytest.mark.slow
 
 STYLES = ["starry_night", "night_cafe", "cafe_terrace"]
@@ -87,8 +89,14 @@ def test_a_second_signal_stops_at_once(gallery_dir):
         workers = [child for child in psutil.Process(process.pid).children()
                    if "resource_tracker" not in " ".join(child.cmdline())]
         assert len(workers) == 2
+        # Frozen workers cannot finish the graceful stop (a checkpoint at their
+        # next iteration takes well under a second here), so the run is
+        # certainly still stopping when the second signal comes.
+        for worker in workers:
+            worker.suspend()
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        wait_for(lambda: "received SIGTERM, stopping:" in log_text(out), what="the first signal", process=process)
+        time.sleep(2 * SAME_SIGNAL_SECONDS)  # later than this is a second request, not the first one twice
         process.send_signal(signal.SIGTERM)
         started = time.monotonic()
         code = process.wait(30)
