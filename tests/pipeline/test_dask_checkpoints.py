@@ -4,22 +4,27 @@ folder, so the checkpoint travels with the result, as the images do."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 from process_helpers import done_counts, results, sidecars, write_manifest
 
 from nst_engine.settings import RenderSettings
+from nst_engine.types import Checkpoint
+from pipeline.display import ProgressDisplay
 from pipeline.jobs import RenderJob, checkpoint_path
 from pipeline.manifest import load_manifest
 from pipeline.recorder import Recorder
 from pipeline.run import RenderOptions, execute
 
 REPO_IMAGES = Path(__file__).resolve().parents[2] / "manifests" / "images"
-# More than 1.5 s of work at 32 px on a fast CPU (~5 ms an iteration), little
-# enough to finish soon when it resumes on a slow, loaded one (~50 ms).
-ITERATIONS = 400
+# More than a second and a half of work at 32 px on a fast CPU (~5 ms an
+# iteration), little enough to finish soon when it resumes on a slow, loaded
+# one (~50 ms). A stop is read within a second, so it lands mid-job.
+ITERATIONS = 600
 
 
 def _job() -> RenderJob:
@@ -41,8 +46,10 @@ def test_the_recorder_keeps_what_a_task_says_of_its_checkpoint(tmp_path):
     assert not path.exists()  # the task dropped it: it would blow up again
 
 
-@pytest.mark.slow
-def test_a_cluster_job_that_timed_out_resumes_from_its_checkpoint_next_run(tmp_path, monkeypatch):
+@pytest.fixture
+def one_job_on_a_cluster(tmp_path, monkeypatch):
+    """A manifest of one job, and an in-process Dask cluster (torch on one thread,
+    as the cluster renders in this process)."""
     distributed = pytest.importorskip("distributed")
     import torch
 
@@ -50,25 +57,55 @@ def test_a_cluster_job_that_timed_out_resumes_from_its_checkpoint_next_run(tmp_p
     monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path / "cache"))
     manifest = load_manifest(write_manifest(tmp_path, ["chelsea"], ["starry_night"],
                                             settings={"size": 32, "iterations": ITERATIONS}))
-    out = tmp_path / "out"
-    (job,) = manifest.jobs
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the in-process cluster renders in this process
+    torch.set_num_threads(1)
     try:
         with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
                                       dashboard_address=None) as cluster:
-            address = cluster.scheduler_address
-            first = execute(manifest, RenderOptions(cluster=address, job_timeout=1.5, live=False, quiet=True))
-            (timed_out,) = results(out)
-            assert first == 1 and timed_out["status"] == "failed", timed_out
-            assert checkpoint_path(out, job.job_id).is_file(), "the task's checkpoint should be kept here"
-
-            second = execute(manifest, RenderOptions(cluster=address, live=False, quiet=True))
+            yield manifest, cluster.scheduler_address
     finally:
         torch.set_num_threads(threads)
+
+
+def _checkpoint_iteration(path: Path) -> int:
+    return Checkpoint.from_bytes(path.read_bytes()).iteration
+
+
+@pytest.mark.slow
+def test_a_cluster_job_stopped_by_ctrl_c_resumes_from_its_checkpoint_next_run(one_job_on_a_cluster, monkeypatch):
+    manifest, address = one_job_on_a_cluster
+    (job,) = manifest.jobs
+    out = manifest.output_dir
+    monkeypatch.setattr("pipeline.cluster_task.PROGRESS_INTERVAL", 0.0)  # a note every 10 iterations
+    real_progress, pressed = ProgressDisplay.on_progress, []
+
+    def ctrl_c_after_ten_iterations(display, slot, event):
+        real_progress(display, slot, event)
+        if event["done"] >= 10 and not pressed:  # once: a second Ctrl-C means "stop now"
+            pressed.append(event["done"])
+            os.kill(os.getpid(), signal.SIGINT)  # in the run's main thread, where its handler hears it
+
+    monkeypatch.setattr(ProgressDisplay, "on_progress", ctrl_c_after_ten_iterations)
+    first = execute(manifest, RenderOptions(cluster=address, live=False, quiet=True))
+    assert first == 130 and [r["status"] for r in results(out)] == ["interrupted"], results(out)
+    stopped_at = _checkpoint_iteration(checkpoint_path(out, job.job_id))  # kept here, sent by the task
+    assert 10 <= stopped_at < ITERATIONS
+
+    monkeypatch.setattr(ProgressDisplay, "on_progress", real_progress)
+    second = execute(manifest, RenderOptions(cluster=address, live=False, quiet=True))
     assert second == 0, results(out)
     car = sidecars(out)[job.job_id]
-    assert 0 < car["resumed_from_iteration"] < ITERATIONS
-    assert car["stats"]["iterations"] == ITERATIONS
+    assert car["resumed_from_iteration"] == stopped_at and car["stats"]["iterations"] == ITERATIONS
     assert done_counts(out) == {job.job_id: 1}
     assert not checkpoint_path(out, job.job_id).exists()  # used up once the image was safe
+
+
+@pytest.mark.slow
+def test_a_cluster_job_past_its_timeout_sends_back_its_checkpoint(one_job_on_a_cluster):
+    manifest, address = one_job_on_a_cluster
+    (job,) = manifest.jobs
+    first = execute(manifest, RenderOptions(cluster=address, job_timeout=1.5, live=False, quiet=True))
+    (timed_out,) = results(manifest.output_dir)
+    assert first == 1 and timed_out["status"] == "failed", timed_out
+    # As a local worker past its timeout does: the job goes on from there next run.
+    assert _checkpoint_iteration(checkpoint_path(manifest.output_dir, job.job_id)) < ITERATIONS
