@@ -160,7 +160,8 @@ class ProgressDisplay:
 
     def on_progress(self, slot: int, event: dict[str, Any]) -> None:
         done = int(event.get("done", 0))
-        step = max(0, done - self._slot_done.get(slot, 0))
+        before = self._slot_done.get(slot, 0)
+        step = max(0, done - before)
         self._slot_done[slot] = done
         for job_id in event.get("job_ids", []):
             self._credited[job_id] = self._credited.get(job_id, 0) + step
@@ -168,7 +169,9 @@ class ProgressDisplay:
             self._progress.advance(self._overall, step * len(event.get("job_ids", [])))
             if slot in self._slots:
                 self._progress.update(self._slots[slot], completed=done)
-        elif done % 50 == 0 or done == event.get("total"):
+        # A line each time it passes a multiple of 50: a Dask task's notes come
+        # once a second, at whatever iteration it has reached, not every 10.
+        elif done // 50 > before // 50 or done == event.get("total"):
             losses = ", ".join(f"{v:.4g}" for v in event.get("losses", []))
             log.info("worker %d: iteration %d/%s, loss %s", slot, done, event.get("total"), losses)
 

@@ -66,6 +66,19 @@ def test_without_a_terminal_lines_are_plain_and_timestamped(tmp_path, capsys):
     logging.getLogger("nst").handlers.clear()
 
 
+def test_progress_lines_mark_every_50_iterations_even_when_events_skip_them(tmp_path):
+    # A Dask task sends its progress once a second, at whatever iteration it has reached.
+    setup_logging(tmp_path / "nst.log", console=None, quiet=True)
+    job = _job("aaaaaaaaaaaa", iterations=160)
+    with ProgressDisplay([job], live=False) as display:
+        display.on_start(0, [job])
+        for done in (10, 20, 40, 60, 95, 120, 160):
+            display.on_progress(0, {"job_ids": [job.job_id], "done": done, "total": 160, "losses": [1.0]})
+    logged = re.findall(r"iteration (\d+)/160", (tmp_path / "nst.log").read_text())
+    assert logged == ["60", "120", "160"]
+    logging.getLogger("nst").handlers.clear()
+
+
 def test_a_log_file_on_a_full_disk_costs_one_line_not_a_traceback_per_message(tmp_path, capsys):
     from file_limits import file_size_limit
 
