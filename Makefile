@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 render: $(STAMP)
-	$(BIN)/nst render "$(MANIFEST)" $(ARGS)
+	@$(BIN)/nst render "$(MANIFEST)" $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
