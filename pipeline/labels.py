@@ -11,8 +11,23 @@ shown changes: labels, output names and job ids stay as they are, so adding
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import PurePath
+
+from .jobs import RenderJob
+
+
+class ShownNames:
+    """What the plan table and the sheet call each job's content and style."""
+
+    def __init__(self, jobs: Iterable[RenderJob]) -> None:
+        jobs = list(jobs)
+        self.contents = distinct_names({job.content: job.content_label for job in jobs})
+        # A blend's label names the whole mix; only single styles can collide.
+        self._styles = distinct_names({job.styles[0]: job.style_label for job in jobs if len(job.styles) == 1})
+
+    def style(self, job: RenderJob) -> str:
+        return self._styles[job.styles[0]] if len(job.styles) == 1 else job.style_label
 
 
 def distinct_names(labels: Mapping[str, str]) -> dict[str, str]:

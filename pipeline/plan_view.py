@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .estimate import content_longest_sides, describe, planned_sides
-from .labels import distinct_names
+from .labels import ShownNames
 from .manifest import Manifest
 from .scheduler import Plan
 
@@ -35,17 +35,14 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     content_sides = content_longest_sides(the_plan.todo + tuple(listed))
     # Two photos named cat.jpg and cat.png are both labelled "cat": show which is
     # which, over the whole manifest so that --only does not change what a job is called.
-    every = manifest.jobs + tuple(order)
-    contents = distinct_names({job.content: job.content_label for job in every})
-    styles = distinct_names({job.styles[0]: job.style_label for job in every if len(job.styles) == 1})
+    names = ShownNames(manifest.jobs)
     for index, job in enumerate(listed, start=1):
         status = "rename" if job.job_id in renamed else "done" if job.job_id in done_ids else "todo"
         sides = planned_sides(job, content_sides)
         # The size it renders at: a smaller photo is not upscaled unless asked.
         size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"
         table.add_row(
-            str(index), status, contents[job.content],
-            styles[job.styles[0]] if len(job.styles) == 1 else job.style_label, job.variant or "-",
+            str(index), status, names.contents[job.content], names.style(job), job.variant or "-",
             size, str(job.settings.iterations), "→".join(str(x) for x in sides), job.job_id,
         )
     console.print(table)

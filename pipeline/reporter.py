@@ -21,7 +21,7 @@ import jinja2
 from PIL import Image
 
 from .jobs import RenderJob
-from .labels import distinct_names
+from .labels import ShownNames
 from .outputs import source_thumbnail, write_text_atomic
 from .sheet_cards import STATUSES, Card, duration, make_card, seconds
 from .sheet_variants import order_variants
@@ -99,18 +99,17 @@ def _grid(output_dir: Path, jobs: list[RenderJob], results: Mapping[str, dict]):
     columns: dict[tuple[str, ...], Column] = {}
     examples: dict[tuple[str, ...], dict[str, RenderJob]] = {}
     contents: dict[str, list[RenderJob]] = {}
-    style_names = distinct_names({job.styles[0]: job.style_label for job in jobs if len(job.styles) == 1})
+    names = ShownNames(jobs)
     for job in jobs:  # dicts keep first-appearance order
-        columns.setdefault(job.styles, _column(output_dir, job, style_names))
+        columns.setdefault(job.styles, _column(output_dir, job, names))
         examples.setdefault(job.styles, {}).setdefault(job.variant, job)
         contents.setdefault(job.content, []).append(job)
     for key, column in columns.items():
         column.variants, column.variant_labels = order_variants(examples[key])
     slots = [(key, variant) for key, col in columns.items() for variant in col.variants]
-    names = distinct_names({content: its_jobs[0].content_label for content, its_jobs in contents.items()})
     rows = []
     for content, its_jobs in contents.items():
-        row = Row(content=_source(output_dir, content, names[content]))
+        row = Row(content=_source(output_dir, content, names.contents[content]))
         for key, variant in slots:
             cell = [j for j in its_jobs if j.styles == key and j.variant == variant]
             cards = [make_card(output_dir, j, results.get(j.job_id)) for j in cell]
@@ -122,14 +121,11 @@ def _grid(output_dir: Path, jobs: list[RenderJob], results: Mapping[str, dict]):
     return list(columns.values()), rows
 
 
-def _column(output_dir: Path, job: RenderJob, style_names: Mapping[str, str]) -> Column:
+def _column(output_dir: Path, job: RenderJob, names: ShownNames) -> Column:
     # A blend's label names the whole mix; its header shows each style by file name.
-    if len(job.styles) > 1:
-        names, label = [Path(s).stem for s in job.styles], job.style_label
-    else:
-        names = [label := style_names[job.styles[0]]]
-    styles = [_source(output_dir, path, name) for path, name in zip(job.styles, names, strict=True)]
-    return Column(styles=styles, label=label)
+    headers = [Path(s).stem for s in job.styles] if len(job.styles) > 1 else [names.style(job)]
+    styles = [_source(output_dir, path, name) for path, name in zip(job.styles, headers, strict=True)]
+    return Column(styles=styles, label=names.style(job))
 
 
 def _source(output_dir: Path, image_path: str, name: str) -> Source:

@@ -23,7 +23,6 @@ from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions, checkpoint_path, threads_per_worker
 from .lock import OutputLock, remove_dead_runs_temp_files
 from .manifest import Manifest
-from .manifest_schema import parse_devices
 from .outputs import output_is_complete
 from .recorder import Recorder
 from .renames import adopt_renamed, find_renamed
@@ -204,10 +203,9 @@ def planned_device_types(manifest: Manifest, options: RenderOptions) -> frozense
     """"cpu" and/or "cuda": where this run's workers would be, as far as the
     plan can tell without touching CUDA. Unknown (a cluster, or devices left to
     detection) gives both."""
-    requested = options.devices or manifest.run.devices
-    if cluster_address(manifest, options) is not None or requested is None:
+    devices = options.devices or manifest.run.devices  # both parsed already: ("cuda:0", "cpu", ...)
+    if cluster_address(manifest, options) is not None or devices is None:
         return frozenset({"cpu", "cuda"})
-    devices = parse_devices(requested) if isinstance(requested, str) else requested
     return frozenset("cuda" if device.startswith("cuda") else "cpu" for device in devices)
 
 
