@@ -14,10 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
@@ -25,9 +21,21 @@ import torch
 from PIL import Image
 
 from .color import luminance, match_luminance, recombine_color
-from .errors import ImageError, ImageTooSmallError
+from .errors import ImageError
+from .image_files import (
+    MAX_PIXELS,
+    bomb_message,
+    check_pixels,
+    check_size,
+    check_still,
+    file_errors,
+    minimum_side,
+    one_line,
+    open_image,
+    read_image_file,
+    scaled_size,
+)
 from .pixels import engine_view
-from .setting_values import network_order
 
 __all__ = [
     "MAX_PIXELS",
@@ -44,12 +52,6 @@ __all__ = [
     "to_image",
     "to_tensor",
 ]
-
-# 64 MP is well above any photo we render (renders top out at 8192 px a side,
-# and inputs are downscaled first) yet refuses files that would take gigabytes
-# to decode. It sits below PIL's own warning threshold (about 89 MP) so the
-# usual refusal is ours, with the image's size in the message.
-MAX_PIXELS = 64_000_000
 
 ImageSource = str | os.PathLike | bytes | Image.Image
 
@@ -76,62 +78,26 @@ def load_image(
     raise TypeError(f"load_image expects a path, bytes or a PIL image, got {type(source).__name__}")
 
 
-def read_image_file(path: str | os.PathLike, *, name: str | None = None) -> bytes:
-    """The bytes of an image file, with the same one-line errors as `load_image`.
-
-    For a caller that must look at the bytes before they are decoded (the
-    pipeline checks they are the ones a job was planned with): reading them
-    here once, then `load_image(data)`, decodes exactly what was checked.
-    """
-    with _file_errors(name or os.fspath(path)), open(path, "rb") as fp:
-        return fp.read()
-
-
 def _load_path(path: str | os.PathLike, label: str, max_pixels: int) -> Image.Image:
     # The body of the `with` turns its own failures into ImageError, so the
-    # OSErrors that reach _file_errors come from opening the file itself.
-    with _file_errors(label), open(path, "rb") as fp:
+    # OSErrors that reach file_errors come from opening the file itself.
+    with file_errors(label), open(path, "rb") as fp:
         if os.fstat(fp.fileno()).st_size == 0:
             raise ImageError(f"{label} is empty (0 bytes)")
         return _open_and_decode(fp, label, max_pixels)
 
 
-@contextmanager
-def _file_errors(label: str) -> Iterator[None]:
-    try:
-        yield
-    except FileNotFoundError:
-        raise ImageError(f"no such file '{label}'") from None
-    except IsADirectoryError:
-        raise ImageError(f"{label} is a directory; expected an image file") from None
-    except OSError as error:
-        raise ImageError(f"{label} cannot be read ({error.strerror or error})") from None
-
-
 def _open_and_decode(fp: BinaryIO, label: str, max_pixels: int) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            # PIL warns above ~89 MP; `_check_pixels` below applies our own
-            # limit with the image's size in the message, so the warning is noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(fp)
-    except Image.DecompressionBombError as error:
-        # PIL refuses above ~179 MP while reading the header, before we can see the size.
-        raise ImageError(_bomb_message(label, str(error), max_pixels)) from None
-    except Image.UnidentifiedImageError:
-        raise ImageError(f"{label} is not an image PIL can read") from None
-    except Exception as error:  # header parsers raise many types on corrupt input
-        raise ImageError(f"{label} has a corrupt header ({_one_line(error)})") from error
-    with image:
+    with open_image(fp, label, max_pixels) as image:
         return _decode(image, label, max_pixels)
 
 
 def _decode(image: Image.Image, label: str, max_pixels: int) -> Image.Image:
     # The size comes from the header; checking it before `load` is what stops
     # a decompression bomb from ever allocating its pixels.
-    _check_pixels(image.size, label, max_pixels)
+    check_pixels(image.size, label, max_pixels)
     try:
-        _check_still(image, label)
+        check_still(image, label)
         # `load` raises on truncated data: we never set LOAD_TRUNCATED_IMAGES,
         # because a half-grey photo would render without complaint.
         image.load()
@@ -139,83 +105,9 @@ def _decode(image: Image.Image, label: str, max_pixels: int) -> Image.Image:
     except ImageError:
         raise
     except Image.DecompressionBombError as error:  # some decoders check again as they load
-        raise ImageError(_bomb_message(label, str(error), max_pixels)) from None
+        raise ImageError(bomb_message(label, str(error), max_pixels)) from None
     except Exception as error:  # decoders raise OSError, ValueError, SyntaxError, struct.error…
-        raise ImageError(f"{label} is truncated or corrupt ({_one_line(error)})") from error
-
-
-def _check_pixels(size: tuple[int, int], label: str, max_pixels: int) -> None:
-    width, height = size
-    if width * height > max_pixels:
-        raise ImageError(
-            f"{label} is {width}×{height} px ({_megapixels(width * height)} MP); "
-            f"the limit is {_megapixels(max_pixels)} MP"
-        )
-
-
-def _bomb_message(label: str, pil_message: str, max_pixels: int) -> str:
-    limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
-    found = re.search(r"\((\d+) pixels\)", pil_message)
-    size = f"{_megapixels(int(found[1]))} MP" if found else "too large to decode safely"
-    return f"{label} is {size}; the limit is {_megapixels(limit)} MP"
-
-
-def _check_still(image: Image.Image, label: str) -> None:
-    frames = getattr(image, "n_frames", 1)
-    # MPO is a JPEG with extra pictures (camera previews, depth maps), not an
-    # animation: the first frame is the photo, and that is what PIL has open.
-    if frames <= 1 or image.format == "MPO":
-        return
-    if image.format == "TIFF":
-        raise ImageError(f"{label} has {frames} pages; expected a single image")
-    raise ImageError(f"{label} is animated ({frames} frames); expected a still image")
-
-
-def _megapixels(pixels: int) -> str:
-    mp = pixels / 1e6
-    return f"{mp:.0f}" if mp >= 100 else f"{mp:.3g}"
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:200]
-
-
-# -- sizes ----------------------------------------------------------------------
-def minimum_side(deepest_layer: str) -> int:
-    """Smallest image side (px) whose feature map at `deepest_layer` is at least 1 px.
-
-    Each 2x2 pool halves the side with floor rounding, so after k pools
-    (counting the layer itself when it is a pool) the side must be >= 2**k.
-    """
-    order = network_order()
-    if deepest_layer not in order:
-        raise ValueError(f"unknown layer '{deepest_layer}' (expected a VGG19 layer such as relu4_2 or pool5)")
-    upto = order[: order.index(deepest_layer) + 1]
-    return 2 ** sum(name.startswith("pool") for name in upto)
-
-
-def check_size(image_size: tuple[int, int], deepest_layer: str, *, name: str = "image") -> None:
-    """Refuse an image the network cannot see through `deepest_layer`."""
-    width, height = image_size
-    least = minimum_side(deepest_layer)
-    if min(width, height) < least:
-        raise ImageTooSmallError(
-            f"{name} is {width}×{height} px but must be at least {least}×{least} px "
-            f"for layer {deepest_layer}"
-        )
-
-
-def scaled_size(size: tuple[int, int], side: int, upscale: bool) -> tuple[int, int]:
-    """`size` scaled so its longest side is `side`; unchanged if smaller and not `upscale`."""
-    if side < 1:
-        raise ValueError(f"side must be at least 1 px, got {side}")
-    width, height = size
-    longest = max(width, height)
-    if longest == side or (longest < side and not upscale):
-        return (width, height)
-    # Integer round-half-up, so the longest side comes out as exactly `side`.
-    return tuple(max(1, (2 * dim * side + longest) // (2 * longest)) for dim in (width, height))
+        raise ImageError(f"{label} is truncated or corrupt ({one_line(error)})") from error
 
 
 def fit_longest_side(image: Image.Image, side: int, *, upscale: bool = False) -> Image.Image:

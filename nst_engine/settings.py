@@ -74,6 +74,10 @@ class RenderSettings:
         final = self.size if self.upscale else min(self.size, content_longest_side)
         return tuple(side for side in self.schedule() if side < final) + (final,)
 
+    def style_side(self, side: int) -> int:
+        """The longest side a style image is scaled to for a stage of `side` px."""
+        return max(1, round(side * self.style_scale))
+
     def blend(self, style_count: int) -> tuple[float, ...]:
         """Normalised blend weights for `style_count` styles."""
         raw = self.style_blend or (1.0,) * style_count

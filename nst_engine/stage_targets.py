@@ -32,7 +32,7 @@ def _features(engine: Engine, net, image_tensor: torch.Tensor, layers, pooling: 
 def style_grams(engine: Engine, net, style, side: int, settings, precision: str):
     """Gram matrices of one style image at the style size for a stage, via the cache."""
     layers = tuple(name for name, _ in settings.style_layers)
-    target_side = max(1, round(side * settings.style_scale))
+    target_side = settings.style_side(side)
     resized = images.fit_longest_side(style, target_side, upscale=False)
     images.check_size(resized.size, settings.deepest_layer(), name="style image")
     key = target_key(

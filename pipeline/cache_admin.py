@@ -62,7 +62,7 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
             native_bf16 = "cpu" in device_types and cpu_has_native_bf16()
             precisions[settings.precision] = sorted(
                 {settings.resolved_precision(kind, native_bf16) for kind in device_types})
-        side = max(1, round(final_side * settings.style_scale))
+        side = settings.style_side(final_side)
         layers = tuple(name for name, _ in settings.style_layers)
         question = (path, side, layers, settings.pooling, settings.precision)
         if question in asked:
