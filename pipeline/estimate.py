@@ -16,16 +16,14 @@ are added as fixed figures: they dominate a gallery of small renders.
 from __future__ import annotations
 
 import statistics
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from nst_engine.settings import RenderSettings
 
+from .input_checks import read_headers
 from .jobs import RenderJob
 from .outputs import read_results, read_summary
 from .scheduler import Plan
@@ -63,18 +61,11 @@ def planned_sides(job: RenderJob, content_sides: Mapping[str, int | None]) -> tu
 
 
 def content_longest_sides(jobs: Iterable[RenderJob]) -> dict[str, int | None]:
-    """Each content image's longest side, from its header (None: unreadable,
+    """Each content image's longest side, from its header (None: unusable,
     which fails at render time with its own reason)."""
-    sides: dict[str, int | None] = {}
-    for path in {job.content for job in jobs}:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    sides[path] = max(image.size)  # EXIF rotation keeps the longest side
-        except (OSError, ValueError, Image.DecompressionBombError):
-            sides[path] = None
-    return sides
+    headers = read_headers(job.content for job in jobs)
+    # EXIF rotation keeps the longest side, so the stored size is enough.
+    return {path: max(header) if isinstance(header, tuple) else None for path, header in headers.items()}
 
 
 def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int | None]) -> str:

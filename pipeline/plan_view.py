@@ -9,10 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from .estimate import content_longest_sides, describe, planned_sides
+from .input_checks import input_problems
 from .labels import ShownNames
 from .manifest import Manifest
 from .scheduler import Plan
 
+# Input problems listed one per line; a folder of broken files would otherwise
+# bury the table.
+PROBLEM_LINES = 10
 # Rows listed unless asked for all: several screens' worth. A sweep of 24,000
 # jobs took 20 s to draw in full, and nobody reads that in a terminal.
 PLAN_ROWS = 200
@@ -58,12 +62,25 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     else:
         summary += "; nothing to render"
     console.print(summary, markup=False, highlight=False)
+    _print_input_problems(console, manifest, the_plan)
     smaller = sum(1 for job in the_plan.todo if planned_sides(job, content_sides)[-1] < job.settings.size)
     if smaller:
         console.print(f"note: {smaller} of the jobs to render come out smaller than their size: their photos "
                       "are smaller, and upscale is off", markup=False, highlight=False)
     for notice in manifest.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)
+
+
+def _print_input_problems(console: Console, manifest: Manifest, the_plan: Plan) -> None:
+    """A warning per input that will fail its jobs: the plan is where it can still be fixed."""
+    problems = input_problems(the_plan.todo, manifest.path.parent)
+    for problem in problems[:PROBLEM_LINES]:
+        jobs = "1 job" if problem.jobs == 1 else f"{problem.jobs} jobs"
+        console.print(f"warning: {jobs} will fail: {problem.reason}", style="yellow", markup=False, highlight=False)
+    if len(problems) > PROBLEM_LINES:
+        more = sum(problem.jobs for problem in problems[PROBLEM_LINES:])
+        console.print(f"warning: ... and {more} more jobs will fail on {len(problems) - PROBLEM_LINES} more input problems",
+                      style="yellow", markup=False, highlight=False)
 
 
 def _cached_styles(the_plan: Plan, content_sides: Mapping[str, int | None],

@@ -22,7 +22,8 @@ import torch
 
 from nst_engine import EngineError, RenderCancelledError, RenderDivergedError
 from nst_engine.engine import Engine
-from nst_engine.images import check_size, load_image, read_image_file
+from nst_engine.image_files import check_render_sizes
+from nst_engine.images import load_image, read_image_file
 from nst_engine.types import Checkpoint, RenderRequest
 
 from .events import INTERRUPTED_REASON, internal_error_reason
@@ -138,10 +139,10 @@ def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -
 
     content = load(job.content)
     styles = tuple(load(s) for s in job.styles)
-    # Checked here, on the source files, so the message names the file.
-    deepest = job.settings.deepest_layer()
-    for path, image in zip((job.content, *job.styles), (content, *styles)):
-        check_size(image.size, deepest, name=Path(path).name)
+    # Checked here, where the files' names are known, so the message names the
+    # file; `nst plan` runs the same check on the headers.
+    check_render_sizes(job.settings, (Path(job.content).name, content.size),
+                       [(Path(path).name, image.size) for path, image in zip(job.styles, styles)])
     init = job.settings.init
     init_image = load(init) if init not in ("content", "noise") else None
     return RenderRequest(content, styles, job.settings, load_checkpoint(options, job), init_image)

@@ -32,7 +32,11 @@ EXPECTED_ERRORS = {
     "dot.png": "dot.png is 1×1 px but must be at least 16×16 px",
     "bomb.png": "bomb.png is 900 MP; the limit is 64 MP",
     "blink.gif": "blink.gif is animated (3 frames)",
+    # Tall enough as stored, but 32×1 px at the render's 32 px size.
+    "strip.png": "strip.png (scaled to 32 px) is 32×1 px but must be at least 16×16 px",
 }
+# What only decoding can find: `nst plan`, which reads headers, cannot warn of it.
+FOUND_ONLY_BY_DECODING = {"truncated.jpg"}
 
 
 def _make_inputs(folder: Path) -> dict[str, Path]:
@@ -47,6 +51,7 @@ def _make_inputs(folder: Path) -> dict[str, Path]:
     Image.new("1", (30000, 30000)).save(files["bomb.png"])
     frames = [Image.new("RGB", (48, 48), colour) for colour in ("red", "lime", "blue")]
     frames[0].save(files["blink.gif"], save_all=True, append_images=frames[1:], duration=100, loop=0)
+    Image.new("RGB", (1000, 20), (90, 160, 60)).save(files["strip.png"])
     files["good.jpg"] = folder / "good.jpg"
     shutil.copyfile(SAMPLES / "content" / "chelsea.jpg", files["good.jpg"])
     files["xss"] = folder / f"{XSS_NAME}.jpg"
@@ -56,7 +61,7 @@ def _make_inputs(folder: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory):
-    """One render: two good contents and six bad ones, × one style."""
+    """One render: two good contents and seven bad ones, × one style."""
     root = tmp_path_factory.mktemp("bad-images")
     files = _make_inputs(root / "in")
     manifest = write_manifest(root / "bad.yaml", list(files.values()),
@@ -70,7 +75,7 @@ def test_each_bad_image_fails_only_its_own_job(bad_run):
     result, out, records = bad_run
     assert result.returncode == 1, explain(result)  # some jobs failed, the rest rendered
     assert "Traceback" not in result.stderr
-    assert len(records) == 8, explain(result)
+    assert len(records) == 2 + len(EXPECTED_ERRORS), explain(result)
     assert records["good"]["status"] == "done"
     cards = {card["job_id"]: card for card in read_sheet(out).cards}
     for name, phrase in EXPECTED_ERRORS.items():
@@ -82,8 +87,20 @@ def test_each_bad_image_fails_only_its_own_job(bad_run):
         assert card["status"] == "failed"
         assert card["error"] == error
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["done"], summary["failed"], summary["exit_code"]) == (2, 6, 1)
+    assert (summary["done"], summary["failed"], summary["exit_code"]) == (2, len(EXPECTED_ERRORS), 1)
     assert len(pngs(out)) == 2
+
+
+def test_the_plan_warns_of_each_bad_input_in_the_words_of_its_failed_job(bad_run):
+    _, out, records = bad_run
+    # The failed jobs are still to do; the plan reads only headers.
+    planned = nst("plan", out.parent / "bad.yaml", cwd=out.parent)
+    assert planned.returncode == 0, explain(planned)
+    warned = [line for line in planned.stdout.splitlines() if line.startswith("warning:")]
+    # Named relative to the manifest (in/...), so the file can be found and fixed.
+    expected = {f"warning: 1 job will fail: in/{records[Path(name).stem]['error']}"
+                for name in EXPECTED_ERRORS if name not in FOUND_ONLY_BY_DECODING}
+    assert set(warned) == expected and len(warned) == len(expected), explain(planned)
 
 
 def test_html_in_a_file_name_is_shown_as_text(bad_run):

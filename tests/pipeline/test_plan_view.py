@@ -120,3 +120,27 @@ def test_the_plan_knows_where_its_workers_will_be_when_it_can(gallery_dir, tmp_p
     on_gpus = load_manifest(path)
     assert planned_device_types(on_gpus, RenderOptions()) == {"cuda"}
     assert planned_device_types(on_gpus, RenderOptions(devices=("cpu",))) == {"cpu"}  # a trial run at home
+
+
+def test_a_plan_of_good_inputs_warns_of_nothing(gallery_dir, tmp_path):
+    planned = nst("plan", str(_sweep_manifest(gallery_dir, 2)), cwd=tmp_path)
+    assert planned.returncode == 0 and "warning" not in planned.stdout, explain(planned)
+
+
+def test_many_bad_inputs_give_a_bounded_list_of_warnings(gallery_dir, tmp_path):
+    bad = plan_view.PROBLEM_LINES + 2
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(bad):  # each too small in its own way, so each is its own problem
+        Image.new("RGB", (4 + index, 40), "gray").save(photos / f"chip{index:02d}.png")
+    path = tmp_path / "chips.yaml"
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 32, "iterations": 1}, "jobs": [
+        {"contents": ["photos/"], "styles": [str(gallery_dir / "style" / name)
+                                             for name in ("starry_night.jpg", "night_cafe.jpg")]}]}))
+    planned = nst("plan", str(path), cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    warned = [line for line in planned.stdout.splitlines() if line.startswith("warning:")]
+    assert warned[0] == "warning: 2 jobs will fail: photos/chip00.png is 4×40 px but must be at least 16×16 px " \
+                        "for layer relu5_1", explain(planned)
+    assert len(warned) == plan_view.PROBLEM_LINES + 1
+    assert warned[-1] == "warning: ... and 4 more jobs will fail on 2 more input problems"

@@ -1,0 +1,81 @@
+"""Which jobs of a plan will fail on their input images, told before the night.
+
+A render already turns a bad input into one failed job with its reason; the
+plan's job is to show that reason while the user can still fix the file. Only
+headers are read, so this is quick on any gallery, and it runs the engine's own
+checks (nst_engine.image_files), so the plan's reason is the failed job's
+reason, with the file named by its path from the manifest rather than its
+name alone. What only decoding finds (a truncated file) is still found at
+render time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nst_engine.errors import ImageError
+from nst_engine.image_files import check_render_sizes, read_header
+
+from .jobs import RenderJob
+
+Header = tuple[int, int] | ImageError  # the stored size, or why the file cannot be used
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    reason: str  # one line that names the file
+    jobs: int  # how many of the jobs asked about it fails
+
+
+def read_headers(paths: Iterable[str], base: Path | None = None) -> dict[str, Header]:
+    """Each file's stored size, or its ImageError; each file is opened once.
+    Files under `base` are named relative to it, others by their full path."""
+    return {path: _header(path, _shown(path, base)) for path in set(paths)}
+
+
+def input_problems(jobs: Iterable[RenderJob], base: Path | None = None) -> list[InputProblem]:
+    """The reasons `jobs` would fail on their inputs, most jobs first."""
+    jobs = list(jobs)
+    paths = {path for job in jobs for path in _inputs(job)}
+    headers = read_headers(paths, base)
+    shown = {path: _shown(path, base) for path in paths}  # once each: a sweep repeats them
+    reasons = Counter()
+    for job in jobs:
+        reason = _job_problem(job, headers, shown)
+        if reason:
+            reasons[reason] += 1
+    return [InputProblem(reason, count) for reason, count in reasons.most_common()]
+
+
+def _job_problem(job: RenderJob, headers: dict[str, Header], shown: dict[str, str]) -> str | None:
+    for path in _inputs(job):
+        if isinstance(headers[path], ImageError):
+            return str(headers[path])
+    try:
+        check_render_sizes(job.settings, (shown[job.content], headers[job.content]),
+                           [(shown[style], headers[style]) for style in job.styles])
+    except ImageError as problem:
+        return str(problem)
+    return None
+
+
+def _inputs(job: RenderJob) -> tuple[str, ...]:
+    init = job.settings.init
+    return (job.content, *job.styles, *(() if init in ("content", "noise") else (init,)))
+
+
+def _header(path: str, shown: str) -> Header:
+    try:
+        return read_header(path, name=shown)
+    except ImageError as problem:
+        return problem
+
+
+def _shown(path: str, base: Path | None) -> str:
+    if base is not None and Path(path).is_relative_to(base):
+        return os.path.relpath(path, base)
+    return path
