@@ -48,7 +48,7 @@ err = Console(stderr=True, soft_wrap=True)
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 ManifestArg = Annotated[str, typer.Argument(help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
 # One definition, so `nst plan --help` and `nst render --help` explain --only alike.
-OnlyOption = Annotated[str | None, typer.Option(help="Only jobs whose output name, content or style (label or file name) matches this glob.")]
+OnlyOption = Annotated[str | None, typer.Option(help="Only jobs whose output name, job id, content or style (label or file name) matches this glob.")]
 
 
 def _print_version(value: bool) -> None:
@@ -174,8 +174,9 @@ def render(
 def _check_only(loaded, only: str | None) -> None:
     # A glob that matches nothing is a typo; "nothing to render" would hide it.
     if only and not select(loaded.jobs, only):
-        _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs "
-              "(it is matched against output names, content and style labels and file names)", EXIT_USAGE)
+        hint = "" if set("*?[") & set(only) else f"; for part of a name, use a wildcard: '*{only}*'"
+        _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs (it is matched against output "
+              f"names, job ids, content and style labels and file names{hint})", EXIT_USAGE)
 
 
 def _check_run_flags(**flags) -> None:

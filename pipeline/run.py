@@ -48,17 +48,19 @@ class RenderOptions:
 
 
 def select(jobs: tuple[RenderJob, ...], only: str | None) -> list[RenderJob]:
-    """--only GLOB matches the output name, the content or the style label, or
-    an image's file name: `nst plan` shows cat.jpg and cat.png by file name when
-    both are labelled "cat", so `--only cat.png` must pick the one it shows."""
+    """--only GLOB matches any name the tool shows a job by: its output name,
+    with or without `.png` and its folder (the log's name), its job id (the
+    plan's last column), its content or style label, or an image's file name
+    (`nst plan` shows cat.jpg and cat.png by file name when both are labelled "cat")."""
     if not only:
         return list(jobs)
-    return [
-        job for job in jobs
-        if any(fnmatch.fnmatch(text, only) for text in (
-            job.output_name, job.content_label, job.style_label, Path(job.content).name,
-            *(Path(style).name for style in job.styles)))
-    ]
+    return [job for job in jobs if any(fnmatch.fnmatch(text, only) for text in _names(job))]
+
+
+def _names(job: RenderJob) -> tuple[str, ...]:
+    output = Path(job.output_name)
+    return (job.output_name, str(output.with_suffix("")), output.stem, job.job_id,
+            job.content_label, job.style_label, Path(job.content).name, *(Path(style).name for style in job.styles))
 
 
 def make_plan(manifest: Manifest, options: RenderOptions) -> Plan:

@@ -176,6 +176,12 @@ def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
         result = nst(command, manifest, "--only", "chelsae*", cwd=tmp_path)  # a typo
         assert result.returncode == 2, explain(result)
         assert result.stderr.startswith("nst: --only 'chelsae*' matches none of the 1 jobs")
+        assert "wildcard" not in result.stderr  # it has one already
+    # A part of a name: glob rules need a wildcard, which the message offers.
+    partial = nst("plan", manifest, "--only", "chelsea--night", cwd=tmp_path)
+    assert partial.returncode == 2, explain(partial)
+    assert partial.stderr.rstrip().endswith("for part of a name, use a wildcard: '*chelsea--night*')")
+    assert nst("plan", manifest, "--only", "*chelsea--night*", cwd=tmp_path).returncode == 0
     assert not (tmp_path / "out").exists()
 
 

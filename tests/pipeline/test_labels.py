@@ -1,5 +1,6 @@
 """Images whose labels collide (cat.jpg and cat.png are both "cat") are told
-apart wherever they are shown: `nst plan` and the contact sheet."""
+apart wherever they are shown: `nst plan` and the contact sheet; and `--only`
+picks a job by any name these show it by."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import yaml
 from cli_helpers import explain, nst
 from PIL import Image
 
+from nst_engine.settings import RenderSettings
+from pipeline.jobs import RenderJob
 from pipeline.labels import distinct_names
 from pipeline.manifest import load_manifest
 from pipeline.reporter import write_contact_sheet
+from pipeline.run import select
 
 
 def test_distinct_names_keep_a_unique_label_and_lengthen_colliding_ones():
@@ -59,3 +63,20 @@ def test_only_picks_an_image_by_the_file_name_the_plan_shows(gallery_dir, tmp_pa
     planned = nst("plan", str(_gallery(gallery_dir)), "--only", "cat.png", cwd=tmp_path)
     assert planned.returncode == 0, explain(planned)
     assert planned.stdout.count("│ cat.png ") == 2 and "│ cat.jpg " not in planned.stdout, explain(planned)
+
+
+def test_only_takes_each_name_the_tool_shows_a_job_by():
+    settings = RenderSettings(size=32)
+    strip = RenderJob("5f30c038a523", "/p/cat.jpg", ("/a/starry.jpg",), settings,
+                      "strip/cat--w=5-5f30c038a523.png", "cat", "starry")
+    other = RenderJob("0123456789ab", "/p/dog.jpg", ("/a/starry.jpg",), settings, "dog--starry-0123456789ab.png",
+                      "dog", "starry")
+    jobs = (strip, other)
+    for shown in ("strip/cat--w=5-5f30c038a523.png",  # the output's path
+                  "strip/cat--w=5-5f30c038a523",  # ... without its extension
+                  "cat--w=5-5f30c038a523",  # as the log names it: "done cat--w=5-5f30c038a523 in 3.1 s"
+                  "5f30c038a523",  # the plan's job id column
+                  "cat", "cat.jpg", "*w=5*"):
+        assert select(jobs, shown) == [strip], shown
+    assert select(jobs, "starry") == [strip, other]
+    assert select(jobs, "cat--w=5") == []  # a glob matches whole names
