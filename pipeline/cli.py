@@ -34,12 +34,16 @@ from .run import (
     select,
 )
 
+# -h as well as --help: what most command-line tools take, and what users try first.
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
     help="Batch neural style transfer: render a YAML manifest of contents × styles into a gallery.",
 )
-cache_app = typer.Typer(help="Inspect or clear the style-target cache.", no_args_is_help=True)
+cache_app = typer.Typer(help="Inspect or clear the style-target cache.", no_args_is_help=True,
+                        context_settings=HELP_OPTIONS)
 app.add_typer(cache_app, name="cache")
 # Wide enough for the plan table when stdout is a file or a pipe (cron mail).
 out = Console(width=None if sys.stdout.isatty() else 160)

@@ -29,6 +29,13 @@ def test_a_bare_nst_prints_the_help(tmp_path):
     assert result.returncode == 2 and "Usage: nst [OPTIONS] COMMAND" in result.stdout + result.stderr, explain(result)
 
 
+@pytest.mark.parametrize("args", [["-h"], ["render", "-h"], ["cache", "clear", "-h"]])
+def test_dash_h_is_help(args, tmp_path):
+    result = nst(*args, cwd=tmp_path)
+    assert result.returncode == 0 and "Usage: nst" in result.stdout, explain(result)
+    assert result.stdout == nst(*args[:-1], "--help", cwd=tmp_path).stdout
+
+
 INTERRUPTED_WHILE_LOADING = """
 import sys
 
