@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -17,6 +18,11 @@ from .scheduler import Plan
 # Input problems listed one per line; a folder of broken files would otherwise
 # bury the table.
 PROBLEM_LINES = 10
+COLUMNS = ("#", "status", "content", "style", "variant", "size", "iters", "schedule", "job id")
+# In a narrow terminal these stay whole: what a row is, and the id --only takes.
+# The names give way first (cut with "…"); the sizes and schedules wrap.
+WHOLE_COLUMNS = frozenset({"#", "status", "iters", "job id"})
+WRAPPING_COLUMNS = frozenset({"size", "schedule"})
 # Rows listed unless asked for all: several screens' worth. A sweep of 24,000
 # jobs took 20 s to draw in full, and nobody reads that in a terminal.
 PLAN_ROWS = 200
@@ -31,25 +37,23 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     renamed = renamed or {}
     the_plan = the_plan.with_done(renamed)
     done_ids = {job.job_id for job in the_plan.done}
-    table = Table(title=f"{manifest.path.name} -> {manifest.output_dir}", title_justify="left")
-    for column in ("#", "status", "content", "style", "variant", "size", "iters", "schedule", "job id"):
-        table.add_column(column, no_wrap=True)
     order = list(the_plan.todo) + list(the_plan.done)
     listed = order if row_limit is None else order[:row_limit]
     content_sides = content_longest_sides(the_plan.todo + tuple(listed))
     # Two photos named cat.jpg and cat.png are both labelled "cat": show which is
     # which, over the whole manifest so that --only does not change what a job is called.
     names = ShownNames(manifest.jobs)
+    rows = []
     for index, job in enumerate(listed, start=1):
         status = "rename" if job.job_id in renamed else "done" if job.job_id in done_ids else "todo"
         sides = planned_sides(job, content_sides)
         # The size it renders at: a smaller photo is not upscaled unless asked.
         size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"
-        table.add_row(
-            str(index), status, names.contents[job.content], names.style(job), job.variant or "-",
-            size, str(job.settings.iterations), "→".join(str(x) for x in sides), job.job_id,
-        )
-    console.print(table)
+        rows.append({"#": str(index), "status": status, "content": names.contents[job.content],
+                     "style": names.style(job), "variant": job.variant or "-", "size": size,
+                     "iters": str(job.settings.iterations), "schedule": "→".join(str(x) for x in sides),
+                     "job id": job.job_id})
+    console.print(_table(console, f"{manifest.path.name} -> {manifest.output_dir}", rows))
     if len(listed) < len(order):
         console.print(f"... and {len(order) - len(listed)} more jobs; `nst plan --all` lists every one",
                       markup=False, highlight=False)
@@ -69,6 +73,42 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                       "are smaller, and upscale is off", markup=False, highlight=False)
     for notice in manifest.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)
+
+
+def _table(console: Console, title: str, rows: list[dict[str, str]]) -> Table:
+    """The job table, fitted to the terminal (a pipe gets 160 columns: cli.out).
+    A variant column of dashes only is left out."""
+    columns = [c for c in COLUMNS if c != "variant" or any(row["variant"] != "-" for row in rows)]
+    natural = {c: max(len(text) for text in [c, *(row[c] for row in rows)]) for c in columns}
+    # Boxed: a space each side of a cell and a line between. Where that does not
+    # fit, no vertical lines (two spaces between columns), then narrower columns.
+    if sum(natural.values()) + 3 * len(columns) + 1 <= console.width:
+        widths, style = natural, {}
+    else:
+        widths = _fit(natural, console.width - 2 * (len(columns) - 1))
+        style = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
+    table = Table(title=title, title_justify="left", **style)
+    for column in columns:
+        # A cut name ends in "…"; a cut size or schedule folds onto a second line.
+        overflow = "fold" if column in WRAPPING_COLUMNS else "ellipsis"
+        table.add_column(column, width=widths[column], no_wrap=column not in WRAPPING_COLUMNS, overflow=overflow)
+    for row in rows:
+        table.add_row(*(row[column] for column in columns))
+    return table
+
+
+def _fit(natural: dict[str, int], room: int) -> dict[str, int]:
+    """Column widths within `room`: the widest name loses a character at a
+    time down to 8, then the sizes and schedules down to 7; the whole columns never shrink."""
+    widths = dict(natural)
+    for floor, shrinkable in ((8, [c for c in widths if c not in WHOLE_COLUMNS | WRAPPING_COLUMNS]),
+                              (7, [c for c in widths if c in WRAPPING_COLUMNS])):
+        while sum(widths.values()) > room:
+            widest = max(shrinkable, key=widths.__getitem__, default=None)
+            if widest is None or widths[widest] <= floor:
+                break
+            widths[widest] -= 1
+    return widths
 
 
 def _print_input_problems(console: Console, manifest: Manifest, the_plan: Plan) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import yaml
@@ -144,3 +145,38 @@ def test_many_bad_inputs_give_a_bounded_list_of_warnings(gallery_dir, tmp_path):
                         "for layer relu5_1", explain(planned)
     assert len(warned) == plan_view.PROBLEM_LINES + 1
     assert warned[-1] == "warning: ... and 4 more jobs will fail on 2 more input problems"
+
+
+def _printed_plan(manifest_path, width: int) -> list[str]:
+    from rich.console import Console
+
+    from pipeline.run import make_plan
+
+    manifest = load_manifest(manifest_path)
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    plan_view.print_plan(console, manifest, make_plan(manifest, RenderOptions()))
+    return console.file.getvalue().splitlines()
+
+
+def test_the_table_keeps_status_iterations_and_job_ids_whole_in_an_80_column_terminal(gallery_dir, tmp_path):
+    path = tmp_path / "wide.yaml"  # long names, a sweep, a size some photos are smaller than
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 512, "iterations": 300}, "jobs": [
+        {"contents": [str(gallery_dir / "content")], "styles": [str(gallery_dir / "style")],
+         "sweep": {"style_weight": [1000, 1000000]}}]}))
+    manifest = load_manifest(path)
+    for width in (80, 100, 200):
+        lines = _printed_plan(path, width)
+        assert max(map(len, lines[:-3])) <= width, (width, lines)  # the table; the summary may wrap
+        rows = [line for line in lines if re.search(r"\btodo\b", line)]
+        assert len(rows) == len(manifest.jobs), (width, lines)
+        for job in manifest.jobs:  # each id whole, on a row that says todo and 300 iterations
+            (row,) = [line for line in rows if job.job_id in line]
+            assert re.search(r"\b300\b", row), (width, row)
+    assert "┃ status ┃" in _printed_plan(path, 200)[1] + _printed_plan(path, 200)[2]  # boxed where it fits
+
+
+def test_a_variant_column_of_dashes_only_is_left_out(gallery_dir, tmp_path):
+    header = [line for line in _printed_plan(_tiny_photo_manifest(gallery_dir, tmp_path), 200) if "status" in line]
+    assert header and "variant" not in header[0]
+    swept = [line for line in _printed_plan(_sweep_manifest(gallery_dir, 2), 200) if "status" in line]
+    assert "variant" in swept[0]
