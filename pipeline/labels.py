@@ -59,3 +59,8 @@ def _distinct_tails(paths: list[str]) -> dict[str, str]:
             if counts[parts[path][-length:]] == 1:
                 tails[path] = "/".join(parts[path][-length:]).lstrip("/")
     return {path: tails.get(path, path) for path in paths}
+
+
+def count(number: int, noun: str) -> str:
+    """`1 job`, `2 jobs`: for messages, where "1 jobs" reads as a slip."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
-from .labels import ShownNames
+from .labels import ShownNames, count
 from .manifest import Manifest
 from .scheduler import Plan
 
@@ -55,7 +55,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                      "job id": job.job_id})
     console.print(_table(console, f"{manifest.path.name} -> {manifest.output_dir}", rows))
     if len(listed) < len(order):
-        console.print(f"... and {len(order) - len(listed)} more jobs; `nst plan --all` lists every one",
+        console.print(f"... and {count(len(order) - len(listed), 'more job')}; `nst plan --all` lists every one",
                       markup=False, highlight=False)
     summary = f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done" + (
         f" ({len(renamed)} under an older name: the render renames them)" if renamed else "")
@@ -69,8 +69,8 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     _print_input_problems(console, manifest, the_plan)
     smaller = sum(1 for job in the_plan.todo if planned_sides(job, content_sides)[-1] < job.settings.size)
     if smaller:
-        console.print(f"note: {smaller} of the jobs to render come out smaller than their size: their photos "
-                      "are smaller, and upscale is off", markup=False, highlight=False)
+        console.print(f"note: {count(smaller, 'job')} to render {'comes' if smaller == 1 else 'come'} out smaller "
+                      "than the size asked for: the photos are smaller, and upscale is off", markup=False, highlight=False)
     for notice in manifest.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)
 
@@ -115,11 +115,11 @@ def _print_input_problems(console: Console, manifest: Manifest, the_plan: Plan) 
     """A warning per input that will fail its jobs: the plan is where it can still be fixed."""
     problems = input_problems(the_plan.todo, manifest.path.parent)
     for problem in problems[:PROBLEM_LINES]:
-        jobs = "1 job" if problem.jobs == 1 else f"{problem.jobs} jobs"
-        console.print(f"warning: {jobs} will fail: {problem.reason}", style="yellow", markup=False, highlight=False)
+        console.print(f"warning: {count(problem.jobs, 'job')} will fail: {problem.reason}", style="yellow", markup=False, highlight=False)
     if len(problems) > PROBLEM_LINES:
         more = sum(problem.jobs for problem in problems[PROBLEM_LINES:])
-        console.print(f"warning: ... and {more} more jobs will fail on {len(problems) - PROBLEM_LINES} more input problems",
+        console.print(f"warning: ... and {count(more, 'more job')} will fail on "
+                      f"{count(len(problems) - PROBLEM_LINES, 'more input problem')}",
                       style="yellow", markup=False, highlight=False)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from rich.console import Console
 from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions, checkpoint_path, threads_per_worker
+from .labels import count
 from .lock import OutputLock, remove_dead_runs_temp_files
 from .manifest import Manifest
 from .outputs import output_is_complete
@@ -132,14 +134,14 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         found = pending_renames(manifest, options, the_plan)
         if found:
             renamed = adopt_renamed(output_dir, the_plan.todo, found)
-            log.info("%d outputs renamed, not rendered again: their names changed, their renders did not",
-                     len(renamed), extra=TERMINAL)
+            log.info("%s renamed, not rendered again: their names changed, their renders did not",
+                     count(len(renamed), "output"), extra=TERMINAL)
             the_plan = the_plan.with_done(renamed)  # moved whole: no need to read every output again
         jobs = select(manifest.jobs, options.only)
         # The sheet and summary.json cover the whole gallery; --only limits what renders.
         recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
-        log.info("%s: %d jobs, %d already done, %d to render -> %s",
-                 manifest.path.name, len(jobs), len(the_plan.done), len(the_plan.todo), output_dir,
+        log.info("%s: %s, %d already done, %d to render -> %s",
+                 manifest.path.name, count(len(jobs), "job"), len(the_plan.done), len(the_plan.todo), output_dir,
                  extra=TERMINAL)
         for job in the_plan.done:  # left by an interrupted --force re-render: nothing to resume
             checkpoint_path(output_dir, job.job_id).unlink(missing_ok=True)
@@ -151,7 +153,7 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
             recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
             return EXIT_OK
         stop = StopSignal()
-        executor, devices = _executor(manifest, options)
+        executor, devices = _executor(manifest, options, len(todo))
         display = ProgressDisplay(todo, live=live and not options.quiet, console=console,
                                   title=manifest.path.stem)
         with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:
@@ -164,7 +166,7 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         return code
 
 
-def _executor(manifest: Manifest, options: RenderOptions):
+def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
     run = manifest.run
     checkpoint_every = run.checkpoint_every if run.checkpoint_every is not None else 50
     worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every)
@@ -180,7 +182,14 @@ def _executor(manifest: Manifest, options: RenderOptions):
     from .devices import resolve_devices
     from .local_executor import LocalExecutor
 
-    devices = resolve_devices(options.devices or run.devices)
+    asked = resolve_devices(options.devices or run.devices)
+    # A worker costs seconds to start (torch, the weights) and, on the CPU, a
+    # share of the cores: never more workers than jobs.
+    devices = asked[:max(1, jobs)]
+    if len(devices) < len(asked):
+        log.info("starting %d of the %d workers asked for: only %s to render", len(devices), len(asked),
+                 count(jobs, "job"))
+    _warn_if_cpu_workers_outnumber_cores(devices)
     worker_options = replace(worker_options, threads=threads_per_worker(sum(1 for d in devices if d == "cpu"), len(devices)))
     log.info("devices: %s", ", ".join(devices))
     executor = LocalExecutor(
@@ -191,6 +200,13 @@ def _executor(manifest: Manifest, options: RenderOptions):
         grace_seconds=options.grace_seconds,
     )
     return executor, list(devices)
+
+
+def _warn_if_cpu_workers_outnumber_cores(devices: tuple[str, ...]) -> None:
+    cpu_workers, cores = devices.count("cpu"), os.cpu_count() or 1
+    if cpu_workers > cores:
+        log.warning("%d CPU workers on %d cores: they take turns on the cores, and each render is slower; "
+                    "one worker per 1 or more cores (--devices cpu, or cpu*%d) is faster", cpu_workers, cores, cores)
 
 
 def cluster_address(manifest: Manifest, options: RenderOptions) -> str | None:

@@ -71,7 +71,7 @@ def test_the_plan_shows_the_size_a_small_photo_really_renders_at(gallery_dir, tm
     planned = nst("plan", str(path), cwd=tmp_path)
     assert planned.returncode == 0, explain(planned)
     assert re.search(r"│ 451 \(of 2048\) │ 2 +│ 451 +│", planned.stdout), explain(planned)
-    assert "note: 1 of the jobs to render come out smaller than their size" in planned.stdout
+    assert "note: 1 job to render comes out smaller than the size asked for" in planned.stdout
 
 
 def _tiny_photo_manifest(gallery_dir, tmp_path, **settings):
