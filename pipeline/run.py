@@ -125,8 +125,10 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         # One Console for the bars and the log lines, so lines print above the bars.
         console = Console(stderr=True) if live else None
         setup_logging(output_dir / "nst.log", console=console, quiet=options.quiet)
+        # Notes, not warnings: a copied photo or a render inside a scanned folder
+        # is handled, and -q from cron must not mail about it every night.
         for notice in manifest.notices:
-            log.warning("%s: %s", manifest.path.name, notice)
+            log.info("%s: note: %s", manifest.path.name, notice)
         removed = remove_dead_runs_temp_files(output_dir)
         if removed:
             log.info("removed %d half-written temp files left by an earlier run that was killed", removed)

@@ -111,4 +111,4 @@ def test_a_second_run_renders_nothing_new_from_the_first_runs_outputs(tmp_path: 
     assert "note: 4 images inside the output folder 'photos/styled' left out" in planned.stdout, explain(planned)
     second = render(manifest)
     assert second.returncode == 0, explain(second)
-    assert "WARNING m.yaml: 4 images inside the output folder" in second.stderr, explain(second)
+    assert "INFO m.yaml: note: 4 images inside the output folder" in second.stderr, explain(second)
