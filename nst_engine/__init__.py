@@ -5,7 +5,7 @@ output folders, HTML or terminals: it takes a device, PIL images and a frozen
 `RenderSettings`, and returns an image with its statistics.
 """
 
-ENGINE_VERSION = "5"  # bump when a change alters the pixels a setting produces
+ENGINE_VERSION = "6"  # bump when a change alters the pixels a setting produces
 
 from .errors import (  # noqa: E402
     EngineError,

@@ -63,15 +63,16 @@ class RenderSettings:
         """Longest sides to render at, coarse to fine, ending at `size`."""
         if self.scales:
             return tuple(sorted(set(self.scales) | {self.size}))
-        sides = [self.size]
-        while sides[0] > COARSE_TO_FINE_ABOVE:
-            sides.insert(0, max(sides[0] // 2, SMALLEST_RENDER_SIDE))
-        return tuple(sides)
+        return _halvings(self.size)
 
     def sides_for(self, content_longest_side: int) -> tuple[int, ...]:
         """The schedule for a content image with this longest side: never larger
-        than the image unless `upscale` (the engine's stages and the plan's both)."""
+        than the image unless `upscale` (the engine's stages and the plan's both).
+        The automatic schedule is worked out from the side really rendered, so a
+        451 px photo renders the same way under `size: 600` as under `size: 451`."""
         final = self.size if self.upscale else min(self.size, content_longest_side)
+        if not self.scales:
+            return _halvings(final)
         return tuple(side for side in self.schedule() if side < final) + (final,)
 
     def style_side(self, side: int) -> int:
@@ -157,3 +158,11 @@ def preset(name: str) -> RenderSettings:
     if name not in PRESETS:
         raise SettingsError("preset", f"unknown preset '{name}' (expected one of {', '.join(PRESETS)})")
     return RenderSettings().with_overrides(**PRESETS[name])
+
+
+def _halvings(side: int) -> tuple[int, ...]:
+    """`side`, preceded by its halvings down to at most COARSE_TO_FINE_ABOVE."""
+    sides = [side]
+    while sides[0] > COARSE_TO_FINE_ABOVE:
+        sides.insert(0, max(sides[0] // 2, SMALLEST_RENDER_SIDE))
+    return tuple(sides)

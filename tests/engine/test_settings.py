@@ -144,6 +144,22 @@ def test_stage_sizes_never_upscale_unless_asked():
 def test_the_stages_never_pass_the_photos_own_size_unless_upscale():
     settings = RenderSettings(size=2048)  # 512 → 1024 → 2048
     assert settings.sides_for(451) == (451,)
-    assert settings.sides_for(1500) == (512, 1024, 1500)
     assert settings.sides_for(4000) == (512, 1024, 2048)
     assert RenderSettings(size=2048, upscale=True).sides_for(451) == (512, 1024, 2048)
+
+
+@pytest.mark.parametrize("size", [512, 600, 1024, 2048, 5000])
+def test_a_smaller_photo_gets_the_schedule_of_the_size_it_renders_at(size):
+    # The automatic coarse-to-fine schedule follows the side really rendered: a
+    # 451 px photo is one stage under any larger size (it was 300 → 451 under
+    # 600, and 312 → 451 under 5000), and a 1500 px one halves from 1500.
+    assert RenderSettings(size=size).sides_for(451) == (451,)
+    if size >= 1500:
+        assert RenderSettings(size=size).sides_for(1500) == RenderSettings(size=1500).schedule() == (375, 750, 1500)
+
+
+def test_explicit_scales_are_kept_below_the_photos_own_size():
+    settings = RenderSettings(size=1024, scales=(256, 512))
+    assert settings.sides_for(2000) == (256, 512, 1024)
+    assert settings.sides_for(700) == (256, 512, 700)
+    assert settings.sides_for(400) == (256, 400)
