@@ -23,6 +23,7 @@ from nst_engine.image_files import check_render_sizes, read_header
 from .jobs import RenderJob
 
 Header = tuple[int, int] | ImageError  # the stored size, or why the file cannot be used
+INIT_LABEL = "init image "  # the worker names a bad init image the same way
 
 
 @dataclass(frozen=True)
@@ -40,21 +41,25 @@ def read_headers(paths: Iterable[str], base: Path | None = None) -> dict[str, He
 def input_problems(jobs: Iterable[RenderJob], base: Path | None = None) -> list[InputProblem]:
     """The reasons `jobs` would fail on their inputs, most jobs first."""
     jobs = list(jobs)
-    paths = {path for job in jobs for path in _inputs(job)}
+    paths = {path for job in jobs for path in (job.content, *job.styles)}
+    inits = {_init(job) for job in jobs} - {None}
     headers = read_headers(paths, base)
     shown = {path: _shown(path, base) for path in paths}  # once each: a sweep repeats them
+    # An init image is named as one, or a user looks for the fault in the photo.
+    init_problems = {path: _header(path, INIT_LABEL + _shown(path, base)) for path in inits}
     reasons = Counter()
     for job in jobs:
-        reason = _job_problem(job, headers, shown)
+        reason = _job_problem(job, headers, shown, init_problems)
         if reason:
             reasons[reason] += 1
     return [InputProblem(reason, count) for reason, count in reasons.most_common()]
 
 
-def _job_problem(job: RenderJob, headers: dict[str, Header], shown: dict[str, str]) -> str | None:
-    for path in _inputs(job):
-        if isinstance(headers[path], ImageError):
-            return str(headers[path])
+def _job_problem(job: RenderJob, headers: dict[str, Header], shown: dict[str, str],
+                 inits: dict[str, Header]) -> str | None:
+    for header in (*(headers[path] for path in (job.content, *job.styles)), inits.get(_init(job))):
+        if isinstance(header, ImageError):
+            return str(header)
     try:
         check_render_sizes(job.settings, (shown[job.content], headers[job.content]),
                            [(shown[style], headers[style]) for style in job.styles])
@@ -63,9 +68,10 @@ def _job_problem(job: RenderJob, headers: dict[str, Header], shown: dict[str, st
     return None
 
 
-def _inputs(job: RenderJob) -> tuple[str, ...]:
+def _init(job: RenderJob) -> str | None:
+    """The job's init image file, if it starts from one."""
     init = job.settings.init
-    return (job.content, *job.styles, *(() if init in ("content", "noise") else (init,)))
+    return None if init in ("content", "noise") else init
 
 
 def _header(path: str, shown: str) -> Header:

@@ -27,6 +27,7 @@ from nst_engine.images import load_image, read_image_file
 from nst_engine.types import Checkpoint, RenderRequest
 
 from .events import INTERRUPTED_REASON, internal_error_reason
+from .input_checks import INIT_LABEL
 from .job_inputs import InputChangedError, check_unchanged
 from .jobs import RenderJob, WorkerOptions, checkpoint_path
 from .outputs import JOB_ID_KEY, SETTINGS_KEY, encode_png
@@ -130,8 +131,8 @@ def internal_error(engine: Engine | None, job: RenderJob, error: BaseException) 
 
 
 def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -> RenderRequest:
-    def load(path: str):
-        name = Path(path).name
+    def load(path: str, label: str = ""):
+        name = label + Path(path).name
         # Read once: the bytes checked against the job id are the bytes decoded.
         data = inputs[path] if path in inputs else read_image_file(path, name=name)
         check_unchanged(job, path, data)
@@ -144,7 +145,8 @@ def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -
     check_render_sizes(job.settings, (Path(job.content).name, content.size),
                        [(Path(path).name, image.size) for path, image in zip(job.styles, styles)])
     init = job.settings.init
-    init_image = load(init) if init not in ("content", "noise") else None
+    # Named as the init image: "zero.jpg is empty" sends a user to the photos.
+    init_image = load(init, INIT_LABEL) if init not in ("content", "noise") else None
     return RenderRequest(content, styles, job.settings, load_checkpoint(options, job), init_image)
 
 

@@ -125,3 +125,17 @@ def test_report_rebuilds_failed_cells_without_the_manifest(bad_run):
     # Failed jobs have no sidecar; results.jsonl alone must place them, error and all.
     assert sorted(map(sorted, (c.items() for c in after))) == sorted(map(sorted, (c.items() for c in before)))
     assert sum(c["status"] == "failed" for c in after) == len(EXPECTED_ERRORS)
+
+
+def test_a_bad_init_image_is_named_as_the_init_image(tmp_path):
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    manifest = write_manifest(tmp_path / "init.yaml", [SAMPLES / "content" / "chelsea.jpg"],
+                              [SAMPLES / "style" / "starry_night.jpg"], settings={"size": 32, "iterations": 2,
+                                                                                  "init": "zero.jpg"})
+    reason = "init image zero.jpg is empty (0 bytes)"  # not "zero.jpg is empty": the photo is fine
+    planned = nst("plan", manifest, cwd=tmp_path)
+    assert f"warning: 1 job will fail: {reason}\n" in planned.stdout, explain(planned)
+    rendered = render(manifest)
+    assert rendered.returncode == 1, explain(rendered)
+    (record,) = result_lines(tmp_path / "out")
+    assert record["status"] == "failed" and record["error"] == reason, record
