@@ -197,3 +197,18 @@ def test_a_renamed_output_shows_no_rerender_on_the_sheet_in_results_or_report(tm
     assert all("last_rerender" not in line for line in result_lines(tmp_path))  # kept by later runs
     rebuild_report(tmp_path)
     assert "last re-render" not in (tmp_path / "index.html").read_text()
+
+
+def test_a_done_rerender_in_an_older_results_file_is_not_shown(tmp_path):
+    # Until shown_record stopped taking a rename for a re-render, a rename wrote its
+    # line with last_rerender {status: done}, and every later run and `nst report`
+    # read it back as the job's latest line: galleries renamed then still hold it.
+    jobs = _jobs()
+    _rendered(tmp_path, jobs)
+    path = tmp_path / "results.jsonl"
+    lines = [{**line, "last_rerender": {"status": "done", "error": None, "finished_at": line["finished_at"]}}
+             for line in result_lines(tmp_path)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rebuild_report(tmp_path)
+    assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
+    assert "last re-render" not in (tmp_path / "index.html").read_text()
