@@ -91,8 +91,10 @@ def shown_record(output_dir: Path, job: RenderJob, latest: dict[str, Any] | None
     on_disk = done_from_disk(output_dir, job)
     if on_disk is None:
         return latest
-    if latest is not None:
+    if latest is not None and latest.get("status") != "done":
         # The newer attempt that did not replace the image stays visible in the details.
+        # A `done` line naming another file is no such attempt: it is this image's own
+        # render, under the name it had before renames.py moved it. Nothing re-rendered.
         on_disk["last_rerender"] = {k: latest.get(k) for k in ("status", "error", "finished_at")}
     return on_disk
 

@@ -71,8 +71,10 @@ def _details(job: RenderJob, record: dict) -> list[tuple[str, str]]:
     if record.get("error"):
         rows.append(("error", str(record["error"])))
     rerender = record.get("last_rerender") or {}
-    if rerender.get("status"):
-        # A --force re-render that failed or was interrupted: the image shown is the earlier one.
+    # A --force re-render that failed or was interrupted: the image shown is the earlier one.
+    # A `done` one would have replaced the image; results.jsonl written before renames
+    # stopped counting as re-renders (job_state.shown_record) still holds such lines.
+    if rerender.get("status") and rerender["status"] != "done":
         said = str(rerender.get("error") or "")
         what = said if said.startswith(rerender["status"]) else f"{rerender['status']}: {said}".rstrip(": ")
         rows.append(("last re-render", f"{what} (this image is the earlier render)"))

@@ -2,11 +2,13 @@
 
 The screenshot lands in test-artifacts/contact-sheet.png (git-ignored) for a
 person to look at; the assertions cover what a parser alone cannot: that the
-browser, not just our own parse, sees the hostile file name as text.
+browser, not just our own parse, sees the hostile file name as text, and how
+the browser lays out a failed card's reason.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_reporter import STATUSES, XSS_NAME, Page, make_gallery
+from test_reporter import STATUSES, XSS_NAME, Page, make_gallery, make_job, record
 
+from nst_engine.settings import RenderSettings
 from pipeline.reporter import write_contact_sheet
 
 pytestmark = pytest.mark.browser
@@ -105,3 +108,63 @@ def test_browser_screenshot_for_a_person(sheet, tmp_path):
         assert shot.size == WINDOW
         # Not a blank page: the dark background plus thumbnails give many colours.
         assert len(shot.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 1000
+
+
+# Failed cards in rows from 3:2 to 2:1: a wide content's short frame leaves its
+# reason a height that is seldom a whole number of lines.
+WIDTHS = (150, 160, 170, 178, 190, 200)  # px, over a height of 100
+LONG_REASON = ("holiday_2024_beach_panorama_from_the_camera_roll.jpg is truncated or corrupt "
+               "(image file is truncated (42 bytes not processed)) and could not be read at all")
+# Run in a copy of the sheet (which itself has no script): for each failed card's
+# reason, how much of each of its lines shows, inside both its own box and the
+# frame that clips it, against the line's height.
+MEASURE_LINES = """<script>
+const cards = [];
+for (const error of document.querySelectorAll(".card.failed .error")) {
+  const box = error.getBoundingClientRect(), frame = error.closest(".frame").getBoundingClientRect();
+  const top = Math.max(box.top, frame.top), bottom = Math.min(box.bottom, frame.bottom);
+  const text = document.createRange();
+  text.selectNodeContents(error);
+  const lines = [...text.getClientRects()].map(
+    line => [Math.min(line.bottom, bottom) - Math.max(line.top, top), line.height]);
+  cards.push({clamped: error.scrollHeight > error.clientHeight, lines});
+}
+document.body.dataset.measured = JSON.stringify(cards);
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def failed_sheet(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("failed")
+    style = root / "style.png"
+    Image.new("RGB", (40, 40), (120, 90, 135)).save(style)
+    jobs, results = [], {}
+    for width in WIDTHS:
+        content = root / f"wide{width}.png"
+        Image.new("RGB", (width, 100), (40, 90, 200)).save(content)
+        job = make_job(content, style, "", RenderSettings())
+        jobs.append(job)
+        results[job.job_id] = {**record(job, "failed"), "error": LONG_REASON}
+    return write_contact_sheet(root / "out", jobs, results, title="Failures")
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_a_clamped_reason_shows_whole_lines_only(failed_sheet, tmp_path, scale):
+    # The clamp's ellipsis ends the last line shown; the top of a further line
+    # peeking out under it reads as a rendering fault.
+    measuring = failed_sheet.with_name(f"measure-{scale}.html")
+    measuring.write_text(failed_sheet.read_text(encoding="utf-8").replace("</body>", MEASURE_LINES + "</body>"),
+                         encoding="utf-8")
+    dom = _run_chromium(tmp_path / "profile", f"--force-device-scale-factor={scale}",
+                        f"--window-size={WINDOW[0]},{WINDOW[1]}", "--dump-dom", measuring.as_uri()).stdout
+    (body,) = Page(dom).with_attr("data-measured")
+    cards = json.loads(body["data-measured"])
+    assert len(cards) == len(WIDTHS) and all(card["clamped"] for card in cards)
+    slack = 0.1  # px: layout rounds positions to 1/64 px
+    faults = []
+    for width, card in zip(WIDTHS, cards, strict=True):
+        whole = [shown for shown, height in card["lines"] if shown >= height - slack]
+        partly = [round(shown, 2) for shown, height in card["lines"] if slack < shown < height - slack]
+        if not whole or partly:
+            faults.append(f"{width}x100 row: {len(whole)} whole lines, then {partly} px of a line")
+    assert not faults

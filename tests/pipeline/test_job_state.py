@@ -1,10 +1,11 @@
 """The sheet, summary.json and `nst report` agree with the plan: a job whose
 output is complete on disk is done, whatever the latest line of results.jsonl
-says (a failed or interrupted --force re-render, a lost line). Real PNGs and
-sidecars, written by the Recorder itself, in a temporary output folder."""
+says (a failed or interrupted --force re-render, a lost line, a rename). Real
+PNGs and sidecars, written by the Recorder itself, in a temporary output folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pipeline.jobs import RenderJob
 from pipeline.outputs import JOB_ID_KEY, encode_png, output_is_complete
 from pipeline.rebuild import rebuild_report
 from pipeline.recorder import Recorder
+from pipeline.renames import adopt_renamed
 from pipeline.run import EXIT_FAILED, EXIT_OK, _exit_code
 
 STATS = {"seconds": 2.5, "device": "cpu", "schedule": [64], "learning_rate": 1.0,
@@ -178,3 +180,35 @@ def test_the_sidecar_and_the_sheet_give_the_values_the_engine_used(tmp_path):
     assert (sidecar["settings"]["learning_rate"], sidecar["settings"]["scales"]) == (0.0, [])  # the job's identity
     html = (tmp_path / "index.html").read_text()
     assert "<dt>scales used</dt><dd>64 px</dd>" in html and "<dt>learning rate used</dt><dd>1</dd>" in html
+
+
+def test_a_renamed_output_shows_no_rerender_on_the_sheet_in_results_or_report(tmp_path):
+    # renames.py moves an image whose name changed; its latest line is the `done`
+    # of that very render, under the old name, and no re-render happened.
+    jobs = _jobs()
+    _rendered(tmp_path, jobs)
+    renamed = [dataclasses.replace(job, output_name="new-" + job.output_name) for job in jobs]
+    assert len(adopt_renamed(tmp_path, renamed)) == 2
+    recorder = Recorder(tmp_path, renamed, title="t", manifest="m.yaml")
+    recorder.mark_queued([])
+    recorder.write_summary(EXIT_OK, [], skipped=2)
+    assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
+    assert "last re-render" not in (tmp_path / "index.html").read_text()
+    assert all("last_rerender" not in line for line in result_lines(tmp_path))  # kept by later runs
+    rebuild_report(tmp_path)
+    assert "last re-render" not in (tmp_path / "index.html").read_text()
+
+
+def test_a_done_rerender_in_an_older_results_file_is_not_shown(tmp_path):
+    # Until shown_record stopped taking a rename for a re-render, a rename wrote its
+    # line with last_rerender {status: done}, and every later run and `nst report`
+    # read it back as the job's latest line: galleries renamed then still hold it.
+    jobs = _jobs()
+    _rendered(tmp_path, jobs)
+    path = tmp_path / "results.jsonl"
+    lines = [{**line, "last_rerender": {"status": "done", "error": None, "finished_at": line["finished_at"]}}
+             for line in result_lines(tmp_path)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rebuild_report(tmp_path)
+    assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
+    assert "last re-render" not in (tmp_path / "index.html").read_text()

@@ -70,6 +70,7 @@ def test_a_new_name_template_moves_the_images_instead_of_rendering_them(gallery_
     assert last["status"] == "done" and last["output"] == new_name and last["renamed_from"] == old_png.name
     sheet = (out / "index.html").read_text(encoding="utf-8")
     assert 'href="second/starry_night-chelsea-' in sheet and old_png.name not in sheet
+    assert "last re-render" not in sheet  # a move, not a render
 
     lines = len(result_lines(out))
     again = nst("render", str(manifest), cwd=tmp_path)
@@ -77,7 +78,8 @@ def test_a_new_name_template_moves_the_images_instead_of_rendering_them(gallery_
     assert len(result_lines(out)) == lines  # nothing new to say
     rebuilt = nst("report", str(out), cwd=tmp_path)
     assert rebuilt.returncode == 0, explain(rebuilt)
-    assert 'href="second/starry_night-chelsea-' in (out / "index.html").read_text(encoding="utf-8")
+    sheet = (out / "index.html").read_text(encoding="utf-8")
+    assert 'href="second/starry_night-chelsea-' in sheet and "last re-render" not in sheet
 
 
 def test_only_a_whole_output_of_the_same_job_is_taken(tmp_path):
