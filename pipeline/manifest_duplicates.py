@@ -58,8 +58,15 @@ def _report_repeat(job: RenderJob, path: Loc, other: RenderJob, problems: Proble
         problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by}); give it once")
         return
     what = f"{job.content_label}, {job.style_label}, same settings"
+    if job.variant and not other.variant:
+        # The usual case: a sweep through the default value of a pair the grid
+        # already has. Say which value to drop, where it is.
+        problems.add(path + ("sweep",), f"the point {job.variant} renders the same image as {made_by} ({what}), "
+                     f"which makes it as '{_name(other)}'; leave that value out of the sweep", line_path=path + ("sweep",))
+        return
     names = f"'{_name(job)}', not '{_name(other)}'"
-    problems.add(path, f"renders the same image as {made_by} ({what}) under another name ({names}); give it once")
+    fix = f"leave {other.variant} out of {other.source}'s sweep, or this entry out" if other.variant else "give it once"
+    problems.add(path, f"renders the same image as {made_by} ({what}) under another name ({names}); {fix}")
 
 
 def _name(job: RenderJob) -> str:

@@ -118,7 +118,20 @@ def test_a_swept_render_asked_for_again_names_the_sweep_value(gallery: Path) -> 
             style: images/style/s1.jpg
         """)
     assert lines == ["m.yaml:5: jobs[1]: renders the same image as jobs[0] with style_weight=5 (a, s1, same settings) "
-                     "under another name ('a--s1', not 'a--s1--style_weight=5'); give it once"]
+                     "under another name ('a--s1', not 'a--s1--style_weight=5'); "
+                     "leave style_weight=5 out of jobs[0]'s sweep, or this entry out"]
+
+
+def test_a_sweep_through_the_default_of_a_pair_the_grid_has_points_at_the_sweep(gallery: Path) -> None:
+    lines = problem_lines(gallery, """
+        jobs:
+          - {contents: images/content/a.jpg, styles: images/style/s1.jpg}
+          - content: images/content/a.jpg
+            style: images/style/s1.jpg
+            sweep: {style_weight: [1, 5, 25]}
+        """)
+    assert lines == ["m.yaml:5: jobs[1].sweep: the point style_weight=5 renders the same image as jobs[0] "
+                     "(a, s1, same settings), which makes it as 'a--s1'; leave that value out of the sweep"]
 
 
 def test_one_render_under_one_name_is_a_duplicate_output(gallery: Path) -> None:
