@@ -160,7 +160,8 @@ def render(
         options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
                                 quiet=quiet, wait=wait, job_timeout=job_timeout)
         _check_output(loaded)
-        _check_cuda(options.devices or loaded.run.devices, cluster_address(loaded, options))
+        source = "--devices" if options.devices else loaded.devices_source()
+        _check_cuda(options.devices or loaded.run.devices, cluster_address(loaded, options), source)
         if dry_run:
             _print_plan(loaded, options)
             return
@@ -204,7 +205,7 @@ def _devices(spec: str | None):
         _fail(f"--devices: {error}", EXIT_USAGE)
 
 
-def _check_cuda(devices, cluster) -> None:
+def _check_cuda(devices, cluster, source: str) -> None:
     # Checked before anything else happens, and even when nothing needs rendering:
     # a typo in a cron line must not wait for the first night with work to show.
     # The probe runs in a child: this process stays torch-free.
@@ -213,7 +214,7 @@ def _check_cuda(devices, cluster) -> None:
     from .devices import resolve_devices
 
     try:
-        resolve_devices(devices)
+        resolve_devices(devices, source)
     except PipelineError as error:
         _fail(str(error), EXIT_USAGE)
 

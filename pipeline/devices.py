@@ -52,10 +52,11 @@ def cpu_info() -> DeviceInfo:
     return DeviceInfo("cpu", f"{platform.machine()} CPU, {os.cpu_count()} cores")
 
 
-def resolve_devices(requested: tuple[str, ...] | str | None) -> tuple[str, ...]:
+def resolve_devices(requested: tuple[str, ...] | str | None, source: str = "--devices") -> tuple[str, ...]:
     """The worker devices: as requested, else every CUDA device, else one CPU worker.
 
-    "cuda" alone means all visible CUDA devices.
+    "cuda" alone means all visible CUDA devices. `source` names where the request
+    came from in errors: the flag, or the manifest's `run.devices` with its line.
     """
     if requested is None:
         found = probe_cuda_devices()
@@ -63,7 +64,7 @@ def resolve_devices(requested: tuple[str, ...] | str | None) -> tuple[str, ...]:
     try:
         devices = parse_devices(requested) if isinstance(requested, str) else tuple(requested)
     except ValueError as error:
-        raise PipelineError(f"--devices: {error}") from None
+        raise PipelineError(f"{source}: {error}") from None
     if "cuda" not in devices and not any(d.startswith("cuda:") for d in devices):
         return devices
     available = {d.name for d in probe_cuda_devices()}
@@ -71,11 +72,11 @@ def resolve_devices(requested: tuple[str, ...] | str | None) -> tuple[str, ...]:
     for device in devices:
         if device == "cuda":
             if not available:
-                raise PipelineError("--devices: 'cuda' asked for, but no CUDA device is visible")
+                raise PipelineError(f"{source}: 'cuda' asked for, but no CUDA device is visible")
             expanded += sorted(available, key=lambda name: int(name.split(":")[1]))
         elif device.startswith("cuda:") and device not in available:
             seen = ", ".join(sorted(available)) or "none"
-            raise PipelineError(f"--devices: {device} is not visible (visible CUDA devices: {seen})")
+            raise PipelineError(f"{source}: {device} is not visible (visible CUDA devices: {seen})")
         else:
             expanded.append(device)
     return tuple(expanded)

@@ -47,10 +47,15 @@ class Manifest:
     run: RunOptions
     notices: tuple[str, ...] = ()  # warnings about the manifest, e.g. a copied file left out
     output_line: int | None = None  # the line of `output:`, for errors about the folder; None: default
+    devices_line: int | None = None  # the line of `run.devices`, for errors about the devices it names
 
     def output_problem(self, message: str) -> Problem:
         """A problem with the output folder, pinned to `output:` when the manifest names it."""
         return Problem(self.path.name, self.output_line, "output" if self.output_line else "", message)
+
+    def devices_source(self) -> str:
+        """How errors name the manifest's `run.devices`: `gallery.yaml:9: run.devices`."""
+        return str(Problem(self.path.name, self.devices_line, "run.devices", "")).rstrip(": ")
 
 
 def resolve_manifest_path(name: str, manifests_dir: Path) -> Path:
@@ -101,6 +106,7 @@ def load_manifest(path: str | Path) -> Manifest:
         run=RunOptions(**run),
         notices=tuple(expander.notices),
         output_line=parsed.lines.lines.get(("output",)) if top.output else None,
+        devices_line=parsed.lines.lines.get(("run", "devices")),
     )
 
 

@@ -184,7 +184,7 @@ def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
     from .devices import resolve_devices
     from .local_executor import LocalExecutor
 
-    asked = resolve_devices(options.devices or run.devices)
+    asked = resolve_devices(options.devices or run.devices, "--devices" if options.devices else manifest.devices_source())
     # A worker costs seconds to start (torch, the weights) and, on the CPU, a
     # share of the cores: never more workers than jobs.
     devices = asked[:max(1, jobs)]

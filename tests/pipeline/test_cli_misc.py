@@ -167,6 +167,13 @@ def test_a_cuda_device_that_is_not_visible_is_refused_before_anything_happens(ga
     assert result.returncode == 2, explain(result)
     assert result.stderr == "nst: --devices: cuda:0 is not visible (visible CUDA devices: none)\n"
     assert not (tmp_path / "out").exists()  # no banner, no sheet, no log
+    # Asked for by the manifest, not the flag: the error points at the manifest's line.
+    manifest.write_text(manifest.read_text() + "run:\n  devices: cpu,cuda:0\n")
+    line = manifest.read_text().splitlines().index("  devices: cpu,cuda:0") + 1
+    result = nst("render", manifest, *flags, cwd=tmp_path, CUDA_VISIBLE_DEVICES="")
+    assert result.returncode == 2, explain(result)
+    assert result.stderr == f"nst: m.yaml:{line}: run.devices: cuda:0 is not visible (visible CUDA devices: none)\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
