@@ -239,20 +239,21 @@ def _print_plan(manifest: Manifest, options: RenderOptions, row_limit: int | Non
 
 @app.command()
 def report(output_dir: Annotated[Path, typer.Argument(help="An output folder of an earlier run.")],
-           manifest: Annotated[str | None, typer.Option(help="The manifest, for pending cells.")] = None,
+           manifest: Annotated[str | None, typer.Option(help="The manifest to lay the sheet out by. Default: the last run's.")] = None,
            wait: Annotated[bool, typer.Option("--wait", help="If a run holds the output folder, wait for it.")] = False,
            ) -> None:
-    """Rebuild index.html from results.jsonl (and the manifest, if given)."""
-    from .rebuild import rebuild_report
+    """Rebuild index.html: laid out by the manifest given, else by the one the last run recorded."""
+    from .rebuild import rebuild_report, recorded_manifest
 
     with _one_line_errors():
+        loaded, source = (_load(manifest), "") if manifest else recorded_manifest(output_dir)
         try:
-            path = rebuild_report(output_dir, _load(manifest) if manifest else None, wait=wait)
+            path = rebuild_report(output_dir, loaded, wait=wait)
         except OutputLockedError as error:
             _fail(str(error), EXIT_BUSY)
         except PipelineError as error:
             _fail(str(error), EXIT_USAGE)
-    out.print(f"wrote {path}", markup=False)
+    out.print(f"wrote {path}" + (f" ({source})" if source else ""), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nst_engine.settings import RenderSettings
 
-from .errors import PipelineError
+from .errors import ManifestError, PipelineError
 from .job_state import reconcile
 from .jobs import RenderJob
 from .lock import OutputLock
@@ -82,3 +82,26 @@ def _title(output_dir: Path, manifest) -> str:
         return manifest.path.stem
     recorded = read_summary(output_dir).get("manifest")
     return (Path(recorded).stem if isinstance(recorded, str) else "") or output_dir.name
+
+
+def recorded_manifest(output_dir: Path):
+    """The manifest the folder's last run rendered (summary.json), loaded, so that
+    `nst report OUT` lays out the sheet that run showed; with a note saying so.
+    None with the reason when it is gone, no longer loads or renders elsewhere:
+    the sheet then shows every job results.jsonl knows, stale settings included."""
+    from .manifest import load_manifest
+
+    recorded = read_summary(output_dir).get("manifest")
+    if not isinstance(recorded, str) or not recorded:
+        return None, "laid out from results.jsonl: no run recorded its manifest here"
+    name = Path(recorded).name
+    fallback = "laid out from results.jsonl, every job rendered here"
+    if not Path(recorded).is_file():
+        return None, f"{fallback}: the last run's manifest {recorded} is gone"
+    try:
+        manifest = load_manifest(Path(recorded))
+    except ManifestError as error:
+        return None, f"{fallback}: the last run's manifest no longer loads ({str(error).splitlines()[0]})"
+    if manifest.output_dir.resolve() != Path(output_dir).resolve():
+        return None, f"{fallback}: {name} now renders into {manifest.output_dir}"
+    return manifest, f"laid out from {name}, the last run's manifest (--manifest to choose another)"

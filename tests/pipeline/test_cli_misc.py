@@ -52,16 +52,21 @@ def test_dry_run_plan_report_and_cache(gallery_dir, tmp_path, isolated_cache):
     assert re.search(r"estimated \d+(\.\d)? (s|min|h)\b", planned.stdout), explain(planned)
     assert not (out / "machu_picchu").exists() and len(pngs(out)) == 1
 
-    # The sheet can always be rebuilt from what is on disk.
+    # The sheet can always be rebuilt from what is on disk: laid out by the
+    # manifest the last run recorded, as that run's sheet was (the new photo pending).
     (out / "index.html").unlink()
     report = nst("report", out, cwd=tmp_path)
     assert report.returncode == 0, explain(report)
-    assert "index.html" in report.stdout
+    assert report.stdout.startswith(f"wrote {out / 'index.html'} (laid out from m.yaml, the last run's manifest")
+    assert sorted(c["status"] for c in read_sheet(out).cards) == ["done", "pending"]
+    # Without that manifest, from results.jsonl alone: what was rendered here.
+    moved = manifest.rename(tmp_path / "elsewhere.yaml")
+    report = nst("report", out, cwd=tmp_path)
+    assert report.returncode == 0, explain(report)
+    assert "laid out from results.jsonl, every job rendered here: the last run's manifest" in report.stdout
     assert [(c["job_id"], c["status"]) for c in read_sheet(out).cards] == [(job["job_id"], "done")]
     assert "<title>m</title>" in (out / "index.html").read_text(encoding="utf-8")  # the run's title, not "out"
-    with_manifest = nst("report", out, "--manifest", manifest, cwd=tmp_path)
-    assert with_manifest.returncode == 0, explain(with_manifest)
-    assert sorted(c["status"] for c in read_sheet(out).cards) == ["done", "pending"]
+    moved.rename(manifest)
 
     info = nst("cache", "info")
     assert info.returncode == 0, explain(info)
@@ -257,3 +262,26 @@ def test_version_prints_the_installed_version_without_loading_torch():
     checked = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                              env=nst_env(), cwd=REPO, timeout=60, check=False)
     assert checked.returncode == 0 and checked.stderr.strip() == "no torch", explain(checked)
+
+
+def test_report_lays_out_by_the_recorded_manifest_only_while_it_still_fits(gallery_dir, tmp_path):
+    import json
+
+    from pipeline.outputs import SUMMARY_FILE
+    from pipeline.rebuild import recorded_manifest
+
+    out = tmp_path / "out"
+    out.mkdir()
+    assert recorded_manifest(out) == (None, "laid out from results.jsonl: no run recorded its manifest here")
+    manifest = write_manifest(tmp_path / "m.yaml", [gallery_dir / "content" / "chelsea.jpg"],
+                              [gallery_dir / "style" / "night_cafe.jpg"])
+    (out / SUMMARY_FILE).write_text(json.dumps({"manifest": str(manifest)}))
+    loaded, note = recorded_manifest(out)
+    assert loaded.path == manifest and note.startswith("laid out from m.yaml, the last run's manifest")
+    manifest.write_text(manifest.read_text().replace("output: out", "output: other"))
+    assert recorded_manifest(out)[0] is None and f"m.yaml now renders into {tmp_path / 'other'}" in recorded_manifest(out)[1]
+    manifest.write_text("jobs: 3\n")
+    loaded, note = recorded_manifest(out)
+    assert loaded is None and "the last run's manifest no longer loads (m.yaml:1: jobs:" in note, note
+    manifest.unlink()
+    assert recorded_manifest(out)[1].endswith(f"the last run's manifest {manifest} is gone")
