@@ -24,7 +24,7 @@ from .jobs import RenderJob
 from .labels import ShownNames
 from .outputs import source_thumbnail, write_text_atomic
 from .sheet_cards import STATUSES, Card, duration, make_card, seconds
-from .sheet_variants import order_variants
+from .sheet_variants import order_variants, tell_apart
 
 SHEET_NAME = "index.html"
 
@@ -114,8 +114,8 @@ def _grid(output_dir: Path, jobs: list[RenderJob], results: Mapping[str, dict]):
             cell = [j for j in its_jobs if j.styles == key and j.variant == variant]
             cards = [make_card(output_dir, j, results.get(j.job_id)) for j in cell]
             if len(cards) > 1:
-                for card, job in zip(cards, cell, strict=True):
-                    card.tag = job.source or job.job_id[:6]
+                for card, tag in zip(cards, tell_apart(cell), strict=True):
+                    card.tag = tag
             row.cells.append(cards)
         rows.append(row)
     return list(columns.values()), rows

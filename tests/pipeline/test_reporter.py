@@ -7,6 +7,7 @@ import os
 import re
 from collections import Counter
 from html.parser import HTMLParser
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -252,7 +253,21 @@ def test_several_jobs_in_one_cell_are_all_shown(tmp_path):
     html = write_contact_sheet(output_dir, [*jobs, twin], results, title="t").read_text()
     cell = re.search(r"<td[^>]*>(.*?)</td>", html, re.S).group(1)
     assert cell.count("data-status=") == 2
-    assert "jobs[3]" in cell and "tv_weight: 1" in cell
+    # Each card is tagged with the setting that tells it from the other.
+    assert re.findall(r'<span class="tag">([^<]*)</span>', cell) == ["tv_weight=0", "tv_weight=1"]
+    assert "tv_weight: 1" in cell
+
+
+def test_stacked_cards_are_tagged_by_how_they_differ():
+    from pipeline.sheet_variants import tell_apart
+
+    base = make_job(Path("/p/cat.jpg"), Path("/a/starry.jpg"), "", RenderSettings(size=64), source="jobs[0]")
+    other = replace(base, job_id="b" * 12, source="jobs[1]",
+                    settings=base.settings.with_overrides(init="/a/night_cafe.jpg", optimizer="adam"))
+    assert tell_apart([base, other]) == ["init=content,optimizer=lbfgs", "init=night_cafe,optimizer=adam"]
+    assert tell_apart([base, replace(base, settings=base.settings.with_overrides(size=72))]) == ["size=64", "size=72"]
+    # Nothing differs in the settings (it cannot, for one id): where they come from.
+    assert tell_apart([base, replace(base, source="jobs[4]")]) == ["jobs[0]", "jobs[4]"]
 
 
 def test_broken_source_image_shows_its_name_only(tmp_path):
