@@ -6,8 +6,8 @@ import hashlib
 import os
 import re
 from collections import Counter
-from html.parser import HTMLParser
 from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
