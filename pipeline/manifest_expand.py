@@ -132,7 +132,9 @@ class Expander:
             ok = ok and not problem
             files += [f for f in found if f not in files]
         if ok and len(files) < 2:
-            self.problems.add(path + ("blend",), f"a blend needs at least 2 styles, got {len(files)}")
+            # Counted after dropping repeats: say so, or "got 1" contradicts the two listed.
+            repeats = " (the same file named twice counts once)" if len(blend.blend) > len(files) else ""
+            self.problems.add(path + ("blend",), f"a blend needs at least 2 different styles, got {len(files)}{repeats}")
             ok = False
         weights: Layer = {}
         if blend.weights is not None:

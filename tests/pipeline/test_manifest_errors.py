@@ -38,7 +38,7 @@ BAD = [
     ("name_escapes", PAIR + "    name: ../../evil\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
     ("name_absolute", PAIR + "    name: /etc/{content}\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
     ("name_unknown_field", PAIR + "    name: '{colour}'\n", "bad.yaml:4: jobs[0].name:", "unknown field '{colour}'"),
-    ("blend_of_one", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg]\n", "bad.yaml:4: jobs[0].styles[0].blend:", "at least 2 styles, got 1"),
+    ("blend_of_one", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg]\n", "bad.yaml:4: jobs[0].styles[0].blend:", "at least 2 different styles, got 1"),
     ("blend_weights", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg, images/style/s2.jpg]\n        weights: [1, 2, 3]\n", "bad.yaml:5: jobs[0].styles[0].weights:", "has 3 weights but the blend has 2 styles"),
     ("blend_setting_on_one_style", "settings: {style_blend: [1, 2]}\n" + PAIR, "bad.yaml:1: settings.style_blend:", "has 2 weights but there are 1 styles"),
     ("unknown_preset", "preset: fast\n" + PAIR, "bad.yaml:1: preset: unknown preset 'fast'", "preview"),
@@ -107,6 +107,8 @@ def test_every_problem_is_listed_at_once(gallery: Path) -> None:
             colour: red
           - content: images/content/a.jpg
             styles: [{blend: [images/style/s1.jpg]}]
+          - content: images/content/a.jpg
+            styles: [{blend: [images/style/s1.jpg, images/style/s1.jpg]}]
         """
     with pytest.raises(ManifestError) as caught:
         load(gallery, text)
@@ -116,7 +118,9 @@ def test_every_problem_is_listed_at_once(gallery: Path) -> None:
         "m.yaml:4: settings.iterations: must be between 1 and 100000, got -5",
         "m.yaml:6: jobs[0].content: no such file 'images/content/nope.jpg'",
         "m.yaml:8: jobs[0]: unknown key 'colour' (expected one of content, contents, style, styles, preset, settings, sweep, name)",
-        "m.yaml:10: jobs[1].styles[0].blend: a blend needs at least 2 styles, got 1",
+        "m.yaml:10: jobs[1].styles[0].blend: a blend needs at least 2 different styles, got 1",
+        "m.yaml:12: jobs[2].styles[0].blend: a blend needs at least 2 different styles, got 1 "
+        "(the same file named twice counts once)",
     ]
     assert caught.value.problems[1] == Problem("m.yaml", 3, "settings.size", "must be a whole number, got 'big'")
 
@@ -153,7 +157,7 @@ def test_structural_and_semantic_problems_are_listed_together(gallery: Path) -> 
         "m.yaml:6: jobs[1].styles[0].blend: expected a list, got 'images/style/'",
         "m.yaml:8: jobs[1].styles[1]: unknown key 'wieghts' (did you mean 'weights'?)",
         "m.yaml:10: jobs[1].styles[2].weights: has 1 weights but the blend has 2 styles",
-        "m.yaml:11: jobs[1].styles[3].blend: a blend needs at least 2 styles, got 1",
+        "m.yaml:11: jobs[1].styles[3].blend: a blend needs at least 2 different styles, got 1",
         "m.yaml:13: jobs[1].styles[4].weights: weights must be finite, non-negative and not all 0",
         "m.yaml:15: jobs[1].styles[5].weights: weights must be finite, non-negative and not all 0",
         "m.yaml:16: jobs[1].styles[6]: no such file 'images/style/nope.jpg'",
