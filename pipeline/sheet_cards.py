@@ -30,6 +30,7 @@ class Card:
     job_id: str
     status: str
     href: str | None = None  # quoted URL of the full image
+    sidecar_href: str | None = None  # quoted URL of its sidecar JSON: every setting and statistic
     thumb: str | None = None
     caption: str = ""
     error: str = ""
@@ -58,6 +59,8 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None) -> Card:
         image = output_dir / job.output_name
         thumb = Path(THUMBS_DIR) / f"{job.job_id}.jpg"
         card.href = quote(Path(job.output_name).as_posix())
+        if (output_dir / job.sidecar_name).is_file():
+            card.sidecar_href = quote(Path(job.sidecar_name).as_posix())
         if ensure_thumbnail(image, output_dir / thumb):
             card.thumb = quote(thumb.as_posix())
     return card

@@ -188,7 +188,9 @@ def test_links_and_images_point_at_existing_files(tmp_path):
     urls = [a["href"] for t, a in page.tags if t == "a"] + [
         a["src"] for t, a in page.tags if t == "img"
     ]
-    assert len([u for u in urls if "renders/" in u]) == 8  # 4 done cards x (frame + details link)
+    # 4 done cards x (frame + details link to the image + details link to the sidecar)
+    assert len([u for u in urls if "renders/" in u]) == 12
+    assert len([u for u in urls if "renders/" in u and u.endswith(".json")]) == 4
     assert len([u for u in urls if u.startswith("thumbs/sources/")]) == 4
     for url in urls:
         parts = urlsplit(url)
