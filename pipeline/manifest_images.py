@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
             found, problem = _glob_images(spec, base)
             return _outside(found, problem, _glob_root(spec, base), outputs, f"glob '{spec}' matched")
         if path.is_dir():
-            found = [p.resolve() for p in sorted(path.iterdir()) if _is_image(p) and not p.name.startswith(".")]
+            found = [p.resolve() for p in sorted(path.iterdir(), key=natural_order)
+                     if _is_image(p) and not p.name.startswith(".")]
             if not found:
                 return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
             return _outside(found, None, path.resolve(), outputs, f"folder '{spec}' holds")
@@ -53,10 +55,19 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
     return [path.resolve()], None
 
 
+def natural_order(path: str | Path) -> list:
+    """A sort key that reads numbers as numbers: IMG_2 before IMG_10, as a file
+    manager lists them (plain text order puts c10 between c1 and c2). Ties in
+    the numbers (IMG_02, IMG_2) fall back to the text, so the order is total."""
+    text = str(path)
+    parts = re.split(r"(\d+)", text)
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts] + [(2, 0, text)]
+
+
 def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
     # root_dir rather than joining: glob characters in the manifest's own folder
     # name must not be read as a pattern.
-    matched = sorted(glob.glob(os.path.expanduser(spec), root_dir=base, recursive=True))
+    matched = sorted(glob.glob(os.path.expanduser(spec), root_dir=base, recursive=True), key=natural_order)
     files = [base / m for m in matched if (base / m).is_file()]
     if not files:
         return [], f"glob '{spec}' matched no files"

@@ -112,6 +112,18 @@ def test_settings_precedence(gallery: Path) -> None:
     assert manifest.jobs[0].settings.style_weight == RenderSettings().style_weight  # untouched
 
 
+def test_folders_and_globs_list_numbered_files_in_number_order(gallery: Path) -> None:
+    photos = gallery / "images" / "numbered"
+    photos.mkdir()
+    for name in ("c10.jpg", "c2.jpg", "c1.jpg", "c9.jpg"):
+        shutil.copy(gallery / "images/content/a.jpg", photos / name)
+        (photos / name).write_bytes((photos / name).read_bytes() + name.encode())  # not byte copies
+    for spec in ("images/numbered/", "images/numbered/c*.jpg"):
+        manifest = load(gallery, f"jobs:\n  - contents: {spec}\n    style: images/style/s1.jpg\n")
+        # As a file manager lists them; plain text order was c1, c10, c2, c9.
+        assert [j.content_label for j in manifest.jobs] == ["c1", "c2", "c9", "c10"], spec
+
+
 def test_paths_resolve_from_the_manifest_folder(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir("/")
     text = """
