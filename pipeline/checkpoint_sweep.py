@@ -10,7 +10,7 @@ fail that test, and nothing else would ever delete them:
   by every run that holds the folder's lock, at its start and at its end.
 - stale: no job of the manifest has its id. A setting, an input image or the
   engine changed, and the job id with it. Deleted only at the end of a full
-  run (no --only, not interrupted).
+  run (no --only, not interrupted), and `nst plan` notes them beforehand.
   Why not sooner: a user who reverts the setting gets the old id back, and a
   trial with --only or a run stopped at once (on seeing the wrong settings) must
   leave them that chance. Why not never: each holds the image's pixels in
@@ -72,6 +72,18 @@ def stale_checkpoints(output_dir: Path, jobs: Iterable[RenderJob]) -> list[Path]
 def remove_stale(output_dir: Path, jobs: Iterable[RenderJob]) -> Removed:
     """Call only at the end of a full run: see the module's docstring."""
     return _remove(stale_checkpoints(output_dir, jobs))
+
+
+def stale_note(output_dir: Path, jobs: Iterable[RenderJob]) -> str | None:
+    """`nst plan`'s line on the stale checkpoints, while a revert can still save them."""
+    stale = stale_checkpoints(output_dir, jobs)
+    if not stale:
+        return None
+    one = len(stale) == 1
+    return (f"{count(len(stale), 'checkpoint')} of jobs no longer in the manifest "
+            f"({_mib(sum(_size(path) for path in stale))}) in {Path(output_dir) / CHECKPOINT_DIR} "
+            f"(a setting or an image changed since); the next full run (no --only, not interrupted) "
+            f"deletes {'it' if one else 'them'}")
 
 
 def describe_removed(removed: Removed, what: str) -> str:

@@ -7,16 +7,19 @@ Dask task would do, so no test here starts a process or loads torch."""
 
 from __future__ import annotations
 
+import io
 import signal
 
 import pytest
 from cli_helpers import SAMPLES, write_manifest
+from rich.console import Console
 from test_job_state import _done
 
 from pipeline import run
 from pipeline.events import failure_record
 from pipeline.jobs import checkpoint_path
 from pipeline.manifest import load_manifest
+from pipeline.plan_view import print_plan
 from pipeline.recorder import Recorder
 from pipeline.run import EXIT_FAILED, EXIT_OK, RenderOptions, execute, make_plan
 
@@ -147,3 +150,25 @@ def test_stale_checkpoints_outlive_a_run_that_is_not_full(tmp_path, script, how)
     script(lambda job: ("interrupted" if how == "interrupted" else "done", "worker"))
     execute(manifest, RenderOptions(only="chelsea*" if how == "only" else None, live=False, quiet=True))
     assert stale.is_file()
+
+
+def _plan_text(manifest, only=None) -> str:
+    console = Console(file=io.StringIO(), width=160, soft_wrap=True)  # a note is one line, however long
+    options = RenderOptions(only=only)
+    print_plan(console, manifest, make_plan(manifest, options))
+    return console.file.getvalue()
+
+
+def test_nst_plan_notes_the_checkpoints_the_next_full_run_deletes(tmp_path):
+    manifest = _manifest(tmp_path)
+    _plant(manifest.output_dir, manifest.jobs[0].job_id)  # an interrupted job's: it resumes, no note
+    assert "checkpoint" not in _plan_text(manifest)
+    _plant(manifest.output_dir, STALE_ID, b"x" * 3 * 2**20)
+    _plant(manifest.output_dir, "ba9876543210", b"x" * 2**19)
+    note = (f"note: 2 checkpoints of jobs no longer in the manifest (3.5 MiB) in "
+            f"{manifest.output_dir / '.checkpoints'} (a setting or an image changed since); "
+            "the next full run (no --only, not interrupted) deletes them")
+    assert note in _plan_text(manifest)
+    assert note in _plan_text(manifest, only="chelsea*")  # the whole manifest's jobs, not the selection's
+    (manifest.output_dir / ".checkpoints" / f".{STALE_ID}.pt.42.tmp").write_bytes(b"half")  # not a checkpoint
+    assert note in _plan_text(manifest)
