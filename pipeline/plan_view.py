@@ -9,6 +9,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from .checkpoint_sweep import stale_note
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
 from .labels import ShownNames, count
@@ -73,6 +74,10 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                       "than the size asked for: the photos are smaller, and upscale is off", markup=False, highlight=False)
     for notice in manifest.notices:
         console.print(f"note: {notice}", markup=False, highlight=False)
+    # Said here, while reverting the setting can still save them; whole manifest, whatever --only says.
+    stale = stale_note(manifest.output_dir, manifest.jobs)
+    if stale:
+        console.print(f"note: {stale}", markup=False, highlight=False)
 
 
 def _table(console: Console, title: str, rows: list[dict[str, str]]) -> Table:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .checkpoint_sweep import describe_removed, remove_finished, remove_stale
 from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
-from .jobs import RenderJob, WorkerOptions, checkpoint_path, threads_per_worker
+from .jobs import RenderJob, WorkerOptions, threads_per_worker
 from .labels import count
 from .lock import OutputLock, remove_dead_runs_temp_files
 from .manifest import Manifest
@@ -145,13 +146,14 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         log.info("%s: %s, %d already done, %d to render -> %s",
                  manifest.path.name, count(len(jobs), "job"), len(the_plan.done), len(the_plan.todo), output_dir,
                  extra=TERMINAL)
-        for job in the_plan.done:  # left by an interrupted --force re-render: nothing to resume
-            checkpoint_path(output_dir, job.job_id).unlink(missing_ok=True)
+        # Left by a killed --force re-render: nothing to resume (checkpoint_sweep).
+        remove_finished(output_dir, manifest.jobs)
         todo = list(the_plan.todo)
         recorder.mark_queued(todo, forced=options.force)
         if not todo:
             log.info("nothing to render: every output is up to date (use --force to render again)",
                      extra=TERMINAL)
+            _tidy_checkpoints(manifest, options, interrupted=False)
             recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
             return EXIT_OK
         stop = StopSignal()
@@ -160,12 +162,31 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
                                   title=manifest.path.stem)
         with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:
             executor.run(todo, _Fanout(recorder, display), stop)
+        _tidy_checkpoints(manifest, options, interrupted=stop.level > 0)
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
         log.info("finished: %d rendered, %d failed, %d left for next run, %.1f s -> %s",
                  summary["rendered"], summary["failed_this_run"], summary["pending"],
                  summary["wall_seconds"], output_dir / "index.html", extra=TERMINAL)
         return code
+
+
+def _tidy_checkpoints(manifest: Manifest, options: RenderOptions, *, interrupted: bool) -> None:
+    """After the executor, whose workers are gone by now: delete the checkpoints
+    no later run of this manifest can resume (checkpoint_sweep). A job still
+    to do keeps its own, whether this run was interrupted, limited by --only or
+    on a cluster: its output is not complete, and its id is in the manifest."""
+    finished = remove_finished(manifest.output_dir, manifest.jobs)
+    if finished:  # a --force re-render that did not finish: its earlier image stays
+        log.info("%s (their earlier images stay)",
+                 describe_removed(finished, "--force re-renders that did not finish"))
+    # Stale ones only after a full run: until then a user may revert a setting
+    # (or stop a run started with the wrong one) and get the old job id back.
+    if options.only is None and not interrupted:
+        stale = remove_stale(manifest.output_dir, manifest.jobs)
+        if stale:
+            log.info("%s (a setting or an image changed since)",
+                     describe_removed(stale, f"jobs no longer in {manifest.path.name}"))
 
 
 def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
