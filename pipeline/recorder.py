@@ -65,6 +65,7 @@ class Recorder:
         self._versions = library_versions()
         self._sheet_due = 0.0  # when the sheet may be rewritten next (write_sheet)
         self._sheet_stale = False
+        self._worker_devices: dict[int, str] = {}  # slot -> device, for "rendering on cuda:3"
 
     def _restore_lost_lines(self, history: dict[str, dict[str, Any]]) -> None:
         """Append the rebuilt `done` record of a job that results.jsonl lost.
@@ -100,6 +101,21 @@ class Recorder:
                 continue
             self.results.pop(job.job_id, None)
         self.write_sheet()
+
+    def note_worker(self, slot: int, device: str) -> None:
+        self._worker_devices[slot] = device
+
+    def mark_started(self, slot: int, jobs: list[RenderJob]) -> None:
+        """Jobs a worker just took show as rendering on the sheet, with where and
+        since when: someone checking the night's progress sees what is under
+        way, not a wall of pending. Not written to results.jsonl (a moment, not
+        an outcome). A --force re-render of a done job keeps showing its image."""
+        started = {"status": "rendering", "device": self._worker_devices.get(slot, ""), "started_at": utc_now()}
+        taken = [job for job in jobs if (self.results.get(job.job_id) or {}).get("status") != "done"]
+        for job in taken:
+            self.results[job.job_id] = dict(started)
+        if taken:
+            self.write_sheet()
 
     def record(self, job: RenderJob, result: dict[str, Any]) -> dict[str, Any]:
         png = result.pop("png", None)
@@ -215,7 +231,12 @@ class Recorder:
             self.write_sheet()
 
     def write_summary(self, exit_code: int, devices: list[str], skipped: int) -> dict[str, Any]:
-        if self._sheet_stale:  # the run is over: no pause to wait out
+        # The run is over: a job still shown rendering got no result (it never
+        # should), and the sheet must not say it is under way.
+        for job_id in [i for i, shown in self.results.items() if shown.get("status") == "rendering"]:
+            del self.results[job_id]
+            self._sheet_stale = True
+        if self._sheet_stale:  # no pause to wait out
             self.write_sheet(now=True)
         statuses = [self.results.get(job.job_id, {}).get("status", "pending") for job in self.jobs]
         summary = {

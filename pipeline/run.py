@@ -266,9 +266,11 @@ class _Fanout:
         self.display = display
 
     def on_worker(self, slot, device, info) -> None:
+        self.recorder.note_worker(slot, device)
         self.display.on_worker(slot, device, info)
 
     def on_start(self, slot, jobs) -> None:
+        self.recorder.mark_started(slot, jobs)
         self.display.on_start(slot, jobs)
 
     def on_progress(self, slot, event) -> None:

@@ -20,7 +20,8 @@ from nst_engine.settings import RenderSettings
 from .jobs import RenderJob, format_value
 from .outputs import THUMBS_DIR, ensure_thumbnail
 
-STATUSES = ("done", "failed", "interrupted", "pending")
+# "rendering" lives only in a running run's sheet (Recorder.mark_started), never in results.jsonl.
+STATUSES = ("done", "failed", "interrupted", "rendering", "pending")
 # Settings every card shows, whether or not they differ from the defaults.
 ALWAYS_SHOWN = ("size", "iterations")
 
@@ -35,6 +36,7 @@ class Card:
     caption: str = ""
     error: str = ""
     tag: str = ""  # tells apart several jobs sharing one cell
+    activity: str = ""  # a rendering job's device and start, e.g. "on cuda:0 since 02:14"
     tooltip: str = ""
     details: list[tuple[str, str]] = field(default_factory=list)
 
@@ -47,6 +49,11 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None) -> Card:
     card = Card(job_id=job.job_id, status=status)
     if status == "pending":
         card.tooltip = f"{job.content_label} × {job.style_label}: pending"
+        return card
+    if status == "rendering":
+        device, since = record.get("device"), str(record.get("started_at") or "")[11:16]  # HH:MM, UTC
+        card.activity = " ".join(filter(None, [f"on {device}" if device else "", f"since {since} UTC" if since else ""]))
+        card.tooltip = f"{job.content_label} × {job.style_label}: rendering {card.activity}".rstrip()
         return card
     card.details = _details(job, record)
     card.error = str(record.get("error") or "")

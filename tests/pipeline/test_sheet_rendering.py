@@ -1,0 +1,91 @@
+"""While a run works, the sheet shows which jobs are rendering, where and since
+when; once it ends, no card says so. The state is the sheet's only: results.jsonl
+records outcomes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from cli_helpers import SAMPLES, explain, nst_command, nst_env, read_sheet, write_manifest
+from test_job_state import _done
+
+from pipeline.manifest import load_manifest
+from pipeline.recorder import Recorder
+
+
+def _sheet_written(recorder: Recorder) -> None:
+    """As the run's idle loop does: the sheet waits out its pause after a rewrite."""
+    time.sleep(0.3)
+    recorder.catch_up()
+
+
+def _two_jobs(tmp_path, **settings):
+    return write_manifest(tmp_path / "m.yaml", [SAMPLES / "content" / "chelsea.jpg",
+                                                SAMPLES / "content" / "neuschwanstein.jpg"],
+                          [SAMPLES / "style" / "starry_night.jpg"], settings=settings or None)
+
+
+def test_a_started_job_shows_as_rendering_on_its_device_until_its_result(tmp_path):
+    manifest = load_manifest(_two_jobs(tmp_path))
+    first, second = manifest.jobs
+    recorder = Recorder(manifest.output_dir, list(manifest.jobs), title="m", manifest=str(manifest.path))
+    recorder.mark_queued(list(manifest.jobs))
+    recorder.note_worker(3, "cuda:3")
+    recorder.mark_started(3, [first])
+    _sheet_written(recorder)
+    html = (manifest.output_dir / "index.html").read_text(encoding="utf-8")
+    assert {c["job_id"]: c["status"] for c in read_sheet(manifest.output_dir).cards} == {
+        first.job_id: "rendering", second.job_id: "pending"}
+    assert "<strong>rendering</strong><span>on cuda:3 since " in html and "<b>1</b> rendering" in html
+    recorder.record(first, _done(first))
+    _sheet_written(recorder)
+    assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"done", "pending"}
+    assert not (manifest.output_dir / "results.jsonl").read_text().count("rendering")
+
+
+def test_a_forced_rerender_of_a_done_job_keeps_showing_its_image(tmp_path):
+    manifest = load_manifest(_two_jobs(tmp_path))
+    recorder = Recorder(manifest.output_dir, list(manifest.jobs), title="m", manifest=str(manifest.path))
+    for job in manifest.jobs:
+        recorder.record(job, _done(job))
+    recorder.mark_queued(list(manifest.jobs), forced=True)
+    recorder.mark_started(0, list(manifest.jobs))
+    _sheet_written(recorder)
+    assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"done"}
+
+
+def test_the_summary_never_leaves_a_card_rendering(tmp_path):
+    manifest = load_manifest(_two_jobs(tmp_path))
+    first, _ = manifest.jobs
+    recorder = Recorder(manifest.output_dir, list(manifest.jobs), title="m", manifest=str(manifest.path))
+    recorder.mark_started(0, [first])  # and no result ever comes
+    summary = recorder.write_summary(1, ["cpu"], skipped=0)
+    assert summary["pending"] == 2
+    assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"pending"}
+
+
+def test_a_real_run_shows_its_job_rendering_on_the_sheet(tmp_path):
+    manifest = _two_jobs(tmp_path, size=64, iterations=150)
+    out = tmp_path / "out"
+    run = subprocess.Popen(nst_command("render", manifest, "--devices", "cpu"), cwd=tmp_path, env=nst_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 120
+        while run.poll() is None and time.monotonic() < deadline:
+            try:
+                html = (out / "index.html").read_text(encoding="utf-8")
+            except OSError:
+                html = ""
+            if "<strong>rendering</strong><span>on cpu since " in html:
+                seen.add("rendering")
+            time.sleep(0.1)
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stderr
+    assert seen == {"rendering"}, "the sheet never showed a job rendering"
+    assert {c["status"] for c in read_sheet(out).cards} == {"done"}
+    assert json.loads((out / "summary.json").read_text())["done"] == 2
