@@ -8,7 +8,7 @@ import json
 import subprocess
 import time
 
-from cli_helpers import SAMPLES, explain, nst_command, nst_env, read_sheet, write_manifest
+from cli_helpers import SAMPLES, nst_command, nst_env, read_sheet, write_manifest
 from test_job_state import _done
 
 from pipeline.manifest import load_manifest
