@@ -175,6 +175,6 @@ def check_render_sizes(settings: RenderSettings, content: tuple[str, tuple[int, 
         check_size(size, deepest, name=name)
     for side in sides:
         check_size(scaled_size(content_size, side, True), deepest, name=f"{content_name} (scaled to {side} px)")
+        style_side = settings.style_side(side)
         for name, size in styles:
-            style_side = settings.style_side(side)
             check_size(scaled_size(size, style_side, False), deepest, name=f"{name} (scaled to {style_side} px)")

@@ -17,6 +17,7 @@ from .setting_checks import coerce, problems
 from .setting_values import (
     COARSE_TO_FINE_ABOVE,
     DEFAULT_LEARNING_RATES,
+    INIT_MODES,
     SMALLEST_RENDER_SIDE,
     LayerWeights,
     network_order,
@@ -88,6 +89,10 @@ class RenderSettings:
             )
         total = sum(raw)
         return tuple(w / total for w in raw)
+
+    def init_file(self) -> str | None:
+        """The image the render starts from, when `init` names a file rather than a mode."""
+        return None if self.init in INIT_MODES else self.init
 
     def deepest_layer(self) -> str:
         names = [name for name, _ in self.content_layers + self.style_layers]

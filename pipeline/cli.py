@@ -31,6 +31,7 @@ from .run import (
     make_plan,
     pending_renames,
     planned_device_types,
+    requested_devices,
     select,
 )
 
@@ -160,8 +161,7 @@ def render(
         options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
                                 quiet=quiet, wait=wait, job_timeout=job_timeout)
         _check_output(loaded)
-        source = "--devices" if options.devices else loaded.devices_source()
-        _check_cuda(options.devices or loaded.run.devices, cluster_address(loaded, options), source)
+        _check_cuda(*requested_devices(loaded, options), cluster_address(loaded, options))
         if dry_run:
             _print_plan(loaded, options)
             return
@@ -205,7 +205,7 @@ def _devices(spec: str | None):
         _fail(f"--devices: {error}", EXIT_USAGE)
 
 
-def _check_cuda(devices, cluster, source: str) -> None:
+def _check_cuda(devices, source: str, cluster) -> None:
     # Checked before anything else happens, and even when nothing needs rendering:
     # a typo in a cron line must not wait for the first night with work to show.
     # The probe runs in a child: this process stays torch-free.

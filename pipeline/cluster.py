@@ -105,7 +105,7 @@ def _dask_backend() -> str:
 
 
 def _input_bytes(jobs: Sequence[RenderJob]) -> dict[str, bytes]:
-    paths = {p for job in jobs for p in (job.content, *job.styles, job.settings.init)} - {"content", "noise"}
+    paths = {p for job in jobs for p in (job.content, *job.styles, job.settings.init_file()) if p}
     payload = {}
     for path in paths:
         try:

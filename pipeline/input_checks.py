@@ -41,10 +41,11 @@ def read_headers(paths: Iterable[str], base: Path | None = None) -> dict[str, He
 def input_problems(jobs: Iterable[RenderJob], base: Path | None = None) -> list[InputProblem]:
     """The reasons `jobs` would fail on their inputs, most jobs first."""
     jobs = list(jobs)
+    # Each file named and opened once: a sweep repeats the same few files thousands of times.
     paths = {path for job in jobs for path in (job.content, *job.styles)}
-    inits = {_init(job) for job in jobs} - {None}
-    headers = read_headers(paths, base)
-    shown = {path: _shown(path, base) for path in paths}  # once each: a sweep repeats them
+    shown = {path: _shown(path, base) for path in paths}
+    headers = {path: _header(path, name) for path, name in shown.items()}
+    inits = {job.settings.init_file() for job in jobs} - {None}
     # An init image is named as one, or a user looks for the fault in the photo.
     init_problems = {path: _header(path, INIT_LABEL + _shown(path, base)) for path in inits}
     reasons = Counter()
@@ -57,7 +58,7 @@ def input_problems(jobs: Iterable[RenderJob], base: Path | None = None) -> list[
 
 def _job_problem(job: RenderJob, headers: dict[str, Header], shown: dict[str, str],
                  inits: dict[str, Header]) -> str | None:
-    for header in (*(headers[path] for path in (job.content, *job.styles)), inits.get(_init(job))):
+    for header in (*(headers[path] for path in (job.content, *job.styles)), inits.get(job.settings.init_file())):
         if isinstance(header, ImageError):
             return str(header)
     try:
@@ -66,12 +67,6 @@ def _job_problem(job: RenderJob, headers: dict[str, Header], shown: dict[str, st
     except ImageError as problem:
         return str(problem)
     return None
-
-
-def _init(job: RenderJob) -> str | None:
-    """The job's init image file, if it starts from one."""
-    init = job.settings.init
-    return None if init in ("content", "noise") else init
 
 
 def _header(path: str, shown: str) -> Header:

@@ -130,9 +130,9 @@ def job_identity(
     """The job id, and the (path, sha256) of each input file it was computed from
     (content, styles, then an init image): RenderJob.digests."""
     settings_dict = dict(_settings_dict(settings))  # only top-level keys change below
-    init = settings.init
+    init = settings.init_file()
     files: tuple[tuple[str, str], ...] = ()
-    if init not in ("content", "noise"):
+    if init:
         files = ((init, file_digest(init)),)
         settings_dict["init"] = f"file:{files[0][1]}"  # bytes, not the path
     if settings.weights not in BUILTIN_WEIGHTS:

@@ -205,7 +205,7 @@ def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
     from .devices import resolve_devices
     from .local_executor import LocalExecutor
 
-    asked = resolve_devices(options.devices or run.devices, "--devices" if options.devices else manifest.devices_source())
+    asked = resolve_devices(*requested_devices(manifest, options))
     # A worker costs seconds to start (torch, the weights) and, on the CPU, a
     # share of the cores: never more workers than jobs.
     devices = asked[:max(1, jobs)]
@@ -240,11 +240,19 @@ def cluster_address(manifest: Manifest, options: RenderOptions) -> str | None:
     return None if options.devices is not None else manifest.run.cluster
 
 
+def requested_devices(manifest: Manifest, options: RenderOptions) -> tuple[tuple[str, ...] | None, str]:
+    """The devices asked for (None: detect), and how errors name where they were
+    asked for: the --devices flag wins over the manifest's `run.devices`."""
+    if options.devices:
+        return options.devices, "--devices"
+    return manifest.run.devices, manifest.devices_source()
+
+
 def planned_device_types(manifest: Manifest, options: RenderOptions) -> frozenset[str]:
     """"cpu" and/or "cuda": where this run's workers would be, as far as the
     plan can tell without touching CUDA. Unknown (a cluster, or devices left to
     detection) gives both."""
-    devices = options.devices or manifest.run.devices  # both parsed already: ("cuda:0", "cpu", ...)
+    devices, _ = requested_devices(manifest, options)  # parsed already: ("cuda:0", "cpu", ...)
     if cluster_address(manifest, options) is not None or devices is None:
         return frozenset({"cpu", "cuda"})
     return frozenset("cuda" if device.startswith("cuda") else "cpu" for device in devices)

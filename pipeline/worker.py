@@ -144,9 +144,9 @@ def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -
     # file; `nst plan` runs the same check on the headers.
     check_render_sizes(job.settings, (Path(job.content).name, content.size),
                        [(Path(path).name, image.size) for path, image in zip(job.styles, styles)])
-    init = job.settings.init
+    init = job.settings.init_file()
     # Named as the init image: "zero.jpg is empty" sends a user to the photos.
-    init_image = load(init, INIT_LABEL) if init not in ("content", "noise") else None
+    init_image = load(init, INIT_LABEL) if init else None
     return RenderRequest(content, styles, job.settings, load_checkpoint(options, job), init_image)
 
 
