@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -99,7 +100,21 @@ class _QuietFileHandler(logging.FileHandler):
 
 
 def job_name(job: RenderJob) -> str:
-    return Path(job.output_name).stem
+    """The output name without `.png`, folders kept: with `name: "{style}/{content}"`
+    two styles' renders of one photo differ only in the folder."""
+    return str(Path(job.output_name).with_suffix(""))
+
+
+# The columns right of a bar's label: the bar's narrowest, "123/456" and two
+# "0:00:00" times, with the spaces between them.
+_COLUMNS_AFTER_LABEL = 10 + 9 + 8 + 8 + 4
+
+
+def fit_label(text: str, width: int) -> str:
+    """Cut text to `width` terminal cells (CJK characters take two), with "…"."""
+    if cell_len(text) <= width:
+        return text
+    return set_cell_size(text, max(width - 1, 0)) + "…"
 
 
 class ProgressDisplay:
@@ -131,7 +146,7 @@ class ProgressDisplay:
                 transient=False,
             )
             self._progress.start()
-            self._overall = self._progress.add_task(self.title, total=sum(self.iterations.values()) or 1)
+            self._overall = self._progress.add_task(self._fit(self.title), total=sum(self.iterations.values()) or 1)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -146,7 +161,7 @@ class ProgressDisplay:
             self._announced[slot] = info.get("pid")
             log.info("worker %d on %s (%s) is ready, pid %s", slot, device, info.get("device_name"), info.get("pid"))
         if self._progress is not None and slot not in self._slots:
-            self._slots[slot] = self._progress.add_task(f"  worker {slot} {device}: idle", total=1)
+            self._slots[slot] = self._progress.add_task(self._fit(f"  worker {slot} {device}: idle"), total=1)
 
     def on_start(self, slot: int, jobs: list[RenderJob]) -> None:
         names = ", ".join(job_name(j) for j in jobs)
@@ -155,8 +170,13 @@ class ProgressDisplay:
         self._slot_done[slot] = 0
         if self._progress is not None and slot in self._slots:
             total = max(self.iterations.get(jobs[0].job_id, 1), 1)
-            label = names if len(names) < 60 else names[:57] + "..."
-            self._progress.update(self._slots[slot], description=f"  worker {slot}: {label}", completed=0, total=total)
+            # reset, not update: each job's elapsed time and ETA start from its own start.
+            self._progress.reset(self._slots[slot], total=total, description=self._fit(f"  worker {slot}: {names}"))
+
+    def _fit(self, label: str) -> str:
+        """A bar's label, cut so that its counts and times stay on screen in a
+        narrow terminal (rich would squeeze them to "…" instead)."""
+        return fit_label(label, max(self.console.width - _COLUMNS_AFTER_LABEL, 12))
 
     def on_progress(self, slot: int, event: dict[str, Any]) -> None:
         done = int(event.get("done", 0))

@@ -146,3 +146,54 @@ def test_one_signal_delivered_twice_is_one_request_and_a_later_one_stops_at_once
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.level == 2 and stop.signal_number == signal.SIGTERM
     logging.getLogger("nst").handlers.clear()
+
+
+def test_each_job_on_a_worker_bar_starts_its_own_clock(tmp_path):
+    console = Console(file=io.StringIO(), force_terminal=True, width=120, color_system=None)
+    setup_logging(None, console=console, quiet=True)
+    jobs = [_job("aaaaaaaaaaaa"), _job("bbbbbbbbbbbb")]
+    with ProgressDisplay(jobs, live=True, console=console) as display:
+        display.on_worker(0, "cpu", {"pid": 1})
+        display.on_start(0, [jobs[0]])
+        bar = display._progress.tasks[display._slots[0]]
+        bar.start_time -= 300  # the first job has run for five minutes
+        display.on_progress(0, {"job_ids": [jobs[0].job_id], "done": 20, "total": 20})
+        display.on_start(0, [jobs[1]])
+        bar = display._progress.tasks[display._slots[0]]
+        assert bar.elapsed < 60 and bar.completed == 0 and bar.time_remaining is None
+    logging.getLogger("nst").handlers.clear()
+
+
+def test_long_names_in_a_narrow_terminal_leave_counts_and_times_visible(tmp_path):
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=80, color_system=None)
+    setup_logging(None, console=console, quiet=True)
+    long_name = "a_very_long_descriptive_output_name_for_マチュピチュ_rendered_in_the_style_of_Sternennacht"
+    job = RenderJob(job_id="aaaaaaaaaaaa", content="/x/cat.jpg", styles=("/x/starry.jpg",),
+                    settings=RenderSettings(size=64, iterations=20), output_name=f"{long_name}.png",
+                    content_label="cat", style_label="starry")
+    with ProgressDisplay([job], live=True, console=console, title="a_gallery_with_a_long_name_" * 3) as display:
+        display.on_worker(0, "cpu", {"pid": 1})
+        display.on_start(0, [job])
+        display.on_progress(0, {"job_ids": [job.job_id], "done": 7, "total": 20})
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    final = [line.rstrip() for line in screen.splitlines() if line.strip()][-2:]
+    assert len(final) == 2, stream.getvalue()
+    overall, worker = final
+    assert re.search(r" 7/20 +\d:\d\d:\d\d +(\d:\d\d:\d\d|-:--:--)$", overall), overall
+    assert re.search(r" 7/20 +\d:\d\d:\d\d +(\d:\d\d:\d\d|-:--:--)$", worker), worker
+    assert "…" in worker and "worker 0: a_very_long" in worker
+    logging.getLogger("nst").handlers.clear()
+
+
+def test_the_log_names_a_job_by_its_folder_too(tmp_path):
+    setup_logging(tmp_path / "nst.log", console=None, quiet=True)
+    job = RenderJob(job_id="aaaaaaaaaaaa", content="/x/cat.jpg", styles=("/x/starry.jpg",),
+                    settings=RenderSettings(size=64, iterations=20), output_name="starry/cat-aaaaaaaaaaaa.png",
+                    content_label="cat", style_label="starry")
+    with ProgressDisplay([job], live=False) as display:
+        display.on_start(0, [job])
+        display.on_result(job, {"status": "failed", "error": "boom"})
+    text = (tmp_path / "nst.log").read_text()
+    assert "worker 0 starts starry/cat-aaaaaaaaaaaa" in text and "failed starry/cat-aaaaaaaaaaaa: boom" in text
+    logging.getLogger("nst").handlers.clear()
