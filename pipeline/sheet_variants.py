@@ -35,10 +35,28 @@ def order_variants(examples: Mapping[str, RenderJob]) -> tuple[list[str], list[s
         variant: variant or ",".join(f"{key}={format_value(settings[variant][key])}" for key in shown) or "default"
         for variant in variants
     }
-    values = {variant: [settings[variant][key] for key in swept] for variant in variants}
-    if swept and all(_is_number(x) for row in values.values() for x in row):
-        variants.sort(key=lambda variant: values[variant])  # stable: ties keep their order
+    keys = {variant: _reading_order(settings, swept, variants, variant) for variant in variants}
+    variants.sort(key=keys.__getitem__)  # stable: ties keep their order
     return variants, [labels[variant] for variant in variants]
+
+
+def _reading_order(settings: Mapping[str, dict], swept: list[str], variants: list[str], variant: str) -> list:
+    """Sort key: the swept settings in the order the variant names give them
+    (style_weight before preserve_color in "style_weight=10,preserve_color=true"),
+    each setting's numbers by value (2 before 10) and its other values (true,
+    false; a list of scales) in the order the sweep listed them."""
+    first = next((v for v in variants if v), "")
+    by_name = sorted(swept, key=lambda key: re.search(rf"(?:^|,){re.escape(key)}=", first).start()
+                     if _names(key, first) else len(first))
+    key = []
+    for setting in by_name:
+        seen = [settings[v][setting] for v in variants]
+        value = settings[variant][setting]
+        if all(_is_number(x) for x in seen):
+            key.append(value)
+        else:
+            key.append(next(i for i, x in enumerate(seen) if x == value))
+    return key
 
 
 def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[str]:

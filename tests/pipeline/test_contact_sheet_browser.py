@@ -168,3 +168,39 @@ def test_a_clamped_reason_shows_whole_lines_only(failed_sheet, tmp_path, scale):
         if not whole or partly:
             faults.append(f"{width}x100 row: {len(whole)} whole lines, then {partly} px of a line")
     assert not faults
+
+
+MEASURE_CHIPS = """<script>
+const cards = [...document.querySelectorAll(".card")].map(card => card.getBoundingClientRect().width);
+const chips = [...document.querySelectorAll("th.variant")].map(th => th.getBoundingClientRect().width);
+const spill = [...document.querySelectorAll("th.variant span")].map(chip => chip.scrollWidth - chip.clientWidth);
+document.body.dataset.measured = JSON.stringify({card: Math.max(...cards), chips, spill});
+</script>"""
+
+
+def test_a_sweep_over_two_settings_keeps_its_columns_as_narrow_as_the_cards(tmp_path):
+    # "style_weight=10,preserve_color=false" in one line is wider than a card;
+    # the chip wraps after its comma instead of widening the column.
+    style = tmp_path / "style.png"
+    content = tmp_path / "content.png"
+    Image.new("RGB", (40, 40), (120, 90, 135)).save(style)
+    Image.new("RGB", (60, 40), (40, 90, 200)).save(content)
+    jobs, results = [], {}
+    for weight in (2, 10):
+        for keep in (True, False):
+            variant = f"style_weight={weight},preserve_color={str(keep).lower()}"
+            job = make_job(content, style, variant, RenderSettings().with_overrides(
+                style_weight=float(weight), preserve_color=keep))
+            jobs.append(job)
+            results[job.job_id] = record(job, "failed")
+    sheet = write_contact_sheet(tmp_path / "out", jobs, results, title="Sweep")
+    measuring = sheet.with_name("measure.html")
+    measuring.write_text(sheet.read_text(encoding="utf-8").replace("</body>", MEASURE_CHIPS + "</body>"),
+                         encoding="utf-8")
+    dom = _run_chromium(tmp_path / "profile", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--dump-dom",
+                        measuring.as_uri()).stdout
+    (body,) = Page(dom).with_attr("data-measured")
+    measured = json.loads(body["data-measured"])
+    assert len(measured["chips"]) == 4
+    assert all(width <= measured["card"] + 24 for width in measured["chips"]), measured
+    assert measured["spill"] == [0, 0, 0, 0], measured  # wrapped, not spilling out of the chip

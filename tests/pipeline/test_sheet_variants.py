@@ -85,3 +85,21 @@ def test_the_sheet_shows_the_strip_in_order_with_a_cell_under_each_label(tmp_pat
     cells = [a["data-cell"] for a in page.with_attr("data-cell")]
     assert cells == ["cat × starry · style_weight=1", "cat × starry · style_weight=2", "cat × starry",
                      "cat × starry · style_weight=10", "cat × starry · style_weight=25", "cat × wave"]
+
+
+def test_numbers_sort_by_value_beside_a_swept_setting_that_is_not_a_number():
+    # sweep: {style_weight: [10, 2], preserve_color: [true, false]}, in the manifest's order.
+    jobs = [_job(f"style_weight={s},preserve_color={str(p).lower()}", style_weight=float(s), preserve_color=p)
+            for s in (10, 2) for p in (True, False)]
+    variants, _ = order_variants(_examples(*jobs))
+    assert variants == ["style_weight=2,preserve_color=true", "style_weight=2,preserve_color=false",
+                        "style_weight=10,preserve_color=true", "style_weight=10,preserve_color=false"]
+
+
+def test_the_variant_names_say_which_swept_setting_sorts_first():
+    # tv_weight is named first, though style_weight comes first among the settings.
+    jobs = [_job(f"tv_weight={t},style_weight={s}", style_weight=float(s), tv_weight=float(t))
+            for t in (1, 0) for s in (25, 5)]
+    variants, _ = order_variants(_examples(*jobs))
+    assert variants == ["tv_weight=0,style_weight=5", "tv_weight=0,style_weight=25",
+                        "tv_weight=1,style_weight=5", "tv_weight=1,style_weight=25"]
