@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -84,7 +85,8 @@ def _table(console: Console, title: str, rows: list[dict[str, str]]) -> Table:
     """The job table, fitted to the terminal (a pipe gets 160 columns: cli.out).
     A variant column of dashes only is left out."""
     columns = [c for c in COLUMNS if c != "variant" or any(row["variant"] != "-" for row in rows)]
-    natural = {c: max(len(text) for text in [c, *(row[c] for row in rows)]) for c in columns}
+    # Terminal cells, not characters: マチュピチュ takes two cells a character.
+    natural = {c: max(cell_len(text) for text in [c, *(row[c] for row in rows)]) for c in columns}
     # Boxed: a space each side of a cell and a line between. Where that does not
     # fit, no vertical lines (two spaces between columns), then narrower columns.
     if sum(natural.values()) + 3 * len(columns) + 1 <= console.width:

@@ -180,3 +180,13 @@ def test_a_variant_column_of_dashes_only_is_left_out(gallery_dir, tmp_path):
     assert header and "variant" not in header[0]
     swept = [line for line in _printed_plan(_sweep_manifest(gallery_dir, 2), 200) if "status" in line]
     assert "variant" in swept[0]
+
+
+def test_a_japanese_file_name_shows_whole_where_the_terminal_has_room(gallery_dir, tmp_path):
+    photo = tmp_path / "マチュピチュ.jpg"
+    photo.write_bytes((gallery_dir / "content" / "chelsea.jpg").read_bytes())
+    path = tmp_path / "jp.yaml"
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 32, "iterations": 3}, "jobs": [
+        {"content": str(photo), "style": str(gallery_dir / "style" / "starry_night.jpg")}]}, allow_unicode=True))
+    lines = _printed_plan(path, 150)
+    assert any("マチュピチュ" in line and "…" not in line for line in lines), lines
