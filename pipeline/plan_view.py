@@ -57,8 +57,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                      "job id": job.job_id})
     console.print(_table(console, f"{manifest.path.name} -> {manifest.output_dir}", rows))
     if len(listed) < len(order):
-        console.print(f"... and {count(len(order) - len(listed), 'more job')}; `nst plan --all` lists every one",
-                      markup=False, highlight=False)
+        _line(console, f"... and {count(len(order) - len(listed), 'more job')}; `nst plan --all` lists every one")
     summary = f"{len(the_plan.todo)} to render, {len(the_plan.done)} already done" + (
         f" ({len(renamed)} under an older name: the render renames them)" if renamed else "")
     if the_plan.todo:
@@ -67,18 +66,18 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                     + describe(the_plan, manifest.output_dir, content_sides))
     else:
         summary += "; nothing to render"
-    console.print(summary, markup=False, highlight=False)
+    _line(console, summary)
     _print_input_problems(console, manifest, the_plan)
     smaller = sum(1 for job in the_plan.todo if planned_sides(job, content_sides)[-1] < job.settings.size)
     if smaller:
-        console.print(f"note: {count(smaller, 'job')} to render {'comes' if smaller == 1 else 'come'} out smaller "
-                      "than the size asked for: the photos are smaller, and upscale is off", markup=False, highlight=False)
+        _line(console, f"note: {count(smaller, 'job')} to render {'comes' if smaller == 1 else 'come'} out smaller "
+                       "than the size asked for: the photos are smaller, and upscale is off")
     for notice in manifest.notices:
-        console.print(f"note: {notice}", markup=False, highlight=False)
+        _line(console, f"note: {notice}")
     # Said here, while reverting the setting can still save them; whole manifest, whatever --only says.
     stale = stale_note(manifest.output_dir, manifest.jobs)
     if stale:
-        console.print(f"note: {stale}", markup=False, highlight=False)
+        _line(console, f"note: {stale}")
 
 
 def _table(console: Console, title: str, rows: list[dict[str, str]]) -> Table:
@@ -118,16 +117,21 @@ def _fit(natural: dict[str, int], room: int) -> dict[str, int]:
     return widths
 
 
+def _line(console: Console, text: str, style: str | None = None) -> None:
+    """One line of text as written: never wrapped by the console (a terminal
+    wraps it itself; a pipe or cron's mail keeps it whole, for grep)."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
 def _print_input_problems(console: Console, manifest: Manifest, the_plan: Plan) -> None:
     """A warning per input that will fail its jobs: the plan is where it can still be fixed."""
     problems = input_problems(the_plan.todo, manifest.path.parent)
     for problem in problems[:PROBLEM_LINES]:
-        console.print(f"warning: {count(problem.jobs, 'job')} will fail: {problem.reason}", style="yellow", markup=False, highlight=False)
+        _line(console, f"warning: {count(problem.jobs, 'job')} will fail: {problem.reason}", style="yellow")
     if len(problems) > PROBLEM_LINES:
         more = sum(problem.jobs for problem in problems[PROBLEM_LINES:])
-        console.print(f"warning: ... and {count(more, 'more job')} will fail on "
-                      f"{count(len(problems) - PROBLEM_LINES, 'more input problem')}",
-                      style="yellow", markup=False, highlight=False)
+        _line(console, f"warning: ... and {count(more, 'more job')} will fail on "
+                       f"{count(len(problems) - PROBLEM_LINES, 'more input problem')}", style="yellow")
 
 
 def _cached_styles(the_plan: Plan, content_sides: Mapping[str, int | None],

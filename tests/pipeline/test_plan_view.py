@@ -190,3 +190,19 @@ def test_a_japanese_file_name_shows_whole_where_the_terminal_has_room(gallery_di
         {"content": str(photo), "style": str(gallery_dir / "style" / "starry_night.jpg")}]}, allow_unicode=True))
     lines = _printed_plan(path, 150)
     assert any("マチュピチュ" in line and "…" not in line for line in lines), lines
+
+
+def test_notes_and_the_summary_are_never_broken_across_lines(gallery_dir, tmp_path):
+    # Piped to a file or cron's mail, a sentence split in two cannot be grepped.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("chelsea.jpg", "chelsea copy.jpg"):
+        (photos / name).write_bytes((gallery_dir / "content" / "chelsea.jpg").read_bytes())
+    path = tmp_path / "copies.yaml"
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 32, "iterations": 3}, "jobs": [
+        {"contents": [str(photos)], "style": str(gallery_dir / "style" / "starry_night.jpg")}]}))
+    lines = _printed_plan(path, 60)
+    (note,) = [line for line in lines if line.startswith("note:")]
+    assert "chelsea copy.jpg" in note and note.rstrip().endswith("as chelsea"), lines
+    (summary,) = [line for line in lines if "to render" in line and "already done" in line]
+    assert "estimated" in summary, lines  # the summary's end, on its first line
