@@ -168,6 +168,9 @@ class LocalExecutor:
 
     def _restart(self, worker: WorkerHandle) -> WorkerHandle:
         worker.shutdown()  # reap the old process and close its pipe: no fd leak per restart
+        if not self._pending:  # nothing for a fresh one to do (the last job timed out): start none
+            worker.retire()
+            return worker
         if worker.starts_without_progress >= MAX_STARTS_WITHOUT_PROGRESS:
             worker.retire()
             return worker

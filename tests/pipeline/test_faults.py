@@ -202,3 +202,14 @@ def test_a_checkpoint_the_disk_will_not_take_is_skipped_and_the_render_goes_on(g
     assert code == 0, printed
     assert [r["status"] for r in results(out)] == ["done"]
     assert _checkpoints(out) == [] and leftovers(out) == []  # no checkpoint, whole or partial
+
+
+def test_when_the_last_job_times_out_no_worker_starts_for_nothing(gallery_dir):
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], ["starry_night"],
+                              settings={"size": 32, "iterations": 100_000})
+    out = gallery_dir.parent / "out"
+    code, printed = run(manifest, "--devices", "cpu", "--job-timeout", "2")
+    assert code == 1, printed
+    (record,) = results(out)
+    assert "timed out after 2 s" in record["error"]
+    assert len(re.findall(r"worker 0 on cpu .* is ready", log_text(out))) == 1, log_text(out)
