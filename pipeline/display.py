@@ -190,8 +190,10 @@ class ProgressDisplay:
             if slot in self._slots:
                 self._progress.update(self._slots[slot], completed=done)
         # A line each time it passes a multiple of 50: a Dask task's notes come
-        # once a second, at whatever iteration it has reached, not every 10.
-        elif done // 50 > before // 50 or done == event.get("total"):
+        # once a second, at whatever iteration it has reached, not every 10. None
+        # at the last iteration: its loss is the one before the last step, and
+        # the "done" line that follows gives the final one.
+        elif done // 50 > before // 50 and done != event.get("total"):
             losses = ", ".join(f"{v:.4g}" for v in event.get("losses", []))
             log.info("worker %d: iteration %d/%s, loss %s", slot, done, event.get("total"), losses)
 
