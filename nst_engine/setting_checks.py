@@ -76,6 +76,8 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+LARGEST_SIDE = 8192  # px, of an output
+
 _FLOAT_FIELDS = ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate")
 _INT_FIELDS = ("size", "iterations", "seed", "lbfgs_history")
 _BOOL_FIELDS = ("upscale", "preserve_color")
@@ -98,8 +100,8 @@ def problems(s: RenderSettings):
         # Strict: a truthy "no" or "false" (quoted in YAML) would turn the option on.
         if not isinstance(getattr(s, name), bool):
             yield name, f"expected true or false, got {_show(getattr(s, name))}"
-    if not SMALLEST_RENDER_SIDE <= s.size <= 8192:
-        yield "size", f"must be between {SMALLEST_RENDER_SIDE} and 8192 px, got {s.size}"
+    if not SMALLEST_RENDER_SIDE <= s.size <= LARGEST_SIDE:
+        yield "size", f"must be between {SMALLEST_RENDER_SIDE} and {LARGEST_SIDE} px, got {s.size}"
     if not 1 <= s.iterations <= 100_000:
         yield "iterations", f"must be between 1 and 100000, got {s.iterations}"
     if not 1 <= s.lbfgs_history <= 1000:
@@ -120,8 +122,11 @@ def _scale_problems(s: RenderSettings):
         yield "scales", f"expected a list of sizes like [256, 512], got {_show(s.scales)}"
         return
     for side in s.scales:
-        if isinstance(side, bool) or not isinstance(side, int) or not SMALLEST_RENDER_SIDE <= side <= s.size:
-            yield "scales", f"must be whole sizes between {SMALLEST_RENDER_SIDE} and size ({s.size}), got {_show(side)}"
+        if isinstance(side, bool) or not isinstance(side, int) or side < SMALLEST_RENDER_SIDE:
+            yield "scales", f"must be whole sizes of at least {SMALLEST_RENDER_SIDE} px, got {_show(side)}"
+            return
+        if side > s.size:
+            yield "scales", f"must not exceed size ({s.size}), got {_show(side)}"
             return
     # The schedule runs coarse to fine whatever the order, but [512, 256] and
     # [256, 512] would be one render under two job ids; a repeat is a typo.

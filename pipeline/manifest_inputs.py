@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nst_engine.errors import SettingsError
-from nst_engine.setting_checks import to_float
+from nst_engine.setting_checks import LARGEST_SIDE, to_float
 from nst_engine.setting_values import BUILTIN_WEIGHTS, INIT_MODES
 from nst_engine.settings import PRESETS, RenderSettings, setting_names
 
@@ -152,6 +152,8 @@ def resolve_settings(overrides: Layer, fallback: Loc, problems: Problems) -> Ren
             problems.add(fallback, f"{key}: {message}")
             return None
         problems.add(pending.pop(key).path, message)
+        if key == "size":  # judge the scales by the largest size allowed, not by a default nobody wrote
+            pending["size"] = Setting(LARGEST_SIDE, fallback)
     return None
 
 

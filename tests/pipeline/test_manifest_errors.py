@@ -76,6 +76,8 @@ BAD = [
     ("layer_weight_as_bool", "settings: {style_layers: {relu1_1: true}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "got {relu1_1: true}"),
     ("style_layers_all_zero", "settings: {style_layers: {relu1_1: 0, relu2_1: 0}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "so one must be above 0 (for no style, set style_weight: 0)"),
     ("scales_not_a_list", "settings: {scales: 256}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected a list of sizes like [256, 512], got 256"),
+    ("scales_too_small", "settings: {size: 64, scales: [16, 64]}\n" + PAIR, "bad.yaml:1: settings.scales:", "must be whole sizes of at least 32 px, got 16"),
+    ("scales_past_size", "settings: {size: 64, scales: [32, 96]}\n" + PAIR, "bad.yaml:1: settings.scales:", "must not exceed size (64), got 96"),
     ("scales_descending", "settings: {size: 64, scales: [64, 32]}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected increasing sizes like [256, 512], got [64, 32]"),
     ("huge_whole_number", "settings: {style_weight: 1%s}\n" % ("0" * 400) + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got inf"),
     ("settings_not_a_mapping", "settings: [size, 64]\n" + PAIR, "bad.yaml:1: settings:", "expected a mapping, got a list"),
@@ -200,3 +202,18 @@ def test_resolve_manifest_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert resolve_manifest_path("manifests/demo.yaml", manifests) == Path("manifests/demo.yaml")
     with pytest.raises(ManifestError, match="no such manifest 'nope'"):
         resolve_manifest_path("nope", manifests)
+
+
+def test_a_bad_size_does_not_make_the_scales_answer_to_a_default_nobody_wrote(gallery: Path) -> None:
+    # size 20000 is refused; the scales are then judged by fixed bounds, not by size 512.
+    text = "settings: {size: 64}\n" + PAIR + "    settings: {scales: [16, 600], size: 20000}\n"
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    lines = str(caught.value).splitlines()
+    assert any("jobs[0].settings.size: must be between 32 and 8192 px, got 20000" in line for line in lines), lines
+    assert any("jobs[0].settings.scales: must be whole sizes of at least 32 px, got 16" in line for line in lines), lines
+    assert "512" not in str(caught.value)
+    fine = "settings: {size: 64}\n" + PAIR + "    settings: {scales: [32, 600], size: 20000}\n"
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, fine)
+    assert "scales" not in str(caught.value) and "size" in str(caught.value)
