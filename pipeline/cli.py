@@ -31,6 +31,7 @@ from .run import (
     make_plan,
     pending_renames,
     planned_device_types,
+    planned_devices,
     requested_devices,
     select,
 )
@@ -234,7 +235,8 @@ def plan(manifest: ManifestArg, only: OnlyOption = None,
 def _print_plan(manifest: Manifest, options: RenderOptions, row_limit: int | None = PLAN_ROWS) -> None:
     the_plan = make_plan(manifest, options)
     print_plan(out, manifest, the_plan, pending_renames(manifest, options, the_plan), row_limit=row_limit,
-               device_types=planned_device_types(manifest, options))
+               device_types=planned_device_types(manifest, options),
+               devices=planned_devices(manifest, options, len(the_plan.todo)))
 
 
 @app.command()

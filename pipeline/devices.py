@@ -8,6 +8,7 @@ which also honours CUDA_VISIBLE_DEVICES exactly as the workers will.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -80,3 +81,20 @@ def resolve_devices(requested: tuple[str, ...] | str | None, source: str = "--de
         else:
             expanded.append(device)
     return tuple(expanded)
+
+
+def cpu_oversubscription(devices: tuple[str, ...]) -> str | None:
+    """The warning for more CPU workers than cores, or None: the workers take
+    turns on the cores, and the run is slower than with fewer of them."""
+    cpu_workers, cores = devices.count("cpu"), os.cpu_count() or 1
+    if cpu_workers <= cores:
+        return None
+    return (f"{cpu_workers} CPU workers on {cores} cores: they take turns on the cores, and each render is "
+            f"slower; one worker per 1 or more cores (--devices cpu, or cpu*{cores}) is faster")
+
+
+def side_by_side(devices: tuple[str, ...]) -> int:
+    """How many renders run at once at full speed: one per GPU, and the CPU
+    workers together count once, since they share the cores."""
+    gpus = {device for device in devices if device.startswith("cuda")}
+    return max(1, len(gpus) + (1 if "cpu" in devices else 0))

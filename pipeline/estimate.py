@@ -23,6 +23,7 @@ from typing import Any
 
 from nst_engine.settings import RenderSettings
 
+from .devices import side_by_side
 from .input_checks import read_headers
 from .jobs import RenderJob
 from .outputs import read_results, read_summary
@@ -68,8 +69,10 @@ def content_longest_sides(jobs: Iterable[RenderJob]) -> dict[str, int | None]:
     return {path: max(header) if isinstance(header, tuple) else None for path, header in headers.items()}
 
 
-def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int | None]) -> str:
-    """'estimated …' for the plan's summary line."""
+def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int | None],
+             devices: tuple[str, ...] | None = None) -> str:
+    """'estimated …' for the plan's summary line. `devices`: the workers the run
+    would start, where known; else the last run's devices stand in for them."""
     if not the_plan.todo:
         return "estimated 0 s"
     work = sum(work_units(job.settings, planned_sides(job, content_sides)) for job in the_plan.todo)
@@ -80,11 +83,12 @@ def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int |
     device_seconds = work * speed.seconds_per_unit
     renders = "render" if speed.renders == 1 else f"{speed.renders} renders"
     basis = f"at the speed of this folder's last {renders} on {speed.device_name}"
-    devices = _last_run_devices(output_dir)
-    if len(devices) > 1:
-        wall = device_seconds / len(devices) + _overhead(len(the_plan.todo), len(devices))
-        return (f"estimated {duration(wall)} on {len(devices)} devices "
-                f"like the last run's ({duration(device_seconds)} of device time {basis})")
+    whose = "" if devices is not None else " like the last run's"
+    lanes = side_by_side(devices if devices is not None else tuple(_last_run_devices(output_dir)))
+    if lanes > 1:
+        wall = device_seconds / lanes + _overhead(len(the_plan.todo), lanes)
+        return (f"estimated {duration(wall)} on {lanes} devices{whose} "
+                f"({duration(device_seconds)} of device time {basis})")
     return f"estimated {duration(device_seconds + _overhead(len(the_plan.todo), 1))} {basis}"
 
 

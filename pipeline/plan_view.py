@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .checkpoint_sweep import stale_note
+from .devices import cpu_oversubscription
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
 from .labels import ShownNames, count
@@ -31,11 +32,13 @@ PLAN_ROWS = 200
 
 
 def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Mapping[str, Path] | None = None,
-               row_limit: int | None = PLAN_ROWS, device_types: Collection[str] = ("cpu", "cuda")) -> None:
+               row_limit: int | None = PLAN_ROWS, device_types: Collection[str] = ("cpu", "cuda"),
+               devices: tuple[str, ...] | None = None) -> None:
     """The job table (the first `row_limit` rows, jobs to do first; None: all),
     then one line of totals over every job. `renamed`: jobs to do whose output
     is complete under an older name; the render moves them (renames.py).
-    `device_types`: where the run's workers may be, for the cached-style count."""
+    `device_types`: where the run's workers may be, for the cached-style count;
+    `devices`: the workers it would start, where known, for the estimate."""
     renamed = renamed or {}
     the_plan = the_plan.with_done(renamed)
     done_ids = {job.job_id for job in the_plan.done}
@@ -63,11 +66,14 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     if the_plan.todo:
         cached = _cached_styles(the_plan, content_sides, device_types)
         summary += (f"; style targets cached for {cached[0]} of {cached[1]} styles; "
-                    + describe(the_plan, manifest.output_dir, content_sides))
+                    + describe(the_plan, manifest.output_dir, content_sides, devices))
     else:
         summary += "; nothing to render"
     _line(console, summary)
     _print_input_problems(console, manifest, the_plan)
+    crowded = cpu_oversubscription(devices) if devices and the_plan.todo else None
+    if crowded:
+        _line(console, f"warning: {crowded}", style="yellow")
     smaller = sum(1 for job in the_plan.todo if planned_sides(job, content_sides)[-1] < job.settings.size)
     if smaller:
         _line(console, f"note: {count(smaller, 'job')} to render {'comes' if smaller == 1 else 'come'} out smaller "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
 import signal
 import sys
 import time
@@ -202,7 +201,7 @@ def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
         executor = DaskExecutor(cluster, worker_options, job_timeout=job_timeout,
                                 grace_seconds=options.grace_seconds)
         return executor, [f"dask:{cluster}"]
-    from .devices import resolve_devices
+    from .devices import cpu_oversubscription, resolve_devices
     from .local_executor import LocalExecutor
 
     asked = resolve_devices(*requested_devices(manifest, options))
@@ -212,7 +211,9 @@ def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
     if len(devices) < len(asked):
         log.info("starting %d of the %d workers asked for: only %s to render", len(devices), len(asked),
                  count(jobs, "job"))
-    _warn_if_cpu_workers_outnumber_cores(devices)
+    crowded = cpu_oversubscription(devices)
+    if crowded:
+        log.warning("%s", crowded)
     worker_options = replace(worker_options, threads=threads_per_worker(sum(1 for d in devices if d == "cpu"), len(devices)))
     log.info("devices: %s", ", ".join(devices))
     executor = LocalExecutor(
@@ -223,13 +224,6 @@ def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
         grace_seconds=options.grace_seconds,
     )
     return executor, list(devices)
-
-
-def _warn_if_cpu_workers_outnumber_cores(devices: tuple[str, ...]) -> None:
-    cpu_workers, cores = devices.count("cpu"), os.cpu_count() or 1
-    if cpu_workers > cores:
-        log.warning("%d CPU workers on %d cores: they take turns on the cores, and each render is slower; "
-                    "one worker per 1 or more cores (--devices cpu, or cpu*%d) is faster", cpu_workers, cores, cores)
 
 
 def cluster_address(manifest: Manifest, options: RenderOptions) -> str | None:
@@ -246,6 +240,16 @@ def requested_devices(manifest: Manifest, options: RenderOptions) -> tuple[tuple
     if options.devices:
         return options.devices, "--devices"
     return manifest.run.devices, manifest.devices_source()
+
+
+def planned_devices(manifest: Manifest, options: RenderOptions, jobs: int) -> tuple[str, ...] | None:
+    """The workers a run would start, where the plan can tell without touching
+    CUDA: devices asked for by name (not a cluster, not detection, not a bare
+    `cuda`), no more than there are jobs, as the run caps them."""
+    devices, _ = requested_devices(manifest, options)
+    if cluster_address(manifest, options) is not None or devices is None or "cuda" in devices:
+        return None
+    return devices[:max(1, jobs)]
 
 
 def planned_device_types(manifest: Manifest, options: RenderOptions) -> frozenset[str]:

@@ -93,3 +93,17 @@ def test_a_render_that_came_out_smaller_is_timed_at_the_size_it_rendered(tmp_pat
     record = {**json.loads(lines[0]), "effective": {"scales": [256]}}
     (tmp_path / "results.jsonl").write_text(json.dumps(record) + "\n")
     assert describe(_plan(1), tmp_path, NO_SIDES).startswith("estimated 32 s at the speed")
+
+
+def test_the_devices_the_run_will_start_share_the_work_and_cpu_workers_count_once(tmp_path):
+    _render(tmp_path, "a", 13.1072)  # 0.5 s per unit
+    _last_run(tmp_path, [f"cuda:{i}" for i in range(8)])
+    # --devices cuda:0,cuda:1 this time: 210 s over 2 GPUs, + 5 s + 16 × 0.5 / 2.
+    assert describe(_plan(16), tmp_path, NO_SIDES, ("cuda:0", "cuda:1")) == (
+        "estimated 2 min on 2 devices (3 min of device time at the speed of "
+        "this folder's last render on NVIDIA H100 80GB HBM3)")
+    # Four CPU workers share one CPU's cores: as fast as one worker, not four times.
+    assert describe(_plan(16), tmp_path, NO_SIDES, ("cpu",) * 4) == describe(_plan(16), tmp_path, NO_SIDES, ("cpu",))
+    assert "devices" not in describe(_plan(16), tmp_path, NO_SIDES, ("cpu",) * 4)
+    _last_run(tmp_path, ["cpu", "cpu"])  # nor as two devices when they were the last run's
+    assert "devices" not in describe(_plan(16), tmp_path, NO_SIDES)

@@ -3,11 +3,12 @@ warning when CPU workers would outnumber the cores."""
 
 from __future__ import annotations
 
-import logging
+import os
 
+import yaml
 from cli_helpers import SAMPLES, explain, nst, write_manifest
 
-from pipeline import run
+from pipeline import devices
 
 
 def test_a_run_starts_no_more_workers_than_it_has_jobs(tmp_path):
@@ -19,13 +20,23 @@ def test_a_run_starts_no_more_workers_than_it_has_jobs(tmp_path):
     assert "worker 0 on cpu" in result.stderr and "worker 1" not in result.stderr, explain(result)
 
 
-def test_more_cpu_workers_than_cores_is_warned_of(monkeypatch, caplog):
-    monkeypatch.setattr(run.os, "cpu_count", lambda: 2)
-    with caplog.at_level(logging.INFO, logger=run.log.name):
-        run._warn_if_cpu_workers_outnumber_cores(("cpu", "cpu"))
-        run._warn_if_cpu_workers_outnumber_cores(("cuda:0", "cuda:1", "cuda:2", "cpu"))
-        assert caplog.records == []
-        run._warn_if_cpu_workers_outnumber_cores(("cpu",) * 8)
-    (warned,) = caplog.records
-    assert warned.levelno == logging.WARNING
-    assert warned.getMessage().startswith("8 CPU workers on 2 cores: they take turns on the cores")
+def test_more_cpu_workers_than_cores_is_warned_of(monkeypatch):
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 2)
+    assert devices.cpu_oversubscription(("cpu", "cpu")) is None
+    assert devices.cpu_oversubscription(("cuda:0", "cuda:1", "cuda:2", "cpu")) is None
+    warning = devices.cpu_oversubscription(("cpu",) * 8)
+    assert warning.startswith("8 CPU workers on 2 cores: they take turns on the cores")
+
+
+def test_a_dry_run_warns_of_the_cpu_workers_it_would_start(tmp_path):
+    cores = os.cpu_count() or 1
+    manifest = write_manifest(tmp_path / "sweep.yaml", [SAMPLES / "content" / "chelsea.jpg"],
+                              [SAMPLES / "style" / "night_cafe.jpg"])
+    data = yaml.safe_load(manifest.read_text())
+    data["jobs"][0]["sweep"] = {"seed": list(range(cores + 2))}  # a job for every worker asked for
+    manifest.write_text(yaml.safe_dump(data))
+    crowded = nst("render", manifest, "--dry-run", "--devices", f"cpu*{cores + 1}", cwd=tmp_path)
+    assert crowded.returncode == 0, explain(crowded)
+    assert f"warning: {cores + 1} CPU workers on {cores} cores" in crowded.stdout, explain(crowded)
+    one = nst("render", manifest, "--dry-run", "--devices", "cpu", cwd=tmp_path)
+    assert one.returncode == 0 and "CPU workers on" not in one.stdout, explain(one)
