@@ -64,6 +64,15 @@ class ParsedYaml:
     duplicate_keys: list[tuple[Loc, str, int]]  # (mapping path, key, line of its first use)
 
 
+# What the parser's words usually mean in a manifest (its own words stay, for a search).
+_SYNTAX_HINTS = (
+    ("'\\t' that cannot start any token", "YAML indents with spaces, not tabs"),
+    ("found unhashable key", "a value starting with { or [ is read as a mapping or list; quote it"),
+    ("mapping values are not allowed here", "a value containing ': ' needs quotes"),
+    ("expected <block end>", "this line's indentation does not match the lines above it"),
+)
+
+
 def parse_yaml(text: str) -> ParsedYaml:
     """`yaml.safe_load(text)` plus the line map. Raises YamlSyntaxError, nothing else."""
     loader = yaml.SafeLoader(text)
@@ -77,7 +86,10 @@ def parse_yaml(text: str) -> ParsedYaml:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         parts = [p for p in (exc.context, exc.problem) if p]
-        raise YamlSyntaxError(mark.line + 1 if mark else None, ", ".join(parts)) from None
+        message = ", ".join(parts)
+        hint = next((hint for cause, hint in _SYNTAX_HINTS if cause in message), None)
+        raise YamlSyntaxError(mark.line + 1 if mark else None,
+                              f"{message} ({hint})" if hint else message) from None
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         # e.g. a timestamp such as 2024-13-45 that the resolver accepts but datetime refuses.
         raise YamlSyntaxError(None, str(exc) or type(exc).__name__) from None

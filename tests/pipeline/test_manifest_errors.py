@@ -20,7 +20,10 @@ def gallery(tmp_path: Path) -> Path:
 
 
 BAD = [
-    ("yaml_syntax", "jobs:\n  - content: a.jpg\n    style: b: c\n", "bad.yaml:3: invalid YAML:", "mapping values are not allowed"),
+    ("yaml_syntax", "jobs:\n  - content: a.jpg\n    style: b: c\n", "bad.yaml:3: invalid YAML:", "mapping values are not allowed here (a value containing ': ' needs quotes)"),
+    ("yaml_tab", "jobs:\n\t- content: a.jpg\n", "bad.yaml:2: invalid YAML:", "(YAML indents with spaces, not tabs)"),
+    ("yaml_braces", "jobs:\n  - content: {{ photo }}\n", "bad.yaml:2: invalid YAML:", "found unhashable key (a value starting with { or [ is read as a mapping or list; quote it)"),
+    ("yaml_indent", "jobs:\n  - content: a.jpg\n    style: b.jpg\n   settings: {}\n", "bad.yaml:4: invalid YAML:", "(this line's indentation does not match the lines above it)"),
     ("top_level_list", "- jobs\n- more\n", "bad.yaml:1: the top level is a list", "expected a mapping"),
     ("empty_file", "", "bad.yaml: the top level is empty", "'jobs'"),
     ("wrong_type", "settings:\n  size: big\n" + PAIR, "bad.yaml:2: settings.size:", "must be a whole number, got 'big'"),
