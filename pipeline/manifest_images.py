@@ -40,7 +40,7 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
             found = [p.resolve() for p in sorted(path.iterdir(), key=natural_order)
                      if _is_image(p) and not p.name.startswith(".")]
             if not found:
-                return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)}){_subfolder_hint(spec, path)}"
             return _outside(found, None, path.resolve(), outputs, f"folder '{spec}' holds")
         if not path.is_file():
             # A trailing slash says the user meant a folder; "no such file" would mislead.
@@ -53,6 +53,15 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
     # A file named on its own is used even inside the output folder: it cannot
     # grow by itself each night, and restyling a finished render is a fair wish.
     return [path.resolve()], None
+
+
+def _subfolder_hint(spec: str, folder: Path) -> str:
+    """Where the images are one level down or more: a folder is not searched
+    below its own files, and a recursive glob is how to ask for that."""
+    below = itertools.islice(folder.rglob("*"), 10_000)  # a look, not a crawl of a whole disk
+    if not any(_is_image(p) for p in below if not p.name.startswith(".")):
+        return ""
+    return f"; its subfolders have some, but a folder is not searched below itself: use '{spec.rstrip('/')}/**/*'"
 
 
 def natural_order(path: str | Path) -> list:

@@ -32,6 +32,7 @@ BAD = [
     ("unknown_entry_key", PAIR + "    colour: red\n", "bad.yaml:4: jobs[0]: unknown key 'colour'", "expected one of content"),
     ("missing_file", PAIR.replace("s1.jpg", "nope.jpg"), "bad.yaml:3: jobs[0].style:", "no such file 'images/style/nope.jpg'"),
     ("empty_glob", "jobs:\n  - contents: ['images/content/*.png']\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents[0]:", "glob 'images/content/*.png' matched no files"),
+    ("folder_of_folders", "jobs:\n  - contents: images/\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents:", "holds no images (.jpg, .jpeg, .png, .webp, .bmp, .tif, .tiff, .gif); its subfolders have some, but a folder is not searched below itself: use 'images/**/*'"),
     ("empty_folder", "jobs:\n  - contents: images/empty\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents:", "folder 'images/empty' holds no images"),
     ("not_an_image", "jobs:\n  - content: images/empty/notes.txt\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].content:", "is not an image"),
     ("negative_number", PAIR + "    settings: {iterations: -5}\n", "bad.yaml:4: jobs[0].settings.iterations:", "got -5"),
