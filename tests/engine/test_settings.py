@@ -87,6 +87,13 @@ def test_the_defaults_and_yaml_shaped_overrides_are_accepted():
     assert hash(settings) == hash(RenderSettings.from_dict(settings.to_dict()))
 
 
+def test_a_list_of_layers_weighs_each_1_and_is_the_same_setting_as_the_mapping():
+    listed = RenderSettings().with_overrides(style_layers=["relu1_1", "relu2_1"], content_layers=["relu4_2"])
+    mapped = RenderSettings().with_overrides(style_layers={"relu1_1": 1, "relu2_1": 1.0}, content_layers={"relu4_2": 1})
+    assert listed == mapped and listed.to_dict() == mapped.to_dict()  # one job id, however written
+    assert listed.content_layers == RenderSettings().content_layers
+
+
 def test_blend_checks_the_number_of_styles():
     assert RenderSettings().blend(4) == (0.25,) * 4
     with pytest.raises(SettingsError) as error:
