@@ -107,6 +107,28 @@ class OutputLock:
             return "pid unknown"
 
 
+def running_render(output_dir: Path) -> str | None:
+    """"pid N on HOST" if a render seems to hold this folder now, else None.
+
+    Read from the owner file, without touching the lock itself: taking it even
+    for a moment could make a render that starts then exit as busy. A run that
+    was killed leaves its owner file behind, so a pid on this host must also be
+    alive; one on another host (a shared disk) is taken at its word."""
+    try:
+        owner = json.loads((output_dir / OWNER_NAME).read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if host == os.uname().nodename:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, under another user
+    return f"pid {pid} on {host}"
+
+
 def remove_dead_runs_temp_files(output_dir: Path) -> int:
     """Delete the half-written temp files a killed run left; how many there were.
 

@@ -15,6 +15,7 @@ from .devices import cpu_oversubscription
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
 from .labels import ShownNames, count
+from .lock import running_render
 from .manifest import Manifest
 from .scheduler import Plan
 
@@ -70,6 +71,10 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     else:
         summary += "; nothing to render"
     _line(console, summary)
+    holder = running_render(manifest.output_dir)
+    if holder:
+        _line(console, f"note: a render is running in {manifest.output_dir} now ({holder}); "
+                       "the jobs it has under way count as to do until they finish")
     _print_input_problems(console, manifest, the_plan)
     crowded = cpu_oversubscription(devices) if devices and the_plan.todo else None
     if crowded:

@@ -206,3 +206,21 @@ def test_notes_and_the_summary_are_never_broken_across_lines(gallery_dir, tmp_pa
     assert "chelsea copy.jpg" in note and note.rstrip().endswith("as chelsea"), lines
     (summary,) = [line for line in lines if "to render" in line and "already done" in line]
     assert "estimated" in summary, lines  # the summary's end, on its first line
+
+
+def test_the_plan_says_when_a_render_holds_the_folder_now(gallery_dir):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = _sweep_manifest(gallery_dir, 2)
+    out = load_manifest(path).output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    owner = out / ".nst.lock.owner"
+    owner.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))  # alive: this process
+    (note,) = [line for line in _printed_plan(path, 200) if "a render is running" in line]
+    assert f"(pid {os.getpid()} on {os.uname().nodename})" in note
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    owner.write_text(json.dumps({"pid": int(gone.stdout), "host": os.uname().nodename}))  # killed, file left
+    assert not any("a render is running" in line for line in _printed_plan(path, 200))
