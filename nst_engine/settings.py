@@ -85,7 +85,8 @@ class RenderSettings:
         raw = self.style_blend or (1.0,) * style_count
         if len(raw) != style_count:
             raise SettingsError(
-                "style_blend", f"has {len(raw)} weights but there are {style_count} styles"
+                "style_blend", f"has {len(raw)} weight{'s' * (len(raw) != 1)} for "
+                f"{style_count} style{'s' * (style_count != 1)}: give one weight per style"
             )
         total = sum(raw)
         return tuple(w / total for w in raw)

@@ -52,9 +52,9 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
-ManifestArg = Annotated[str, typer.Argument(help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
+ManifestArg = Annotated[str, typer.Argument(metavar="MANIFEST", help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
 # One definition, so `nst plan --help` and `nst render --help` explain --only alike.
-OnlyOption = Annotated[str | None, typer.Option(help="Only jobs whose output name, job id, content or style (label or file name) matches this glob.")]
+OnlyOption = Annotated[str | None, typer.Option(metavar="GLOB", help="Only jobs whose output name, job id, content or style (label or file name) matches this glob.")]
 
 
 def _print_version(value: bool) -> None:
@@ -72,7 +72,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, metavar="",
                                           help="Print the version and exit.")] = False,
 ) -> None:
     # Options that come before any command; eager --version exits in its callback.
@@ -143,14 +143,14 @@ def _check_output(loaded, *, reading_will_do: bool = False) -> None:
 @app.command()
 def render(
     manifest: ManifestArg,
-    devices: Annotated[str | None, typer.Option(help="cuda:0,cuda:2 · cpu · cpu*2 · cuda (all). Default: every GPU, else the CPU.")] = None,
-    cluster: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Render again even if an output is up to date.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
+    devices: Annotated[str | None, typer.Option(metavar="DEVICES", help="cuda:0,cuda:2 · cpu · cpu*2 · cuda (all). Default: every GPU, else the CPU.")] = None,
+    cluster: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://host:8786.")] = None,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="Render again even if an output is up to date.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Print the plan and exit.")] = False,
     only: OnlyOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="If another run holds the output folder, wait for it.")] = False,
-    job_timeout: Annotated[float | None, typer.Option(help="Seconds a job may run (a batch of N: N × this) before it is stopped and failed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Only warnings and errors.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", metavar="", help="If another run holds the output folder, wait for it.")] = False,
+    job_timeout: Annotated[float | None, typer.Option(metavar="SECONDS", help="Seconds a job may run (a batch of N: N × this) before it is stopped and failed.")] = None,
 ) -> None:
     """Render every job of MANIFEST that is not already done."""
     with _one_line_errors():
@@ -222,7 +222,7 @@ def _check_cuda(devices, source: str, cluster) -> None:
 
 @app.command()
 def plan(manifest: ManifestArg, only: OnlyOption = None,
-         every_job: Annotated[bool, typer.Option("--all", help=f"List every job, not only the first {PLAN_ROWS}.")]
+         every_job: Annotated[bool, typer.Option("--all", metavar="", help=f"List every job, not only the first {PLAN_ROWS}.")]
          = False) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
     with _one_line_errors():
@@ -240,9 +240,9 @@ def _print_plan(manifest: Manifest, options: RenderOptions, row_limit: int | Non
 
 
 @app.command()
-def report(output_dir: Annotated[Path, typer.Argument(help="An output folder of an earlier run.")],
-           manifest: Annotated[str | None, typer.Option(help="The manifest to lay the sheet out by. Default: the last run's.")] = None,
-           wait: Annotated[bool, typer.Option("--wait", help="If a run holds the output folder, wait for it.")] = False,
+def report(output_dir: Annotated[Path, typer.Argument(metavar="OUTPUT_DIR", help="An output folder of an earlier run.")],
+           manifest: Annotated[str | None, typer.Option(metavar="MANIFEST", help="The manifest to lay the sheet out by. Default: the last run's.")] = None,
+           wait: Annotated[bool, typer.Option("--wait", metavar="", help="If a run holds the output folder, wait for it.")] = False,
            ) -> None:
     """Rebuild index.html: laid out by the manifest given, else by the one the last run recorded."""
     from .rebuild import rebuild_report, recorded_manifest

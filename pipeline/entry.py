@@ -42,10 +42,20 @@ def main() -> None:
         error.show()
         sys.exit(EXIT_USAGE)
     except errors.UsageError as error:  # a typo'd flag or command, a value of the wrong type
-        where = error.ctx.command_path if error.ctx else "nst"
+        where = error.ctx.command_path if error.ctx else _command_path(app, sys.argv[1:])
         _exit(f"{error.format_message()} (see '{where} --help')", EXIT_USAGE)
     except errors.ClickException as error:
         _exit(error.format_message(), error.exit_code)
     except (typer.Abort, KeyboardInterrupt):  # between startup and a command's own handling
         _exit("interrupted (SIGINT)", EXIT_INTERRUPTED)
     sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def _command_path(app, args: list[str]) -> str:
+    """`nst render` for `nst render x --only`: click names no command on some
+    errors (an option missing its value), and the help to see is the command's."""
+    import typer
+
+    commands = typer.main.get_command(app).commands
+    named = next((arg for arg in args if not arg.startswith("-")), None)
+    return f"nst {named}" if named in commands else "nst"

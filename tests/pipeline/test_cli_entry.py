@@ -15,7 +15,9 @@ from cli_helpers import explain, nst, nst_env
     (["render", "demo", "--job-timeout", "abc"], "nst: Invalid value for '--job-timeout': "),
     (["render", "demo", "--frce"], "nst: No such option: --frce (Possible options: --force) (see 'nst render --help')"),
     (["rendr", "demo"], "nst: No such command 'rendr'. Did you mean 'render'? (see 'nst --help')"),
-    (["plan"], "nst: Missing argument 'manifest'."),
+    (["plan"], "nst: Missing argument 'MANIFEST'. (see 'nst plan --help')"),
+    # click names no command for a missing value; the help to see is still the command's.
+    (["render", "demo", "--only"], "nst: Option '--only' requires an argument. (see 'nst render --help')"),
 ])
 def test_a_usage_error_is_one_line_and_exit_2(args, said, tmp_path):
     result = nst(*args, cwd=tmp_path)
@@ -79,3 +81,12 @@ def test_every_option_of_every_command_says_what_it_does():
              if param.param_type_name == "option"]
     assert "nst plan --only" in dict(found)  # the walk does reach the options
     assert [name for name, text in found if not text] == []
+
+
+def test_help_shows_what_each_option_takes_and_flags_take_nothing(tmp_path):
+    result = nst("render", "--help", cwd=tmp_path, COLUMNS="120")
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│ --")}
+    assert "{MANIFEST}" in result.stdout, explain(result)
+    for flag in ("--force", "--dry-run", "--quiet", "--wait"):
+        assert "<bool>" not in rows[flag], rows[flag]  # a flag takes no value
+    assert " GLOB " in rows["--only"] and " SECONDS " in rows["--job-timeout"], rows

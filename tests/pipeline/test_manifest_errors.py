@@ -44,7 +44,7 @@ BAD = [
     ("name_unknown_field", PAIR + "    name: '{colour}'\n", "bad.yaml:4: jobs[0].name:", "unknown field '{colour}'"),
     ("blend_of_one", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg]\n", "bad.yaml:4: jobs[0].styles[0].blend:", "at least 2 different styles, got 1"),
     ("blend_weights", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg, images/style/s2.jpg]\n        weights: [1, 2, 3]\n", "bad.yaml:5: jobs[0].styles[0].weights:", "has 3 weights but the blend has 2 styles"),
-    ("blend_setting_on_one_style", "settings: {style_blend: [1, 2]}\n" + PAIR, "bad.yaml:1: settings.style_blend:", "has 2 weights but there are 1 styles"),
+    ("blend_setting_on_one_style", "settings: {style_blend: [1, 2]}\n" + PAIR, "bad.yaml:1: settings.style_blend:", "has 2 weights for 1 style: give one weight per style"),
     ("unknown_preset", "preset: fast\n" + PAIR, "bad.yaml:1: preset: unknown preset 'fast'", "preview"),
     ("jobs_empty", "jobs: []\n", "bad.yaml:1: jobs:", "must list at least one job"),
     ("jobs_missing", "settings: {size: 64}\n", "bad.yaml:1: missing required key 'jobs'", "jobs"),
