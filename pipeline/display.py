@@ -46,10 +46,17 @@ def setup_logging(log_file: Path | None, *, console: Console | None, quiet: bool
     log.propagate = False
     formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = _QuietFileHandler(log_file, encoding="utf-8")
-        handler.setFormatter(formatter)
-        log.addHandler(handler)
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            handler = _QuietFileHandler(log_file, encoding="utf-8")
+        except OSError as error:
+            # A log left owned by root after one `sudo` run must not cost the
+            # night: the run goes on, and says so where it can.
+            print(f"nst: could not write {log_file}: {error.strerror or error}; "
+                  "the run goes on without it", file=sys.stderr)
+        else:
+            handler.setFormatter(formatter)
+            log.addHandler(handler)
     if console is None:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(formatter)

@@ -96,3 +96,15 @@ def test_an_unforeseen_os_error_is_one_line_not_a_traceback(gallery_dir, tmp_pat
         # plan has printed its table by the time it reads the folder's history
         _assert_one_line(result, f"nst: {tmp_path / 'out' / 'results.jsonl'}: Is a directory",
                          stdout=args[0] == "plan")
+
+
+def test_an_unwritable_log_costs_the_log_not_the_run(gallery_dir, tmp_path):
+    # A nst.log the run cannot open (left owned by root by a `sudo` run; here a folder).
+    manifest = _manifest(gallery_dir, tmp_path, "out")
+    (tmp_path / "out" / "nst.log").mkdir(parents=True)
+    result = nst("render", manifest, "--devices", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, explain(result)
+    assert f"nst: could not write {tmp_path / 'out' / 'nst.log'}: Is a directory; the run goes on without it" \
+        in result.stderr, explain(result)
+    assert "finished: 1 rendered" in result.stderr and "Traceback" not in result.stderr
+    assert list((tmp_path / "out").glob("chelsea--night_cafe-*.png"))
