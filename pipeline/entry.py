@@ -8,6 +8,7 @@ error is: what cron mails and what a log grep finds.
 
 from __future__ import annotations
 
+import os
 import sys
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -28,7 +29,24 @@ def _click_errors():
     return exceptions
 
 
+def _reopen_closed_standard_streams() -> None:
+    """`nst render … >&-` from a careless crontab: a closed stdout or stderr
+    would crash the command line (sys.stdout is None) or the workers it starts
+    (they inherit the closed descriptor). Point it at /dev/null instead;
+    nst.log keeps the run's story."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+
+
 def main() -> None:
+    _reopen_closed_standard_streams()
     try:
         import typer
 

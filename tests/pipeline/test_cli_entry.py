@@ -3,6 +3,7 @@ and a Ctrl-C while the command line is still loading included."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -90,3 +91,22 @@ def test_help_shows_what_each_option_takes_and_flags_take_nothing(tmp_path):
     for flag in ("--force", "--dry-run", "--quiet", "--wait"):
         assert "<bool>" not in rows[flag], rows[flag]  # a flag takes no value
     assert " GLOB " in rows["--only"] and " SECONDS " in rows["--job-timeout"], rows
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_closed_stdout_or_stderr_costs_nothing_but_what_it_would_have_shown(closed, tmp_path):
+    # `nst render m.yaml >&-` in a crontab: Python gets sys.stdout None, and the
+    # workers inherit the closed descriptor.
+    from cli_helpers import SAMPLES, nst_command, write_manifest
+
+    manifest = write_manifest(tmp_path / "m.yaml", [SAMPLES / "content" / "chelsea.jpg"],
+                              [SAMPLES / "style" / "night_cafe.jpg"])
+    kept = tmp_path / "kept.txt"
+    with open(kept, "w") as other:
+        result = subprocess.run(nst_command("render", manifest, "--devices", "cpu"), cwd=tmp_path, env=nst_env(),
+                                stdin=subprocess.DEVNULL, stdout=other if closed == 2 else None,
+                                stderr=other if closed == 1 else None, preexec_fn=lambda: os.close(closed),
+                                timeout=120, check=False)
+    assert result.returncode == 0, kept.read_text()
+    assert "Traceback" not in kept.read_text()
+    assert "finished: 1 rendered" in (tmp_path / "out" / "nst.log").read_text()
