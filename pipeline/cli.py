@@ -178,6 +178,9 @@ def render(
 
 
 def _check_only(loaded, only: str | None) -> None:
+    # `--only "$JOB"` with JOB unset would take every job: with --force, a whole gallery again.
+    if only is not None and not only.strip():
+        _fail(f"--only {only!r} is empty: give a name or a glob, or leave --only out for every job", EXIT_USAGE)
     # A glob that matches nothing is a typo; "nothing to render" would hide it.
     if only and not select(loaded.jobs, only):
         hint = "" if set("*?[") & set(only) else f"; for part of a name, use a wildcard: '*{only}*'"

@@ -194,6 +194,10 @@ def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
     assert partial.returncode == 2, explain(partial)
     assert partial.stderr.rstrip().endswith("for part of a name, use a wildcard: '*chelsea--night*')")
     assert nst("plan", manifest, "--only", "*chelsea--night*", cwd=tmp_path).returncode == 0
+    # `--only "$JOB"` with JOB unset: not every job.
+    empty = nst("render", manifest, "--force", "--only", "", cwd=tmp_path)
+    assert empty.returncode == 2, explain(empty)
+    assert empty.stderr == "nst: --only '' is empty: give a name or a glob, or leave --only out for every job\n"
     assert not (tmp_path / "out").exists()
 
 
