@@ -100,11 +100,18 @@ _USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENO
 
 
 class _Terminated(BaseException):
-    """SIGTERM outside the render's own handling: unwinds like Ctrl-C does."""
+    """SIGTERM or SIGHUP outside the render's own handling: unwinds like Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _raise_terminated(signum, frame):
-    raise _Terminated
+    raise _Terminated(signum)
+
+
+_TERMINATED = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
 
 
 @contextmanager
@@ -112,20 +119,21 @@ def _one_line_errors():
     """The safety net under every command that touches files: an OSError that
     no check foresaw is still one line, never a traceback. A Ctrl-C or SIGTERM
     outside the render's own signal handling (planning, waiting with --wait)
-    exits 130 or 143 as the README promises, with a line that says so, where
+    exits 130, 143 or 129 (SIGHUP) as the README promises, with a line that says so, where
     click would print "Aborted!" and exit 1, and SIGTERM would end it silently."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {signum: signal.signal(signum, _raise_terminated) for signum in _TERMINATED}
     try:
         yield
     except KeyboardInterrupt:
         _fail("interrupted (SIGINT)", EXIT_SIGNAL[signal.SIGINT])
-    except _Terminated:
-        _fail("terminated (SIGTERM)", EXIT_SIGNAL[signal.SIGTERM])
+    except _Terminated as stopped:
+        _fail(_TERMINATED[stopped.signum], EXIT_SIGNAL[stopped.signum])
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else EXIT_FAILED)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _check_output(loaded, *, reading_will_do: bool = False) -> None:

@@ -2,7 +2,7 @@
 
 Exit codes: 0 all rendered, 1 some jobs failed, 2 bad manifest or usage,
 75 output folder busy (another run holds it), 130 interrupted (SIGINT),
-143 terminated (SIGTERM).
+143 terminated (SIGTERM), 129 hung up (SIGHUP).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from .scheduler import DEFAULT_BATCH_CAP, Plan, plan
 log = logging.getLogger("nst")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 75
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+# SIGHUP: the SSH session of a run started by hand closed; stopped as gently.
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ _STOPPING = {
 
 @contextmanager
 def stop_on_signals(stop: StopSignal, *, cluster: bool = False):
-    """First SIGINT/SIGTERM: stop gracefully. Second: stop now."""
+    """First SIGINT/SIGTERM/SIGHUP: stop gracefully. Second: stop now."""
     first_at: list[float] = []
 
     def handler(signum, frame):

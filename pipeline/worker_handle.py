@@ -10,7 +10,9 @@ from typing import Any
 
 from .jobs import RenderJob
 
-_PARENT_DECIDES = {signal.SIGINT, signal.SIGTERM}
+# What a Ctrl-C, a kill or a closed SSH session (SIGHUP, sent to the whole
+# process group) means is the parent's to decide: the worker hears it by pipe.
+PARENT_DECIDES = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def start_worker(slot: int, device: str, *args) -> None:
@@ -25,9 +27,9 @@ def start_worker(slot: int, device: str, *args) -> None:
         # It must be set before torch loads OpenMP; a value the user set wins.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # The parent decides what a Ctrl-C means (WorkerHandle.start blocked it for us).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_DECIDES)
+    for parents_signal in PARENT_DECIDES:
+        signal.signal(parents_signal, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_DECIDES)
     from .worker_loop import worker_main
 
     worker_main(slot, device, *args)
@@ -61,7 +63,7 @@ class WorkerHandle:
         # starting (importing torch) would die of it, printing a traceback. Blocked
         # here, the signals stay blocked in the child until start_worker has set
         # them to be ignored; in this process they only wait a moment.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_DECIDES)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_DECIDES)
         try:
             process.start()
         finally:

@@ -15,13 +15,14 @@ from typing import Any
 
 from .jobs import WorkerOptions
 from .worker import build_engine, internal_error, max_batch_pixels, render_task
+from .worker_handle import PARENT_DECIDES
 
 
 def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection) -> None:
-    # The parent decides what a Ctrl-C or a SIGTERM means (finish, checkpoint,
-    # stop); the worker hears about it through the pipe.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The parent decides what a Ctrl-C, SIGTERM or SIGHUP means (finish,
+    # checkpoint, stop); the worker hears about it through the pipe.
+    for parents_signal in PARENT_DECIDES:
+        signal.signal(parents_signal, signal.SIG_IGN)
     parent = os.getppid()
     engine = _start_engine(device, options, conn)
     if engine is None:
