@@ -8,6 +8,7 @@ output folder either way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -158,7 +159,10 @@ class ProgressDisplay:
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
-            self._progress.stop()
+            # A terminal that hung up (SIGHUP) cannot take the bars' last frame;
+            # the run must still write its results and summary.
+            with contextlib.suppress(OSError):
+                self._progress.stop()
 
     # -- Listener --------------------------------------------------------------------
     def on_worker(self, slot: int, device: str, info: dict[str, Any]) -> None:

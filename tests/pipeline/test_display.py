@@ -199,3 +199,29 @@ def test_the_log_names_a_job_by_its_folder_too(tmp_path):
     text = (tmp_path / "nst.log").read_text()
     assert "worker 0 starts starry/cat-aaaaaaaaaaaa" in text and "failed starry/cat-aaaaaaaaaaaa: boom" in text
     logging.getLogger("nst").handlers.clear()
+
+
+class _HungUpTerminal(io.StringIO):
+    """A terminal after its SSH session closed: every write fails with EIO."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hung_up = False
+
+    def write(self, text: str) -> int:
+        if self.hung_up:
+            raise OSError(5, "Input/output error")
+        return super().write(text)
+
+
+def test_bars_on_a_terminal_that_hung_up_do_not_stop_the_run_ending(tmp_path):
+    terminal = _HungUpTerminal()
+    console = Console(file=terminal, force_terminal=True, width=100, color_system=None)
+    setup_logging(None, console=console, quiet=True)
+    jobs = [_job("aaaaaaaaaaaa")]
+    with ProgressDisplay(jobs, live=True, console=console) as display:
+        display.on_worker(0, "cpu", {"pid": 1})
+        display.on_start(0, [jobs[0]])
+        terminal.hung_up = True
+    # Leaving the block raised nothing: the run goes on to write its results.
+    logging.getLogger("nst").handlers.clear()
