@@ -246,13 +246,24 @@ def write_thumbnail(src_png: Path, dest_jpg: Path, side: int = THUMB_SIDE) -> No
         # runs before the resize, as in the engine, whose resize needs 8-bit RGB.
         image = engine_view(image, src_png.name)
         image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    _write_atomic(Path(dest_jpg), lambda h: image.save(h, format="JPEG", quality=85))
+    # Encoded in memory, then written by Python: Pillow's JPEG encoder writes to
+    # a real file's descriptor itself and takes a short write (a disk filling
+    # up) for success, which left half a thumbnail under its final name.
+    encoded = io.BytesIO()
+    image.save(encoded, format="JPEG", quality=85)
+    write_bytes_atomic(Path(dest_jpg), encoded.getvalue())
 
 
 def thumbnail_is_fresh(src: Path, thumb: Path) -> bool:
-    """A thumbnail can be reused when it is at least as new as its source."""
+    """A thumbnail can be reused when it is at least as new as its source, and
+    whole: it ends with JPEG's end-of-image marker (a cut-off one, as an older
+    version could leave on a full disk, is made again)."""
     try:
-        return thumb.stat().st_mtime_ns >= src.stat().st_mtime_ns
+        if thumb.stat().st_mtime_ns < src.stat().st_mtime_ns:
+            return False
+        with open(thumb, "rb") as handle:
+            handle.seek(-2, os.SEEK_END)
+            return handle.read(2) == b"\xff\xd9"
     except OSError:
         return False
 

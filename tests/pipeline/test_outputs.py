@@ -337,3 +337,25 @@ def test_a_huge_photo_makes_a_thumbnail_without_pillows_warning(tmp_path, monkey
         relative = source_thumbnail(photo, tmp_path / "out")
     assert relative is not None and (tmp_path / "out" / relative).is_file()
     assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
+
+
+def test_a_thumbnail_the_disk_cannot_take_leaves_nothing_under_its_name(tmp_path):
+    from file_limits import file_size_limit
+
+    source, thumb = SAMPLES / "content" / "chelsea.jpg", tmp_path / "thumbs" / "chelsea.jpg"
+    thumb.parent.mkdir()
+    with pytest.raises(OSError, match="File too large"), file_size_limit(4096):  # the JPEG is ~10 kB
+        outputs.write_thumbnail(source, thumb)
+    assert list(thumb.parent.iterdir()) == []  # not half a thumbnail, and no temp file
+
+
+def test_a_cut_off_thumbnail_is_made_again_though_newer_than_its_source(tmp_path):
+    source, thumb = SAMPLES / "content" / "chelsea.jpg", tmp_path / "chelsea.jpg"
+    outputs.write_thumbnail(source, thumb)
+    whole = thumb.read_bytes()
+    assert outputs.thumbnail_is_fresh(source, thumb)
+    thumb.write_bytes(whole[:4096])  # as an earlier version left it on a full disk
+    assert not outputs.thumbnail_is_fresh(source, thumb)
+    assert outputs.ensure_thumbnail(source, thumb) and thumb.read_bytes() == whole
+    with Image.open(thumb) as image:
+        image.load()
