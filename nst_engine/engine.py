@@ -21,12 +21,13 @@ import torch
 from PIL import Image
 
 from . import images
+from .cache_location import default_cache_dir
 from .errors import EngineError, RenderDivergedError
 from .optimise import StageContext, evaluate, run_stage
 from .setting_values import BUILTIN_WEIGHTS
 from .settings import RenderSettings, batch_signature
 from .stage_targets import build_targets, initial_pixels
-from .targets import StyleTargetCache, default_cache_dir
+from .targets import StyleTargetCache
 from .types import Checkpoint, RenderRequest, RenderResult, RenderStats, StepInfo
 from .vgg import LoadedWeights, VGG19Features, build_network, load_weights
 

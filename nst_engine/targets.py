@@ -25,16 +25,10 @@ from pathlib import Path
 
 import torch
 
+from .cache_location import TARGETS_FOLDER, default_cache_dir  # noqa: F401 (default_cache_dir: its old home)
+
 MEMORY_ENTRIES = 256  # a few MB each; bounds an engine that sees thousands of styles
 ENTRY_SUFFIX = ".pt"
-
-
-def default_cache_dir() -> Path:
-    """$NST_CACHE_DIR, else $XDG_CACHE_HOME/nst, else ~/.cache/nst."""
-    if os.environ.get("NST_CACHE_DIR"):
-        return Path(os.environ["NST_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nst"
 
 
 def target_key(
@@ -61,7 +55,7 @@ class StyleTargetCache:
     """memory -> disk -> compute, with counters a render reports."""
 
     def __init__(self, cache_dir: Path | None) -> None:
-        self.directory = Path(cache_dir) / "style-targets" if cache_dir else None
+        self.directory = Path(cache_dir) / TARGETS_FOLDER if cache_dir else None
         self._memory: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
         self.hits = 0
         self.misses = 0

@@ -6,6 +6,7 @@ never CUDA) does not break the rule that a render's parent stays torch-free.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -17,6 +18,26 @@ def _cache():
     from nst_engine.targets import StyleTargetCache, default_cache_dir
 
     return StyleTargetCache(default_cache_dir())
+
+
+def cache_warning() -> str | None:
+    """Why this machine's style-target cache cannot be used, as a warning, or None."""
+    from nst_engine.cache_location import cache_problem, default_cache_dir
+
+    directory = default_cache_dir()
+    problem = cache_problem(directory)
+    if problem is None:
+        return None
+    return (f"the style-target cache {directory} cannot be written ({problem}): every render computes its "
+            "styles' targets afresh; set NST_CACHE_DIR to a folder this user can write")
+
+
+def warn_if_the_cache_cannot_be_written() -> None:
+    """A misconfigured NST_CACHE_DIR in cron's environment would cost every run
+    its cached styles, silently: the run's log says so instead."""
+    warning = cache_warning()
+    if warning:
+        logging.getLogger("nst").warning("%s", warning)
 
 
 def cache_summary() -> str:

@@ -284,9 +284,12 @@ def devices() -> None:
 @cache_app.command("info")
 def cache_info() -> None:
     """Where the cache is and how big."""
-    from .cache_admin import cache_summary
+    from .cache_admin import cache_summary, cache_warning
 
     out.print(cache_summary(), markup=False)
+    warning = cache_warning()
+    if warning:
+        err.print(f"nst: warning: {warning}", markup=False, highlight=False)
 
 
 @cache_app.command("clear")

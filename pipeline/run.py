@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .cache_admin import warn_if_the_cache_cannot_be_written
 from .checkpoint_sweep import describe_removed, remove_finished, remove_stale
 from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
@@ -130,6 +131,8 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         # is handled, and -q from cron must not mail about it every night.
         for notice in manifest.notices:
             log.info("%s: note: %s", manifest.path.name, notice)
+        if cluster_address(manifest, options) is None:  # a cluster's workers keep their own caches
+            warn_if_the_cache_cannot_be_written()
         removed = remove_dead_runs_temp_files(output_dir)
         if removed:
             log.info("removed %d half-written temp files left by an earlier run that was killed", removed)

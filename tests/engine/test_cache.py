@@ -160,6 +160,15 @@ def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert Engine("cpu", cache_dir=None).cache.directory is None
 
 
+def test_a_cache_folder_that_cannot_be_written_is_found_by_trying(tmp_path):
+    from nst_engine.cache_location import cache_problem
+
+    assert cache_problem(tmp_path / "fresh") is None and (tmp_path / "fresh" / "style-targets").is_dir()
+    assert list((tmp_path / "fresh" / "style-targets").iterdir()) == []  # the probe leaves nothing
+    (tmp_path / "a_file").write_text("x")
+    assert cache_problem(tmp_path / "a_file" / "nst") == "Not a directory"
+
+
 # -- through the engine, with the real network ---------------------------------------------
 @pytest.mark.slow
 def test_a_second_render_and_a_second_engine_reuse_the_style_targets(tmp_path, content, starry):

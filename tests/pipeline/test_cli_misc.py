@@ -12,6 +12,7 @@ import sys
 import pytest
 from cli_helpers import (
     REPO,
+    SAMPLES,
     TINY,
     explain,
     nst,
@@ -76,6 +77,22 @@ def test_dry_run_plan_report_and_cache(gallery_dir, tmp_path, isolated_cache):
     assert cleared.returncode == 0, explain(cleared)
     assert "removed 1 style targets" in cleared.stdout
     assert re.search(r"\b0 style targets\b", nst("cache", "info").stdout)
+    assert "warning" not in info.stderr + cleared.stderr
+
+
+def test_a_cache_folder_that_cannot_be_written_is_warned_of_where_it_costs(tmp_path):
+    # A cron environment with NST_CACHE_DIR under a file: every style computed every night.
+    (tmp_path / "a_file").write_text("x")
+    unusable = str(tmp_path / "a_file" / "nst")
+    expected = (f"warning: the style-target cache {unusable} cannot be written (Not a directory): every render "
+                "computes its styles' targets afresh; set NST_CACHE_DIR to a folder this user can write")
+    info = nst("cache", "info", NST_CACHE_DIR=unusable)
+    assert info.returncode == 0 and info.stderr == f"nst: {expected}\n", explain(info)
+    manifest = write_manifest(tmp_path / "m.yaml", [SAMPLES / "content" / "chelsea.jpg"],
+                              [SAMPLES / "style" / "night_cafe.jpg"])
+    rendered = nst("render", manifest, "--devices", "cpu", cwd=tmp_path, NST_CACHE_DIR=unusable)
+    assert rendered.returncode == 0, explain(rendered)  # slower, not stopped
+    assert f"WARNING {expected[len('warning: '):]}" in rendered.stderr, explain(rendered)
 
 
 def test_report_on_a_missing_folder_is_a_usage_error(tmp_path):
