@@ -168,8 +168,10 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         _tidy_checkpoints(manifest, options, interrupted=stop.level > 0)
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
-        log.info("finished: %d rendered, %d failed, %d left for next run, %.1f s -> %s",
-                 summary["rendered"], summary["failed_this_run"], summary["pending"],
+        # Failed jobs are tried again next run, as are interrupted and unstarted ones.
+        left = summary["failed"] + summary["pending"]
+        log.info("finished: %d rendered, %d failed, %s still to render, %.1f s -> %s",
+                 summary["rendered"], summary["failed_this_run"], count(left, "job") if left else "nothing",
                  summary["wall_seconds"], output_dir / "index.html", extra=TERMINAL)
         return code
 
