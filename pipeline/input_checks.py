@@ -35,7 +35,7 @@ class InputProblem:
 def read_headers(paths: Iterable[str], base: Path | None = None) -> dict[str, Header]:
     """Each file's stored size, or its ImageError; each file is opened once.
     Files under `base` are named relative to it, others by their full path."""
-    return {path: _header(path, _shown(path, base)) for path in set(paths)}
+    return {path: _header(path, shown_name(path, base)) for path in set(paths)}
 
 
 def input_problems(jobs: Iterable[RenderJob], base: Path | None = None) -> list[InputProblem]:
@@ -43,11 +43,11 @@ def input_problems(jobs: Iterable[RenderJob], base: Path | None = None) -> list[
     jobs = list(jobs)
     # Each file named and opened once: a sweep repeats the same few files thousands of times.
     paths = {path for job in jobs for path in (job.content, *job.styles)}
-    shown = {path: _shown(path, base) for path in paths}
+    shown = {path: shown_name(path, base) for path in paths}
     headers = {path: _header(path, name) for path, name in shown.items()}
     inits = {job.settings.init_file() for job in jobs} - {None}
     # An init image is named as one, or a user looks for the fault in the photo.
-    init_problems = {path: _header(path, INIT_LABEL + _shown(path, base)) for path in inits}
+    init_problems = {path: _header(path, INIT_LABEL + shown_name(path, base)) for path in inits}
     reasons = Counter()
     for job in jobs:
         reason = _job_problem(job, headers, shown, init_problems)
@@ -76,7 +76,12 @@ def _header(path: str, shown: str) -> Header:
         return problem
 
 
-def _shown(path: str, base: Path | None) -> str:
+def shown_name(path: str, base: Path | None) -> str:
+    """A file as messages name it: by its path from the manifest's folder
+    (`base`) when under it, else by its full path; by its name alone when the
+    folder is not known."""
+    if base is None:
+        return Path(path).name
     if base is not None and Path(path).is_relative_to(base):
         return os.path.relpath(path, base)
     return path

@@ -36,6 +36,7 @@ class WorkerOptions:
     checkpoint_every: int = 50  # iterations; 0 disables checkpoints
     progress_every: int = 10
     threads: int = 0  # torch intra-op threads per worker; 0 = torch's default
+    manifest_dir: str | None = None  # inputs are named from here in messages, as the plan names them
 
 
 @dataclass(frozen=True)

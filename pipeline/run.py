@@ -197,7 +197,8 @@ def _tidy_checkpoints(manifest: Manifest, options: RenderOptions, *, interrupted
 def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
     run = manifest.run
     checkpoint_every = run.checkpoint_every if run.checkpoint_every is not None else 50
-    worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every)
+    worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every,
+                                   manifest_dir=str(manifest.path.parent))
     cluster = cluster_address(manifest, options)
     # `is not None`: a flag given as 0 must not quietly become the manifest's value.
     job_timeout = options.job_timeout if options.job_timeout is not None else run.job_timeout

@@ -27,7 +27,7 @@ from nst_engine.images import load_image, read_image_file
 from nst_engine.types import Checkpoint, RenderRequest
 
 from .events import INTERRUPTED_REASON, internal_error_reason
-from .input_checks import INIT_LABEL
+from .input_checks import INIT_LABEL, shown_name
 from .job_inputs import InputChangedError, check_unchanged
 from .jobs import RenderJob, WorkerOptions, checkpoint_path
 from .outputs import JOB_ID_KEY, SETTINGS_KEY, encode_png
@@ -131,8 +131,11 @@ def internal_error(engine: Engine | None, job: RenderJob, error: BaseException) 
 
 
 def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -> RenderRequest:
+    base = Path(options.manifest_dir) if options.manifest_dir else None
+
     def load(path: str, label: str = ""):
-        name = label + Path(path).name
+        # Named as `nst plan` names it: "photos/cat.jpg", not "cat.jpg".
+        name = label + shown_name(path, base)
         # Read once: the bytes checked against the job id are the bytes decoded.
         data = inputs[path] if path in inputs else read_image_file(path, name=name)
         check_unchanged(job, path, data)
@@ -142,8 +145,8 @@ def _request(job: RenderJob, options: WorkerOptions, inputs: dict[str, bytes]) -
     styles = tuple(load(s) for s in job.styles)
     # Checked here, where the files' names are known, so the message names the
     # file; `nst plan` runs the same check on the headers.
-    check_render_sizes(job.settings, (Path(job.content).name, content.size),
-                       [(Path(path).name, image.size) for path, image in zip(job.styles, styles)])
+    check_render_sizes(job.settings, (shown_name(job.content, base), content.size),
+                       [(shown_name(path, base), image.size) for path, image in zip(job.styles, styles)])
     init = job.settings.init_file()
     # Named as the init image: "zero.jpg is empty" sends a user to the photos.
     init_image = load(init, INIT_LABEL) if init else None

@@ -82,7 +82,8 @@ def test_each_bad_image_fails_only_its_own_job(bad_run):
         record = records[Path(name).stem]
         assert record["status"] == "failed", (name, record)
         error = record["error"]
-        assert phrase in error and "\n" not in error, (name, error)
+        # Named as the plan names it, by its path from the manifest: in/empty.jpg.
+        assert error.startswith(f"in/{phrase}") and "\n" not in error, (name, error)
         card = cards[record["job_id"]]
         assert card["status"] == "failed"
         assert card["error"] == error
@@ -98,7 +99,7 @@ def test_the_plan_warns_of_each_bad_input_in_the_words_of_its_failed_job(bad_run
     assert planned.returncode == 0, explain(planned)
     warned = [line for line in planned.stdout.splitlines() if line.startswith("warning:")]
     # Named relative to the manifest (in/...), so the file can be found and fixed.
-    expected = {f"warning: 1 job will fail: in/{records[Path(name).stem]['error']}"
+    expected = {f"warning: 1 job will fail: {records[Path(name).stem]['error']}"
                 for name in EXPECTED_ERRORS if name not in FOUND_ONLY_BY_DECODING}
     assert set(warned) == expected and len(warned) == len(expected), explain(planned)
 
