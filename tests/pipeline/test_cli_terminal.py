@@ -25,7 +25,7 @@ def test_a_terminal_shows_failures_and_the_summary_above_the_bars(gallery_dir, t
     code, raw = nst_in_terminal("render", manifest, "--devices", "cpu", cwd=tmp_path)
     screen = screen_text(raw)
     assert code == 1, screen
-    assert re.search(r"error: failed fake--night_cafe-\w+: fake\.png is not an image", screen), screen
+    assert re.search(r"error: failed fake--night_cafe-\w+: contents/fake\.png is not an image", screen), screen
     assert re.search(r"finished: 1 rendered, 1 failed, 1 job still to render, .* -> .*index\.html", screen), screen
     assert "━" in screen, screen  # the live bars were drawn
     # The overall bar carries the manifest's name.
@@ -45,7 +45,7 @@ def test_quiet_at_a_terminal_still_shows_errors(gallery_dir, tmp_path):
     code, raw = nst_in_terminal("render", manifest, "--devices", "cpu", "-q", cwd=tmp_path)
     screen = screen_text(raw)
     assert code == 1, screen
-    assert re.search(r"error: failed fake--night_cafe-\w+: fake\.png is not an image", screen), screen
+    assert re.search(r"error: failed fake--night_cafe-\w+: contents/fake\.png is not an image", screen), screen
     # Quiet: no bars and no summary, only what needs a look.
     assert "━" not in screen and "finished:" not in screen, screen
     assert [r["status"] for r in result_lines(tmp_path / "out")].count("done") == 1
