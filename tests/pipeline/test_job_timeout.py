@@ -32,6 +32,9 @@ class _ClockedWorker:
     def shutdown(self) -> None:
         pass
 
+    def retire(self) -> None:
+        self.retired = True
+
 
 class _Closed(LocalExecutor):
     """An executor that records what it fails, and restarts no real process."""
@@ -39,6 +42,7 @@ class _Closed(LocalExecutor):
     def __init__(self, job_timeout: float | None) -> None:
         super().__init__(["cuda:0"], options=None, job_timeout=job_timeout)
         self.failed: dict[str, str] = {}
+        self._pending = ["a job still to hand out"]  # so a stopped worker is replaced
 
     def _close(self, job, reason):
         self.failed[job] = reason
@@ -63,6 +67,14 @@ def test_a_batch_gets_job_timeout_for_each_of_its_jobs(jobs, seconds, stopped):
     assert worker.killed is stopped
     assert (replacement is not worker) is stopped
     assert sorted(executor.failed) == (sorted(jobs) if stopped else [])
+
+
+def test_a_stopped_worker_is_not_replaced_when_nothing_is_left_to_hand_out():
+    executor = _Closed(job_timeout=10.0)
+    executor._pending = []
+    worker = _ClockedWorker(["a"], 11.0)
+    assert executor._supervise(worker) is worker and worker.killed and worker.retired
+    assert executor.failed == {"a": "timed out after 10 s on cuda:0"}
 
 
 def test_the_reason_names_the_allowance_and_the_batch():
