@@ -124,4 +124,6 @@ def test_outside_a_dask_worker_the_stop_check_reads_not_asked_and_waits_a_second
     started = time.monotonic()
     assert check.requested() is False
     assert check._next_read > started  # the next read waits its interval
-    assert time.monotonic() - started < 0.5
+    # No wait for a connection (Dask's own timeouts are tens of seconds); the
+    # bound is loose because the test machine is shared.
+    assert time.monotonic() - started < 5
