@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cluster_failures import after_error
+from .cluster_failures import after_error, close_client, interrupt_unfinished, scheduler_lost
 from .cluster_progress import ClusterProgress
 from .errors import PipelineError
 from .events import Listener, StopSignal
@@ -31,13 +31,18 @@ from .jobs import RenderJob, checkpoint_path
 log = logging.getLogger("nst")
 
 
+# How long the client waits to connect to the scheduler: at the start, and
+# again after losing it mid-run, before the run gives up on it.
+SCHEDULER_TIMEOUT = 20.0
+
+
 def _connect(cluster):
     from dask.distributed import Client
 
     if not isinstance(cluster, str):
         return cluster, False  # a Client handed in (notebooks)
     try:
-        return Client(cluster, timeout="20s", set_as_default=False), True
+        return Client(cluster, timeout=SCHEDULER_TIMEOUT, set_as_default=False), True
     except (OSError, TimeoutError) as error:
         raise PipelineError(f"--cluster: cannot reach the Dask scheduler at {cluster}: {error}") from None
 
@@ -137,23 +142,35 @@ class DaskExecutor:
 
     def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
         client, owned = _connect(self.cluster)
+        reported: set[str] = set()  # ids with a result, over every round
         try:
-            workers = client.scheduler_info().get("workers", {})
-            log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
-            if not workers and not _wait_for_a_worker(client, stop):
-                return
-            pending = list(todo)
-            progress = ClusterProgress(listener)
-            while pending and stop.level == 0:
-                pending = self._round(client, pending, listener, stop, progress)
+            self._rounds(client, list(todo), listener, stop, reported)
+        except Exception as error:
+            lost = scheduler_lost(client, error)
+            if lost is None:
+                raise
+            # A call to the scheduler outside a round's wait for results (a
+            # round's setup, the wait for a worker) found it gone.
+            interrupt_unfinished([job for job in todo if job.job_id not in reported], listener, lost)
         finally:
             if owned:
-                client.close()
+                close_client(client)
+
+    def _rounds(self, client, pending: list[RenderJob], listener: Listener, stop: StopSignal,
+                reported: set[str]) -> None:
+        workers = client.scheduler_info().get("workers", {})
+        log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
+        if not workers and not _wait_for_a_worker(client, stop):
+            return
+        progress = ClusterProgress(listener)
+        while pending and stop.level == 0:
+            pending = self._round(client, pending, listener, stop, progress, reported)
 
     def _round(self, client, jobs: list[RenderJob], listener: Listener, stop: StopSignal,
-               progress: ClusterProgress) -> list[RenderJob]:
-        """Run `jobs` in one joblib call. Returns the jobs to run again: after
-        Dask gave up on one job, joblib drops every task it has not returned."""
+               progress: ClusterProgress, reported: set[str]) -> list[RenderJob]:
+        """Run `jobs` in one joblib call, adding the ids of those it reports to
+        `reported`. Returns the jobs to run again: after Dask gave up on one
+        job, joblib drops every task it has not returned."""
         import joblib
         from distributed import Event
 
@@ -176,22 +193,26 @@ class DaskExecutor:
             with joblib.parallel_config(backend=_dask_backend(), client=client,
                                         wait_for_workers_timeout=NO_WORKER_PATIENCE, **_gpu_resources(client)):
                 results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
-                reported, error = self._collect(_read_in_background(results), jobs, listener, stop, stopping,
-                                                progress)
+                error = self._collect(_read_in_background(results), jobs, listener, stop, stopping,
+                                      progress, reported)
         finally:
             progress.unfollow(client)
         if error is None:
             return []
-        stopping.set()  # this round's tasks still running elsewhere stop at their next check
         left = [job for job in jobs if job.job_id not in reported]
+        lost = scheduler_lost(client, error)
+        if lost is not None:  # its tasks went with it: no one left to ask about them
+            interrupt_unfinished(left, listener, lost)
+            return []
+        stopping.set()  # this round's tasks still running elsewhere stop at their next check
         return after_error(error, left, client.get_events(channel.start_topic), listener)
 
     def _collect(self, arrivals: queue.Queue, todo, listener: Listener, stop: StopSignal, stopping,
-                 progress: ClusterProgress):
-        """Record results as they come, and watch for a stop request between them.
-        Returns the ids reported, and the error that ended joblib's call, if one did."""
+                 progress: ClusterProgress, reported: set[str]) -> Exception | None:
+        """Record results as they come (adding their ids to `reported`), and
+        watch for a stop request between them. Returns the error that ended
+        joblib's call, if one did."""
         by_id = {job.job_id: job for job in todo}
-        reported: set[str] = set()
         grace_until: float | None = None
         while True:
             if stop.level >= 1 and grace_until is None:
@@ -200,7 +221,7 @@ class DaskExecutor:
                 grace_until = time.monotonic() + self.grace_seconds
             if stop.level >= 2 or (grace_until is not None and time.monotonic() > grace_until):
                 log.warning("stopped: tasks still on the cluster are abandoned and rerun next time")
-                return reported, None
+                return None
             try:
                 arrival = arrivals.get(timeout=0.2)
             except queue.Empty:
@@ -209,9 +230,9 @@ class DaskExecutor:
                 continue
             progress.deliver(by_id, reported)  # a task's notes came before its result: show them first
             if arrival is _END:
-                return reported, None
+                return None
             if isinstance(arrival, Exception):  # e.g. KilledWorker: Dask gave up on a task
-                return reported, arrival
+                return arrival
             for record in arrival:
                 record.setdefault("attempts", 1)
                 reported.add(record["job_id"])

@@ -13,15 +13,72 @@ from collections.abc import Sequence
 
 from .events import Listener, failure_record
 from .jobs import RenderJob
+from .labels import count
 
 log = logging.getLogger("nst")
+
+
+class ClusterLost(Exception):
+    """The cluster as a whole went away under the run, not one job's worker:
+    its jobs are no one's fault and render next run. The message is one line."""
+
+
+def scheduler_lost(client, error: Exception) -> ClusterLost | None:
+    """The ClusterLost behind `error`, if the scheduler went away.
+
+    When the connection to the scheduler closes, the Dask client cancels every
+    future at once (reason "scheduler-connection-lost"), and joblib raises
+    that as the round's error; the client then tries to reconnect for its
+    whole timeout. Asking the scheduler anything more (to stop the round's
+    tasks, to read who started what) waited out that timeout and raised an
+    OSError, which ended the run with no results written. Such an OSError
+    (a TimeoutError too) is a lost scheduler as well.
+    """
+    address = client.scheduler.address
+    if isinstance(error, OSError):
+        return ClusterLost(f"the Dask scheduler at {address} stopped answering ({first_line(error)})")
+    if getattr(error, "reason", None) == "scheduler-connection-lost" or client.status != "running":
+        return ClusterLost(f"the Dask scheduler at {address} stopped answering (the connection to it closed)")
+    return None
+
+
+def interrupt_unfinished(left: Sequence[RenderJob], listener: Listener, lost: ClusterLost) -> None:
+    """One error line for the run, and an interrupted result for each job not
+    reported: to do next run, as after a stop, not failed and not left
+    showing "rendering" on the sheet."""
+    log.error("%s; %s left for next run", lost, count(len(left), "job"))
+    for job in left:
+        listener.on_result(job, {"job_id": job.job_id, "status": "interrupted",
+                                 "error": f"interrupted: {lost}; resumes next run"})
+
+
+def close_client(client) -> None:
+    """Close the run's Dask client. One whose scheduler went away is still
+    trying to reconnect, and Dask logs the attempt that closing cancels as an
+    error with a traceback. The run has said what happened, in one line: Dask's
+    client log is quiet while it closes."""
+    if client.status == "running":
+        client.close()
+        return
+    client_log = logging.getLogger("distributed.client")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        client.close()
+    finally:
+        client_log.setLevel(level)
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def after_error(error: Exception, left: list[RenderJob], started, listener: Listener) -> list[RenderJob]:
     """Fail the jobs to blame for the error that ended a round; the others run again."""
     killers = jobs_that_killed(error, left, started)
     if not killers:  # not one job's fault (the scheduler went away...): the rest waits for next run
-        text = str(error).splitlines()[0] if str(error) else ""
+        text = str(error).splitlines()[0] if str(error) else ""  # first_line, but "" for no message
         for job in left:
             listener.on_result(job, failure_record(job, f"Dask cluster: {type(error).__name__}: {text}"))
         return []

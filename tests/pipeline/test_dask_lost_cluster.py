@@ -1,0 +1,179 @@
+"""A Dask run whose cluster goes away under it (the scheduler, or every
+worker) ends in one line: the jobs not finished are recorded interrupted, to
+render next run, and the run writes its summary and sheet as at any end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from process_helpers import results, write_manifest
+
+from nst_engine.settings import RenderSettings
+from pipeline import cluster as cluster_module
+from pipeline import cluster_task
+from pipeline.cluster import DaskExecutor
+from pipeline.events import StopSignal
+from pipeline.jobs import RenderJob, WorkerOptions
+from pipeline.manifest import load_manifest
+from pipeline.run import RenderOptions, execute
+
+distributed = pytest.importorskip("distributed")
+
+LOST_SCHEDULER = r"the Dask scheduler at \S+ stopped answering \(the connection to it closed\)"
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+
+    def on_worker(self, *args) -> None: ...
+    def on_start(self, *args) -> None: ...
+    def on_progress(self, *args) -> None: ...
+    def on_idle(self) -> None: ...
+
+    def on_result(self, job, record) -> None:
+        self.records[job.job_id] = record
+
+
+def _jobs(tmp_path, n: int = 3) -> list[RenderJob]:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"not read by the fake task")
+    return [
+        RenderJob(job_id=f"job{i}", content=str(image), styles=(str(image),),
+                  settings=RenderSettings(size=32, iterations=1), output_name=f"o{i}.png",
+                  content_label="a", style_label="a")
+        for i in range(n)
+    ]
+
+
+# The cluster is in-process, so the test and its tasks share these.
+_rendering, _release = threading.Event(), threading.Event()
+
+
+def _job0_at_once_then_block(jobs, options, inputs, job_timeout, channel, checkpoints=None):
+    """job0 is done at once; any other job renders until the test releases it
+    (or for a minute)."""
+    if jobs[0].job_id == "job0":
+        return [{"job_id": "job0", "status": "done"}]
+    _rendering.set()
+    _release.wait(60)
+    return [{"job_id": jobs[0].job_id, "status": "done"}]
+
+
+def _noted_and_blocking(jobs, options, inputs, job_timeout, channel, checkpoints=None):
+    """Notes its start on the scheduler, as a real task does (the sheet shows
+    the job rendering), and renders until the test releases it."""
+    cluster_task._note_start(channel, jobs)
+    _rendering.set()
+    _release.wait(60)
+    return [{"job_id": jobs[0].job_id, "status": "done"}]
+
+
+@pytest.fixture
+def blocking_task(monkeypatch):
+    def use(task) -> None:
+        monkeypatch.setattr(cluster_task, "render_on_cluster", task)
+
+    _rendering.clear()
+    _release.clear()
+    yield use
+    _release.set()
+
+
+@pytest.fixture
+def dask_log():
+    """What Dask itself logs (its loggers do not propagate to caplog's)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    dask_logger = logging.getLogger("distributed")
+    dask_logger.addHandler(handler)
+    yield records
+    dask_logger.removeHandler(handler)
+
+
+@contextmanager
+def in_process_cluster(workers: int = 1):
+    cluster = distributed.LocalCluster(processes=False, n_workers=workers, threads_per_worker=1,
+                                       dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        import dask
+
+        # Once its scheduler has closed, a LocalCluster's close spends the
+        # whole connect timeout (30 s) trying to reach it.
+        with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+            cluster.close()
+
+
+def _close_scheduler_once_rendering(cluster, reported=lambda: True) -> None:
+    """Close the scheduler once a task renders and `reported()` is true, and
+    then let the task end: the cluster's close waits for it."""
+    def close() -> None:
+        deadline = time.monotonic() + 30
+        while not (_rendering.is_set() and reported()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cluster.sync(cluster.scheduler.close)
+        _release.set()
+
+    threading.Thread(target=close, daemon=True).start()
+
+
+def test_a_lost_scheduler_interrupts_the_jobs_not_reported_in_one_line(tmp_path, blocking_task, caplog, dask_log):
+    # No notes from this task: the in-process worker's own client, reconnecting
+    # too, would log its cancelled attempt as this run's client did.
+    blocking_task(_job0_at_once_then_block)
+    listener = Collect()
+    with caplog.at_level("WARNING", logger="nst"), in_process_cluster() as cluster:
+        _close_scheduler_once_rendering(cluster, reported=lambda: "job0" in listener.records)
+        began = time.monotonic()
+        DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
+            _jobs(tmp_path), listener, StopSignal())  # raised an OSError after 20 s
+        took = time.monotonic() - began
+    assert _rendering.is_set(), "the task never started"
+    assert {job_id: r["status"] for job_id, r in listener.records.items()} == {
+        "job0": "done", "job1": "interrupted", "job2": "interrupted"}
+    assert listener.records["job1"]["error"].startswith("interrupted: the Dask scheduler at ")
+    (error,) = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.ERROR]
+    assert re.fullmatch(LOST_SCHEDULER + "; 2 jobs left for next run", error), error
+    assert took < 15, took  # not the client's 20 s wait to reconnect
+    # Closing a client that still tries to reconnect: Dask logged the attempt it cancelled, with a traceback.
+    assert not [r for r in dask_log if r.exc_info], [r.getMessage() for r in dask_log]
+
+
+def test_a_scheduler_lost_while_the_run_waits_for_a_worker_interrupts_every_job(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster_module, "SCHEDULER_TIMEOUT", 2.0)  # the client's wait to reconnect
+    listener = Collect()
+    with in_process_cluster(workers=0) as cluster:
+        threading.Timer(1.0, cluster.sync, args=(cluster.scheduler.close,)).start()
+        DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
+            _jobs(tmp_path, 2), listener, StopSignal())  # raised a RuntimeError: a traceback
+    assert {r["status"] for r in listener.records.values()} == {"interrupted"}
+    assert set(listener.records) == {"job0", "job1"}
+
+
+def test_a_run_that_loses_its_scheduler_writes_its_results_and_exits_1(gallery_dir, blocking_task):
+    blocking_task(_noted_and_blocking)
+    folder = gallery_dir.parent
+    manifest = load_manifest(write_manifest(folder, ["chelsea"], ["starry_night", "night_cafe"],
+                                            settings={"size": 32, "iterations": 5}))
+    with in_process_cluster() as cluster:
+        _close_scheduler_once_rendering(cluster)
+        code = execute(manifest, RenderOptions(cluster=cluster.scheduler_address, live=False, quiet=True))
+    out = folder / "out"
+    assert code == 1  # some jobs did not complete
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["exit_code"], summary["interrupted"], summary["pending"]) == (1, 2, 2), summary
+    assert [r["status"] for r in results(out)] == ["interrupted", "interrupted"]
+    sheet = (out / "index.html").read_text()
+    assert 'data-status="interrupted"' in sheet and 'data-status="rendering"' not in sheet
+    log = (out / "nst.log").read_text()
+    assert re.search(r"ERROR " + LOST_SCHEDULER + "; 2 jobs left for next run\n", log), log
+    assert "Traceback" not in log
