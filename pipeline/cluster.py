@@ -22,7 +22,13 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cluster_failures import after_error, close_client, interrupt_unfinished, scheduler_lost
+from .cluster_failures import (
+    WorkerWatch,
+    after_error,
+    close_client,
+    cluster_lost,
+    interrupt_unfinished,
+)
 from .cluster_progress import ClusterProgress
 from .errors import PipelineError
 from .events import Listener, StopSignal
@@ -146,7 +152,7 @@ class DaskExecutor:
         try:
             self._rounds(client, list(todo), listener, stop, reported)
         except Exception as error:
-            lost = scheduler_lost(client, error)
+            lost = cluster_lost(client, error)
             if lost is None:
                 raise
             # A call to the scheduler outside a round's wait for results (a
@@ -188,30 +194,33 @@ class DaskExecutor:
         )
         progress.follow(client, channel)  # before any task starts: a topic does not replay its past
         try:
-            # joblib's own wait for a worker (10 s, then a multi-line TimeoutError)
-            # would end the night whenever the last worker left between two rounds.
+            # No wait for a worker in joblib (10 s, then a multi-line TimeoutError,
+            # and silent until then): the tasks wait on the scheduler, and the
+            # WorkerWatch warns and waits for a worker, as when the last one
+            # leaves in the middle of a round.
             with joblib.parallel_config(backend=_dask_backend(), client=client,
-                                        wait_for_workers_timeout=NO_WORKER_PATIENCE, **_gpu_resources(client)):
+                                        wait_for_workers_timeout=0, **_gpu_resources(client)):
                 results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
                 error = self._collect(_read_in_background(results), jobs, listener, stop, stopping,
-                                      progress, reported)
+                                      progress, reported, WorkerWatch(client, NO_WORKER_PATIENCE))
         finally:
             progress.unfollow(client)
         if error is None:
             return []
         left = [job for job in jobs if job.job_id not in reported]
-        lost = scheduler_lost(client, error)
-        if lost is not None:  # its tasks went with it: no one left to ask about them
+        lost = cluster_lost(client, error)
+        if lost is not None:  # its tasks are gone with it, or wait for a worker that never came
             interrupt_unfinished(left, listener, lost)
             return []
         stopping.set()  # this round's tasks still running elsewhere stop at their next check
         return after_error(error, left, client.get_events(channel.start_topic), listener)
 
     def _collect(self, arrivals: queue.Queue, todo, listener: Listener, stop: StopSignal, stopping,
-                 progress: ClusterProgress, reported: set[str]) -> Exception | None:
+                 progress: ClusterProgress, reported: set[str], workers: WorkerWatch) -> Exception | None:
         """Record results as they come (adding their ids to `reported`), and
-        watch for a stop request between them. Returns the error that ended
-        joblib's call, if one did."""
+        watch for a stop request, and for a cluster left with no workers,
+        between them. Returns the error that ended joblib's call, or the
+        ClusterLost that ends the wait for a worker, if one did."""
         by_id = {job.job_id: job for job in todo}
         grace_until: float | None = None
         while True:
@@ -222,6 +231,10 @@ class DaskExecutor:
             if stop.level >= 2 or (grace_until is not None and time.monotonic() > grace_until):
                 log.warning("stopped: tasks still on the cluster are abandoned and rerun next time")
                 return None
+            lost = workers.lost()
+            if lost is not None:
+                stopping.set()  # a task that a late worker starts now stops at once
+                return lost
             try:
                 arrival = arrivals.get(timeout=0.2)
             except queue.Empty:

@@ -8,6 +8,7 @@ not reported, is here.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -23,8 +24,9 @@ class ClusterLost(Exception):
     its jobs are no one's fault and render next run. The message is one line."""
 
 
-def scheduler_lost(client, error: Exception) -> ClusterLost | None:
-    """The ClusterLost behind `error`, if the scheduler went away.
+def cluster_lost(client, error: Exception) -> ClusterLost | None:
+    """The ClusterLost behind `error`, if the cluster went away: the error
+    itself (WorkerWatch), or a lost scheduler.
 
     When the connection to the scheduler closes, the Dask client cancels every
     future at once (reason "scheduler-connection-lost"), and joblib raises
@@ -34,12 +36,55 @@ def scheduler_lost(client, error: Exception) -> ClusterLost | None:
     OSError, which ended the run with no results written. Such an OSError
     (a TimeoutError too) is a lost scheduler as well.
     """
+    if isinstance(error, ClusterLost):
+        return error
     address = client.scheduler.address
     if isinstance(error, OSError):
         return ClusterLost(f"the Dask scheduler at {address} stopped answering ({first_line(error)})")
     if getattr(error, "reason", None) == "scheduler-connection-lost" or client.status != "running":
         return ClusterLost(f"the Dask scheduler at {address} stopped answering (the connection to it closed)")
     return None
+
+
+# How often a run waiting for results asks the scheduler whether it has a worker left.
+WORKER_CHECK_INTERVAL = 2.0
+
+
+class WorkerWatch:
+    """Notices a cluster left with no workers in the middle of a round.
+
+    Dask holds a task whose workers all left until another joins, however
+    long: the run waited in silence, holding the output folder's lock, so the
+    next night's run could not start either. As at the start of a run, it
+    warns, waits up to `patience` seconds for a worker to join (Dask then
+    reschedules the tasks there, and the run goes on), and else gives up.
+    """
+
+    def __init__(self, client, patience: float) -> None:
+        self._client = client
+        self._patience = patience
+        self._next_check = time.monotonic() + WORKER_CHECK_INTERVAL
+        self._alone_since: float | None = None
+
+    def lost(self) -> ClusterLost | None:
+        """Call between results; asks the scheduler at most every WORKER_CHECK_INTERVAL."""
+        now = time.monotonic()
+        if now < self._next_check or self._client.status != "running":  # a lost scheduler is the round's error
+            return None
+        self._next_check = now + WORKER_CHECK_INTERVAL
+        address = self._client.scheduler.address
+        if self._client.nthreads():  # asks the scheduler, unlike scheduler_info()'s cached copy
+            if self._alone_since is not None:
+                log.info("a worker joined the Dask cluster at %s: the run goes on", address)
+                self._alone_since = None
+            return None
+        if self._alone_since is None:
+            self._alone_since = now
+            log.warning("the Dask cluster at %s has no workers left: waiting up to %.0f s for one to join",
+                        address, self._patience)
+        elif now - self._alone_since >= self._patience:
+            return ClusterLost(f"the Dask cluster at {address} had no workers for {self._patience:.0f} s")
+        return None
 
 
 def interrupt_unfinished(left: Sequence[RenderJob], listener: Listener, lost: ClusterLost) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ from process_helpers import results, write_manifest
 
 from nst_engine.settings import RenderSettings
 from pipeline import cluster as cluster_module
-from pipeline import cluster_task
+from pipeline import cluster_failures, cluster_task
 from pipeline.cluster import DaskExecutor
 from pipeline.events import StopSignal
 from pipeline.jobs import RenderJob, WorkerOptions
@@ -113,17 +115,51 @@ def in_process_cluster(workers: int = 1):
             cluster.close()
 
 
-def _close_scheduler_once_rendering(cluster, reported=lambda: True) -> None:
-    """Close the scheduler once a task renders and `reported()` is true, and
-    then let the task end: the cluster's close waits for it."""
-    def close() -> None:
+def _lose_once_rendering(cluster, what: str = "scheduler", reported=lambda: True) -> None:
+    """Close the scheduler, or every worker, once a task renders and
+    `reported()` is true; then let the task end (the cluster's close waits for
+    it; a task that starts again later runs through)."""
+    def lose() -> None:
         deadline = time.monotonic() + 30
         while not (_rendering.is_set() and reported()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        cluster.sync(cluster.scheduler.close)
+        if what == "scheduler":
+            cluster.sync(cluster.scheduler.close)
+        else:  # as a `kill -9` of the last worker: the scheduler holds its task for another
+            for worker in list(cluster.workers.values()):
+                cluster.sync(worker.close, executor_wait=False)
         _release.set()
 
-    threading.Thread(target=close, daemon=True).start()
+    threading.Thread(target=lose, daemon=True).start()
+
+
+@contextmanager
+def stopped_if_hung(stop: StopSignal):
+    """A run that would wait forever is stopped at once after 30 s (its asserts
+    then fail) instead of hanging the suite."""
+    timer = threading.Timer(30, lambda: (stop.request(), stop.request()))
+    timer.start()
+    try:
+        yield stop
+    finally:
+        timer.cancel()
+
+
+@contextmanager
+def interrupted_if_hung():
+    """As stopped_if_hung, for a run through `execute`: a Ctrl-C after 30 s."""
+    timer = threading.Timer(30, os.kill, args=(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+@pytest.fixture
+def short_patience(monkeypatch):
+    monkeypatch.setattr(cluster_module, "NO_WORKER_PATIENCE", 1.0)
+    monkeypatch.setattr(cluster_failures, "WORKER_CHECK_INTERVAL", 0.2)
 
 
 def test_a_lost_scheduler_interrupts_the_jobs_not_reported_in_one_line(tmp_path, blocking_task, caplog, dask_log):
@@ -132,7 +168,7 @@ def test_a_lost_scheduler_interrupts_the_jobs_not_reported_in_one_line(tmp_path,
     blocking_task(_job0_at_once_then_block)
     listener = Collect()
     with caplog.at_level("WARNING", logger="nst"), in_process_cluster() as cluster:
-        _close_scheduler_once_rendering(cluster, reported=lambda: "job0" in listener.records)
+        _lose_once_rendering(cluster, reported=lambda: "job0" in listener.records)
         began = time.monotonic()
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
             _jobs(tmp_path), listener, StopSignal())  # raised an OSError after 20 s
@@ -159,14 +195,20 @@ def test_a_scheduler_lost_while_the_run_waits_for_a_worker_interrupts_every_job(
     assert set(listener.records) == {"job0", "job1"}
 
 
-def test_a_run_that_loses_its_scheduler_writes_its_results_and_exits_1(gallery_dir, blocking_task):
+@pytest.mark.parametrize(("what", "said"), [
+    ("scheduler", LOST_SCHEDULER),
+    ("workers", r"the Dask cluster at \S+ had no workers for 1 s"),
+], ids=["scheduler", "every-worker"])
+def test_a_run_that_loses_its_cluster_writes_its_results_and_exits_1(gallery_dir, blocking_task, short_patience,
+                                                                     what, said):
     blocking_task(_noted_and_blocking)
     folder = gallery_dir.parent
     manifest = load_manifest(write_manifest(folder, ["chelsea"], ["starry_night", "night_cafe"],
                                             settings={"size": 32, "iterations": 5}))
-    with in_process_cluster() as cluster:
-        _close_scheduler_once_rendering(cluster)
-        code = execute(manifest, RenderOptions(cluster=cluster.scheduler_address, live=False, quiet=True))
+    with in_process_cluster() as cluster, interrupted_if_hung():
+        _lose_once_rendering(cluster, what)
+        code = execute(manifest, RenderOptions(cluster=cluster.scheduler_address, live=False, quiet=True,
+                                               grace_seconds=1))
     out = folder / "out"
     assert code == 1  # some jobs did not complete
     summary = json.loads((out / "summary.json").read_text())
@@ -175,5 +217,73 @@ def test_a_run_that_loses_its_scheduler_writes_its_results_and_exits_1(gallery_d
     sheet = (out / "index.html").read_text()
     assert 'data-status="interrupted"' in sheet and 'data-status="rendering"' not in sheet
     log = (out / "nst.log").read_text()
-    assert re.search(r"ERROR " + LOST_SCHEDULER + "; 2 jobs left for next run\n", log), log
+    assert re.search(r"ERROR " + said + "; 2 jobs left for next run\n", log), log
     assert "Traceback" not in log
+
+
+def test_a_cluster_that_loses_every_worker_waits_for_one_then_gives_up(tmp_path, blocking_task, short_patience,
+                                                                       caplog):
+    blocking_task(_job0_at_once_then_block)
+    listener = Collect()
+    with caplog.at_level("INFO", logger="nst"), in_process_cluster() as cluster:
+        _lose_once_rendering(cluster, "workers", reported=lambda: "job0" in listener.records)
+        with stopped_if_hung(StopSignal()) as stop:
+            DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
+                _jobs(tmp_path), listener, stop)  # waited for a worker forever
+    assert {job_id: r["status"] for job_id, r in listener.records.items()} == {
+        "job0": "done", "job1": "interrupted", "job2": "interrupted"}
+    said = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.WARNING]
+    assert len(said) == 2, said
+    assert re.fullmatch(r"the Dask cluster at \S+ has no workers left: waiting up to 1 s for one to join", said[0])
+    assert re.fullmatch(r"the Dask cluster at \S+ had no workers for 1 s; 2 jobs left for next run", said[1])
+
+
+def test_a_worker_that_joins_while_the_run_waits_gets_the_jobs(tmp_path, blocking_task, monkeypatch, caplog):
+    monkeypatch.setattr(cluster_failures, "WORKER_CHECK_INTERVAL", 0.2)
+    blocking_task(_job0_at_once_then_block)
+    listener = Collect()
+
+    def join_once_warned(cluster) -> None:
+        deadline = time.monotonic() + 30
+        while not any("has no workers left" in message for message in caplog.messages):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        cluster.scale(2)  # the closed worker still counts as one
+
+    with caplog.at_level("INFO", logger="nst"), in_process_cluster() as cluster:
+        _lose_once_rendering(cluster, "workers", reported=lambda: "job0" in listener.records)
+        threading.Thread(target=join_once_warned, args=(cluster,), daemon=True).start()
+        with stopped_if_hung(StopSignal()) as stop:
+            DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
+                _jobs(tmp_path), listener, stop)
+    assert {job_id: r["status"] for job_id, r in listener.records.items()} == {
+        "job0": "done", "job1": "done", "job2": "done"}
+    assert any(re.fullmatch(r"the Dask cluster at \S+ has no workers left: waiting up to 300 s for one to join",
+                            message) for message in caplog.messages), caplog.messages
+    assert not [r for r in caplog.records if r.name == "nst" and r.levelno >= logging.ERROR]
+
+
+def test_a_round_that_starts_with_no_workers_left_waits_for_one_as_mid_round(tmp_path, short_patience, monkeypatch,
+                                                                            caplog):
+    # The last worker leaves just as a round starts (after the run saw one):
+    # joblib waited for a worker on its own, silent, then raised a TimeoutError
+    # of several lines.
+    monkeypatch.setattr(cluster_task, "render_on_cluster", _job0_at_once_then_block)
+    listener, before_round = Collect(), cluster_module._gpu_resources
+
+    with caplog.at_level("WARNING", logger="nst"), in_process_cluster() as cluster:
+        def workers_leave_then_look(client):
+            for worker in list(cluster.workers.values()):
+                cluster.sync(worker.close)
+            return before_round(client)
+
+        monkeypatch.setattr(cluster_module, "_gpu_resources", workers_leave_then_look)
+        with stopped_if_hung(StopSignal()) as stop:
+            DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
+                _jobs(tmp_path), listener, stop)
+    said = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.WARNING]
+    assert len(said) == 2, said
+    assert re.fullmatch(r"the Dask cluster at \S+ has no workers left: waiting up to 1 s for one to join", said[0])
+    assert re.fullmatch(r"the Dask cluster at \S+ had no workers for 1 s; 3 jobs left for next run", said[1])
+    assert {r["status"] for r in listener.records.values()} == {"interrupted"} and len(listener.records) == 3
