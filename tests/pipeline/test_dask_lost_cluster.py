@@ -238,12 +238,9 @@ def test_a_cluster_that_loses_every_worker_waits_for_one_then_gives_up(tmp_path,
     assert re.fullmatch(r"the Dask cluster at \S+ had no workers for 1 s; 2 jobs left for next run", said[1])
 
 
-def test_a_worker_that_joins_while_the_run_waits_gets_the_jobs(tmp_path, blocking_task, monkeypatch, caplog):
-    monkeypatch.setattr(cluster_failures, "WORKER_CHECK_INTERVAL", 0.2)
-    blocking_task(_job0_at_once_then_block)
-    listener = Collect()
-
-    def join_once_warned(cluster) -> None:
+def _join_once_warned(cluster, caplog) -> None:
+    """A new worker joins once the run has warned that it has none left."""
+    def join() -> None:
         deadline = time.monotonic() + 30
         while not any("has no workers left" in message for message in caplog.messages):
             if time.monotonic() > deadline:
@@ -251,9 +248,16 @@ def test_a_worker_that_joins_while_the_run_waits_gets_the_jobs(tmp_path, blockin
             time.sleep(0.05)
         cluster.scale(2)  # the closed worker still counts as one
 
+    threading.Thread(target=join, daemon=True).start()
+
+
+def test_a_worker_that_joins_while_the_run_waits_gets_the_jobs(tmp_path, blocking_task, monkeypatch, caplog):
+    monkeypatch.setattr(cluster_failures, "WORKER_CHECK_INTERVAL", 0.2)
+    blocking_task(_job0_at_once_then_block)
+    listener = Collect()
     with caplog.at_level("INFO", logger="nst"), in_process_cluster() as cluster:
         _lose_once_rendering(cluster, "workers", reported=lambda: "job0" in listener.records)
-        threading.Thread(target=join_once_warned, args=(cluster,), daemon=True).start()
+        _join_once_warned(cluster, caplog)
         with stopped_if_hung(StopSignal()) as stop:
             DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
                 _jobs(tmp_path), listener, stop)
@@ -287,3 +291,23 @@ def test_a_round_that_starts_with_no_workers_left_waits_for_one_as_mid_round(tmp
     assert re.fullmatch(r"the Dask cluster at \S+ has no workers left: waiting up to 1 s for one to join", said[0])
     assert re.fullmatch(r"the Dask cluster at \S+ had no workers for 1 s; 3 jobs left for next run", said[1])
     assert {r["status"] for r in listener.records.values()} == {"interrupted"} and len(listener.records) == 3
+
+
+def test_a_job_that_starts_again_after_its_worker_left_says_so_in_one_line(tmp_path, blocking_task, monkeypatch,
+                                                                          caplog):
+    # A local run logs a worker that died under a job; a Dask run only showed
+    # the job starting again, on another worker.
+    monkeypatch.setattr(cluster_failures, "WORKER_CHECK_INTERVAL", 0.2)
+    blocking_task(_noted_and_blocking)  # the notes of its starts are what the run goes by
+    listener = Collect()
+    with caplog.at_level("INFO", logger="nst"), in_process_cluster() as cluster:
+        (first,) = [worker.address for worker in cluster.workers.values()]
+        _lose_once_rendering(cluster, "workers")
+        _join_once_warned(cluster, caplog)
+        with stopped_if_hung(StopSignal()) as stop:
+            DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
+                _jobs(tmp_path, 1), listener, stop)
+        (second,) = [worker.address for worker in cluster.workers.values() if worker.address != first]
+    assert listener.records["job0"]["status"] == "done"
+    said = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.WARNING]
+    assert said[1:] == [f"o0 started again on {second}: the worker that ran it ({first}) left the cluster"], said
