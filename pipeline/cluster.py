@@ -148,29 +148,25 @@ class DaskExecutor:
 
     def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
         client, owned = _connect(self.cluster)
-        reported: set[str] = set()  # ids with a result, over every round
+        pending, reported = list(todo), set()  # the round's jobs; the ids with a result
         try:
-            self._rounds(client, list(todo), listener, stop, reported)
+            workers = client.scheduler_info().get("workers", {})
+            log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
+            if not workers and not _wait_for_a_worker(client, stop):
+                return
+            progress = ClusterProgress(listener)
+            while pending and stop.level == 0:
+                pending = self._round(client, pending, listener, stop, progress, reported)
         except Exception as error:
             lost = cluster_lost(client, error)
             if lost is None:
                 raise
             # A call to the scheduler outside a round's wait for results (a
             # round's setup, the wait for a worker) found it gone.
-            interrupt_unfinished([job for job in todo if job.job_id not in reported], listener, lost)
+            interrupt_unfinished([job for job in pending if job.job_id not in reported], listener, lost)
         finally:
             if owned:
                 close_client(client)
-
-    def _rounds(self, client, pending: list[RenderJob], listener: Listener, stop: StopSignal,
-                reported: set[str]) -> None:
-        workers = client.scheduler_info().get("workers", {})
-        log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
-        if not workers and not _wait_for_a_worker(client, stop):
-            return
-        progress = ClusterProgress(listener)
-        while pending and stop.level == 0:
-            pending = self._round(client, pending, listener, stop, progress, reported)
 
     def _round(self, client, jobs: list[RenderJob], listener: Listener, stop: StopSignal,
                progress: ClusterProgress, reported: set[str]) -> list[RenderJob]:

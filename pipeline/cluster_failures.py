@@ -122,8 +122,8 @@ def first_line(error: BaseException) -> str:
 def after_error(error: Exception, left: list[RenderJob], started, listener: Listener) -> list[RenderJob]:
     """Fail the jobs to blame for the error that ended a round; the others run again."""
     killers = jobs_that_killed(error, left, started)
-    if not killers:  # not one job's fault (the scheduler went away...): the rest waits for next run
-        text = str(error).splitlines()[0] if str(error) else ""  # first_line, but "" for no message
+    if not killers:  # not one job's fault, nor a lost cluster (cluster_lost): every job left fails with it
+        text = str(error).splitlines()[0] if str(error) else ""
         for job in left:
             listener.on_result(job, failure_record(job, f"Dask cluster: {type(error).__name__}: {text}"))
         return []
