@@ -14,44 +14,20 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from dask_helpers import Collect, fake_jobs
 from process_helpers import results, write_manifest
 
-from nst_engine.settings import RenderSettings
 from pipeline import cluster as cluster_module
 from pipeline import cluster_failures, cluster_task
 from pipeline.cluster import DaskExecutor
 from pipeline.events import StopSignal
-from pipeline.jobs import RenderJob, WorkerOptions
+from pipeline.jobs import WorkerOptions
 from pipeline.manifest import load_manifest
 from pipeline.run import RenderOptions, execute
 
 distributed = pytest.importorskip("distributed")
 
 LOST_SCHEDULER = r"the Dask scheduler at \S+ stopped answering \(the connection to it closed\)"
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.records: dict[str, dict] = {}
-
-    def on_worker(self, *args) -> None: ...
-    def on_start(self, *args) -> None: ...
-    def on_progress(self, *args) -> None: ...
-    def on_idle(self) -> None: ...
-
-    def on_result(self, job, record) -> None:
-        self.records[job.job_id] = record
-
-
-def _jobs(tmp_path, n: int = 3) -> list[RenderJob]:
-    image = tmp_path / "a.jpg"
-    image.write_bytes(b"not read by the fake task")
-    return [
-        RenderJob(job_id=f"job{i}", content=str(image), styles=(str(image),),
-                  settings=RenderSettings(size=32, iterations=1), output_name=f"o{i}.png",
-                  content_label="a", style_label="a")
-        for i in range(n)
-    ]
 
 
 # The cluster is in-process, so the test and its tasks share these.
@@ -171,7 +147,7 @@ def test_a_lost_scheduler_interrupts_the_jobs_not_reported_in_one_line(tmp_path,
         _lose_once_rendering(cluster, reported=lambda: "job0" in listener.records)
         began = time.monotonic()
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
-            _jobs(tmp_path), listener, StopSignal())  # raised an OSError after 20 s
+            fake_jobs(tmp_path), listener, StopSignal())  # raised an OSError after 20 s
         took = time.monotonic() - began
     assert _rendering.is_set(), "the task never started"
     assert {job_id: r["status"] for job_id, r in listener.records.items()} == {
@@ -190,7 +166,7 @@ def test_a_scheduler_lost_while_the_run_waits_for_a_worker_interrupts_every_job(
     with in_process_cluster(workers=0) as cluster:
         threading.Timer(1.0, cluster.sync, args=(cluster.scheduler.close,)).start()
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
-            _jobs(tmp_path, 2), listener, StopSignal())  # raised a RuntimeError: a traceback
+            fake_jobs(tmp_path, 2), listener, StopSignal())  # raised a RuntimeError: a traceback
     assert {r["status"] for r in listener.records.values()} == {"interrupted"}
     assert set(listener.records) == {"job0", "job1"}
 
@@ -229,7 +205,7 @@ def test_a_cluster_that_loses_every_worker_waits_for_one_then_gives_up(tmp_path,
         _lose_once_rendering(cluster, "workers", reported=lambda: "job0" in listener.records)
         with stopped_if_hung(StopSignal()) as stop:
             DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
-                _jobs(tmp_path), listener, stop)  # waited for a worker forever
+                fake_jobs(tmp_path), listener, stop)  # waited for a worker forever
     assert {job_id: r["status"] for job_id, r in listener.records.items()} == {
         "job0": "done", "job1": "interrupted", "job2": "interrupted"}
     said = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.WARNING]
@@ -251,7 +227,7 @@ def _join_once_warned(cluster, caplog) -> None:
     threading.Thread(target=join, daemon=True).start()
 
 
-def test_a_worker_that_joins_while_the_run_waits_gets_the_jobs(tmp_path, blocking_task, monkeypatch, caplog):
+def test_a_worker_that_joins_while_the_run_waits_gets_thefake_jobs(tmp_path, blocking_task, monkeypatch, caplog):
     monkeypatch.setattr(cluster_failures, "WORKER_CHECK_INTERVAL", 0.2)
     blocking_task(_job0_at_once_then_block)
     listener = Collect()
@@ -260,7 +236,7 @@ def test_a_worker_that_joins_while_the_run_waits_gets_the_jobs(tmp_path, blockin
         _join_once_warned(cluster, caplog)
         with stopped_if_hung(StopSignal()) as stop:
             DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
-                _jobs(tmp_path), listener, stop)
+                fake_jobs(tmp_path), listener, stop)
     assert {job_id: r["status"] for job_id, r in listener.records.items()} == {
         "job0": "done", "job1": "done", "job2": "done"}
     assert any(re.fullmatch(r"the Dask cluster at \S+ has no workers left: waiting up to 300 s for one to join",
@@ -285,7 +261,7 @@ def test_a_round_that_starts_with_no_workers_left_waits_for_one_as_mid_round(tmp
         monkeypatch.setattr(cluster_module, "_gpu_resources", workers_leave_then_look)
         with stopped_if_hung(StopSignal()) as stop:
             DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
-                _jobs(tmp_path), listener, stop)
+                fake_jobs(tmp_path), listener, stop)
     said = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.WARNING]
     assert len(said) == 2, said
     assert re.fullmatch(r"the Dask cluster at \S+ has no workers left: waiting up to 1 s for one to join", said[0])
@@ -306,7 +282,7 @@ def test_a_job_that_starts_again_after_its_worker_left_says_so_in_one_line(tmp_p
         _join_once_warned(cluster, caplog)
         with stopped_if_hung(StopSignal()) as stop:
             DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
-                _jobs(tmp_path, 1), listener, stop)
+                fake_jobs(tmp_path, 1), listener, stop)
         (second,) = [worker.address for worker in cluster.workers.values() if worker.address != first]
     assert listener.records["job0"]["status"] == "done"
     said = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.WARNING]
