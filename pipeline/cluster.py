@@ -19,16 +19,27 @@ import queue
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cluster_failures import (
+    WorkerWatch,
+    after_error,
+    close_client,
+    cluster_lost,
+    interrupt_unfinished,
+)
 from .cluster_progress import ClusterProgress
 from .errors import PipelineError
-from .events import Listener, StopSignal, failure_record
+from .events import Listener, StopSignal
 from .jobs import RenderJob, checkpoint_path
 
 log = logging.getLogger("nst")
+
+
+# How long the client waits to connect to the scheduler: at the start, and
+# again after losing it mid-run, before the run gives up on it.
+SCHEDULER_TIMEOUT = 20.0
 
 
 def _connect(cluster):
@@ -37,7 +48,7 @@ def _connect(cluster):
     if not isinstance(cluster, str):
         return cluster, False  # a Client handed in (notebooks)
     try:
-        return Client(cluster, timeout="20s", set_as_default=False), True
+        return Client(cluster, timeout=SCHEDULER_TIMEOUT, set_as_default=False), True
     except (OSError, TimeoutError) as error:
         raise PipelineError(f"--cluster: cannot reach the Dask scheduler at {cluster}: {error}") from None
 
@@ -137,23 +148,31 @@ class DaskExecutor:
 
     def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
         client, owned = _connect(self.cluster)
+        pending, reported = list(todo), set()  # the round's jobs; the ids with a result
         try:
             workers = client.scheduler_info().get("workers", {})
             log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
             if not workers and not _wait_for_a_worker(client, stop):
                 return
-            pending = list(todo)
             progress = ClusterProgress(listener)
             while pending and stop.level == 0:
-                pending = self._round(client, pending, listener, stop, progress)
+                pending = self._round(client, pending, listener, stop, progress, reported)
+        except Exception as error:
+            lost = cluster_lost(client, error)
+            if lost is None:
+                raise
+            # A call to the scheduler outside a round's wait for results (a
+            # round's setup, the wait for a worker) found it gone.
+            interrupt_unfinished([job for job in pending if job.job_id not in reported], listener, lost)
         finally:
             if owned:
-                client.close()
+                close_client(client)
 
     def _round(self, client, jobs: list[RenderJob], listener: Listener, stop: StopSignal,
-               progress: ClusterProgress) -> list[RenderJob]:
-        """Run `jobs` in one joblib call. Returns the jobs to run again: after
-        Dask gave up on one job, joblib drops every task it has not returned."""
+               progress: ClusterProgress, reported: set[str]) -> list[RenderJob]:
+        """Run `jobs` in one joblib call, adding the ids of those it reports to
+        `reported`. Returns the jobs to run again: after Dask gave up on one
+        job, joblib drops every task it has not returned."""
         import joblib
         from distributed import Event
 
@@ -171,27 +190,34 @@ class DaskExecutor:
         )
         progress.follow(client, channel)  # before any task starts: a topic does not replay its past
         try:
-            # joblib's own wait for a worker (10 s, then a multi-line TimeoutError)
-            # would end the night whenever the last worker left between two rounds.
+            # No wait for a worker in joblib (10 s, then a multi-line TimeoutError,
+            # and silent until then): the tasks wait on the scheduler, and the
+            # WorkerWatch warns and waits for a worker, as when the last one
+            # leaves in the middle of a round.
             with joblib.parallel_config(backend=_dask_backend(), client=client,
-                                        wait_for_workers_timeout=NO_WORKER_PATIENCE, **_gpu_resources(client)):
+                                        wait_for_workers_timeout=0, **_gpu_resources(client)):
                 results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
-                reported, error = self._collect(_read_in_background(results), jobs, listener, stop, stopping,
-                                                progress)
+                error = self._collect(_read_in_background(results), jobs, listener, stop, stopping,
+                                      progress, reported, WorkerWatch(client, NO_WORKER_PATIENCE))
         finally:
             progress.unfollow(client)
         if error is None:
             return []
-        stopping.set()  # this round's tasks still running elsewhere stop at their next check
         left = [job for job in jobs if job.job_id not in reported]
-        return _after_error(error, left, client.get_events(channel.start_topic), listener)
+        lost = cluster_lost(client, error)
+        if lost is not None:  # its tasks are gone with it, or wait for a worker that never came
+            interrupt_unfinished(left, listener, lost)
+            return []
+        stopping.set()  # this round's tasks still running elsewhere stop at their next check
+        return after_error(error, left, client.get_events(channel.start_topic), listener)
 
     def _collect(self, arrivals: queue.Queue, todo, listener: Listener, stop: StopSignal, stopping,
-                 progress: ClusterProgress):
-        """Record results as they come, and watch for a stop request between them.
-        Returns the ids reported, and the error that ended joblib's call, if one did."""
+                 progress: ClusterProgress, reported: set[str], workers: WorkerWatch) -> Exception | None:
+        """Record results as they come (adding their ids to `reported`), and
+        watch for a stop request, and for a cluster left with no workers,
+        between them. Returns the error that ended joblib's call, or the
+        ClusterLost that ends the wait for a worker, if one did."""
         by_id = {job.job_id: job for job in todo}
-        reported: set[str] = set()
         grace_until: float | None = None
         while True:
             if stop.level >= 1 and grace_until is None:
@@ -200,7 +226,11 @@ class DaskExecutor:
                 grace_until = time.monotonic() + self.grace_seconds
             if stop.level >= 2 or (grace_until is not None and time.monotonic() > grace_until):
                 log.warning("stopped: tasks still on the cluster are abandoned and rerun next time")
-                return reported, None
+                return None
+            lost = workers.lost()
+            if lost is not None:
+                stopping.set()  # a task that a late worker starts now stops at once
+                return lost
             try:
                 arrival = arrivals.get(timeout=0.2)
             except queue.Empty:
@@ -209,56 +239,13 @@ class DaskExecutor:
                 continue
             progress.deliver(by_id, reported)  # a task's notes came before its result: show them first
             if arrival is _END:
-                return reported, None
+                return None
             if isinstance(arrival, Exception):  # e.g. KilledWorker: Dask gave up on a task
-                return reported, arrival
+                return arrival
             for record in arrival:
                 record.setdefault("attempts", 1)
                 reported.add(record["job_id"])
                 listener.on_result(by_id[record["job_id"]], record)
-
-
-def _after_error(error: Exception, left: list[RenderJob], started, listener: Listener) -> list[RenderJob]:
-    """Fail the jobs to blame for the error that ended a round; the others run again."""
-    killers = _jobs_that_killed(error, left, started)
-    if not killers:  # not one job's fault (the scheduler went away...): the rest waits for next run
-        text = str(error).splitlines()[0] if str(error) else ""
-        for job in left:
-            listener.on_result(job, failure_record(job, f"Dask cluster: {type(error).__name__}: {text}"))
-        return []
-    again = [job for job in left if job.job_id not in killers]
-    for job in left:
-        if job.job_id in killers:
-            starts = killers[job.job_id]
-            log.warning("Dask gave up on %s: every worker that ran it died; %d other jobs go on",
-                        job.output_name, len(again))
-            reason = f"Dask cluster: the worker died each of the {starts} times it ran this job ({type(error).__name__})"
-            listener.on_result(job, {**failure_record(job, reason), "attempts": starts})
-    return again
-
-
-def _jobs_that_killed(error: Exception, left: Sequence[RenderJob], started: Sequence) -> dict[str, int]:
-    """The jobs to blame for a KilledWorker, with how often each started.
-
-    Dask gives up on a task when every worker that ran it died, and names the
-    last of those workers. The tasks note each start in the scheduler's event
-    log (`started`: (time, {"jobs": [...], "worker": address}) pairs). Of the
-    jobs not reported, those that started on that worker were running when it
-    died; the one that started most often is the one that keeps killing workers.
-    """
-    last_worker = getattr(getattr(error, "last_worker", None), "address", None)
-    if type(error).__name__ != "KilledWorker" or last_worker is None:
-        return {}
-    starts: Counter[str] = Counter()
-    on_last_worker: set[str] = set()
-    for _, note in started:
-        for job_id in note.get("jobs", ()):
-            starts[job_id] += 1
-            if note.get("worker") == last_worker:
-                on_last_worker.add(job_id)
-    suspects = {job.job_id: starts[job.job_id] for job in left if job.job_id in on_last_worker}
-    most = max(suspects.values(), default=0)
-    return {job_id: count for job_id, count in suspects.items() if count == most}
 
 
 _END = object()

@@ -5,17 +5,25 @@ Each task notes its start, and at most once a second its progress, on the
 scheduler's event log (cluster_task). This process subscribes to those topics.
 The handlers run on the Dask client's own thread, so they only queue the
 notes; the run's thread hands them to the display and the log (`deliver`).
+
+A job that starts a second time in a round is one whose worker left the
+cluster (killed, crashed, lost): Dask runs its task again elsewhere, and the
+log says so, as a local run logs a worker that died under a job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 from collections.abc import Container, Mapping
 from typing import Any
 
+from .display import job_name
 from .events import Listener
 from .jobs import RenderJob
+
+log = logging.getLogger("nst")
 
 
 class ClusterProgress:
@@ -26,12 +34,16 @@ class ClusterProgress:
         self._notes: queue.SimpleQueue = queue.SimpleQueue()
         self._slots: dict[str, int] = {}  # worker address -> slot, in order of first note
         self._topics: dict[str, str] = {}  # topic -> "start" or "progress"
+        self._started_on: dict[str, str] = {}  # job id -> the worker it last started on, this round
 
     def follow(self, client, channel) -> None:
         """Subscribe to a round's topics (each round has its own channel)."""
+        # A round submits its jobs afresh (after KilledWorker, joblib dropped
+        # the others, whose workers may be fine): a start there is no restart.
+        self._started_on.clear()
         for topic, kind in ((channel.start_topic, "start"), (channel.progress_topic, "progress")):
             self._topics[topic] = kind
-            client.subscribe_topic(topic, lambda event, kind=kind: self._notes.put((kind, event[1])))
+            client.subscribe_topic(topic, lambda event, topic=topic: self._notes.put((topic, event[1])))
 
     def unfollow(self, client) -> None:
         for topic in self._topics:
@@ -44,10 +56,11 @@ class ClusterProgress:
         Notes about jobs already `reported` came late, and are dropped."""
         while True:
             try:
-                kind, note = self._notes.get_nowait()
+                topic, note = self._notes.get_nowait()
             except queue.Empty:
                 return
-            if not isinstance(note, dict):
+            kind = self._topics.get(topic)
+            if kind is None or not isinstance(note, dict):  # an earlier round's, come late: its tasks were dropped
                 continue
             ids = note.get("jobs") if kind == "start" else note.get("job_ids")
             known = [jobs[job_id] for job_id in ids or () if job_id in jobs and job_id not in reported]
@@ -55,9 +68,18 @@ class ClusterProgress:
                 continue
             slot = self._slot(note)
             if kind == "start":
+                self._warn_of_restarts(known, str(note.get("worker", "a Dask worker")))
                 self._listener.on_start(slot, known)
             else:
                 self._listener.on_progress(slot, _progress_event(note))
+
+    def _warn_of_restarts(self, jobs: list[RenderJob], worker: str) -> None:
+        for job in jobs:
+            before = self._started_on.get(job.job_id)
+            self._started_on[job.job_id] = worker
+            if before is not None:
+                log.warning("%s started again on %s: the worker that ran it (%s) left the cluster",
+                            job_name(job), worker, before)
 
     def _slot(self, note: dict[str, Any]) -> int:
         worker = str(note.get("worker", "a Dask worker"))

@@ -32,7 +32,7 @@ class TaskChannel:
     start_topic: a scheduler event log where each task notes which jobs it
     started, and on which worker. When Dask gives up on a task because every
     worker that ran it died (KilledWorker), joblib does not say which job that
-    was; this log does (cluster._jobs_that_killed).
+    was; this log does (cluster_failures.jobs_that_killed).
     """
 
     run_id: str

@@ -1,8 +1,8 @@
 """`nst render`: manifest -> plan -> executor -> recorder, with exit codes for cron.
 
-Exit codes: 0 all rendered, 1 some jobs failed, 2 bad manifest or usage,
-75 output folder busy (another run holds it), 130 interrupted (SIGINT),
-143 terminated (SIGTERM), 129 hung up (SIGHUP).
+Exit codes: 0 all rendered, 1 some jobs failed (or a Dask run lost its
+cluster), 2 bad manifest or usage, 75 output folder busy (another run holds
+it), 130 interrupted (SIGINT), 143 terminated (SIGTERM), 129 hung up (SIGHUP).
 """
 
 from __future__ import annotations

@@ -7,40 +7,16 @@ import re
 import threading
 
 import pytest
+from dask_helpers import Collect, fake_jobs
 
-from nst_engine.settings import RenderSettings
 from pipeline import cluster as cluster_module
 from pipeline import cluster_task
 from pipeline.cluster import DaskExecutor
 from pipeline.errors import PipelineError
 from pipeline.events import StopSignal
-from pipeline.jobs import RenderJob, WorkerOptions
+from pipeline.jobs import WorkerOptions
 
 distributed = pytest.importorskip("dask.distributed")
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.records: dict[str, dict] = {}
-
-    def on_worker(self, *args) -> None: ...
-    def on_start(self, *args) -> None: ...
-    def on_progress(self, *args) -> None: ...
-    def on_idle(self) -> None: ...
-
-    def on_result(self, job, record) -> None:
-        self.records[job.job_id] = record
-
-
-def _jobs(tmp_path) -> list[RenderJob]:
-    image = tmp_path / "a.jpg"
-    image.write_bytes(b"not read by the fake task")
-    return [
-        RenderJob(job_id=f"job{i}", content=str(image), styles=(str(image),),
-                  settings=RenderSettings(size=32, iterations=1), output_name=f"o{i}.png",
-                  content_label="a", style_label="a")
-        for i in range(3)
-    ]
 
 
 def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_path, monkeypatch):
@@ -54,7 +30,7 @@ def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_pat
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
-            _jobs(tmp_path), listener, StopSignal()
+            fake_jobs(tmp_path), listener, StopSignal()
         )
     assert set(listener.records) == {"job0", "job1", "job2"}  # every job has an outcome
     lost = listener.records["job1"]
@@ -94,7 +70,7 @@ def test_a_stop_does_not_wait_for_tasks_that_ignore_it(tmp_path, monkeypatch, re
         threading.Thread(target=press_ctrl_c, daemon=True).start()
         try:
             DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), grace_seconds=grace).run(
-                _jobs(tmp_path)[:1], listener, stop
+                fake_jobs(tmp_path)[:1], listener, stop
             )
             took = time.monotonic() - pressed[0] if pressed else None
         finally:
@@ -109,7 +85,7 @@ def _run_with_no_workers(tmp_path, stop, listener, during=None):
         if during:
             threading.Timer(1.5, during, args=(cluster,)).start()
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), grace_seconds=1).run(
-            _jobs(tmp_path)[:1], listener, stop)
+            fake_jobs(tmp_path)[:1], listener, stop)
         return cluster.scheduler_address
 
 
@@ -130,7 +106,7 @@ def test_a_cluster_that_never_gets_a_worker_is_one_line(tmp_path, monkeypatch):
     assert re.fullmatch(r"the Dask cluster at \S+ had no workers for 1 s; nothing was rendered", str(caught.value))
 
 
-def test_a_worker_that_joins_late_gets_the_jobs(tmp_path, monkeypatch):
+def test_a_worker_that_joins_late_gets_thefake_jobs(tmp_path, monkeypatch):
     monkeypatch.setattr(cluster_task, "render_on_cluster", lambda jobs, *rest: [
         {"job_id": jobs[0].job_id, "status": "failed", "error": "fake"}])
     listener = Collect()

@@ -103,3 +103,45 @@ def test_a_cluster_run_logs_its_workers_and_what_they_start(tmp_path, monkeypatc
     log = (tmp_path / "out" / "nst.log").read_text()
     assert f"worker 0 on {worker} (" in log and f"is ready, pid {os.getpid()}" in log, log
     assert f"worker 0 starts {manifest.jobs[0].output_name.removesuffix('.png')}" in log, log
+
+
+class Topics:
+    """The two calls ClusterProgress makes on a Dask client; `note` plays the scheduler."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, object] = {}
+
+    def subscribe_topic(self, topic, handler) -> None:
+        self.handlers[topic] = handler
+
+    def unsubscribe_topic(self, topic) -> None: ...  # a handler may still fire: the note was on its way
+
+    def note(self, topic: str, job_ids: list[str], worker: str) -> None:
+        self.handlers[topic]((0.0, {"jobs": job_ids, "worker": worker, "pid": 1, "host": "h"}))
+
+
+def test_a_restart_is_a_second_start_in_one_round_not_a_start_in_the_next(caplog):
+    from nst_engine.settings import RenderSettings
+    from pipeline.cluster_progress import ClusterProgress
+    from pipeline.jobs import RenderJob
+
+    job = RenderJob(job_id="j1", content="/x/cat.jpg", styles=("/x/starry.jpg",), settings=RenderSettings(),
+                    output_name="cat--starry.png", content_label="cat", style_label="starry")
+    watch, client = Watch(), Topics()
+    progress = ClusterProgress(watch)
+    first, second = TaskChannel("round1"), TaskChannel("round2")
+    with caplog.at_level("WARNING", logger="nst"):
+        progress.follow(client, first)
+        client.note(first.start_topic, ["j1"], "tcp://a:1")
+        progress.deliver({"j1": job}, set())
+        progress.unfollow(client)
+        # joblib dropped the round's tasks (KilledWorker elsewhere); the next round submits j1 afresh.
+        progress.follow(client, second)
+        client.note(first.start_topic, ["j1"], "tcp://a:1")  # the old round's, late: its task was dropped
+        client.note(second.start_topic, ["j1"], "tcp://b:2")
+        progress.deliver({"j1": job}, set())
+        assert caplog.messages == []
+        client.note(second.start_topic, ["j1"], "tcp://c:3")  # tcp://b:2 left the cluster
+        progress.deliver({"j1": job}, set())
+    assert caplog.messages == ["cat--starry started again on tcp://c:3: the worker that ran it (tcp://b:2) left the cluster"]
+    assert [seen[2] for seen in watch.seen if seen[0] == "start"] == [["j1"]] * 3
