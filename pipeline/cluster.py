@@ -212,7 +212,7 @@ class DaskExecutor:
         return after_error(error, left, client.get_events(channel.start_topic), listener)
 
     def _collect(self, arrivals: queue.Queue, todo, listener: Listener, stop: StopSignal, stopping,
-                 progress: ClusterProgress, reported: set[str], workers: WorkerWatch) -> Exception | None:
+                 progress: ClusterProgress, reported: set[str], workers: WorkerWatch) -> BaseException | None:
         """Record results as they come (adding their ids to `reported`), and
         watch for a stop request, and for a cluster left with no workers,
         between them. Returns the error that ended joblib's call, or the
@@ -240,7 +240,7 @@ class DaskExecutor:
             progress.deliver(by_id, reported)  # a task's notes came before its result: show them first
             if arrival is _END:
                 return None
-            if isinstance(arrival, Exception):  # e.g. KilledWorker: Dask gave up on a task
+            if isinstance(arrival, BaseException):  # e.g. KilledWorker: Dask gave up on a task
                 return arrival
             for record in arrival:
                 record.setdefault("attempts", 1)
@@ -262,7 +262,9 @@ def _read_in_background(results) -> queue.Queue:
             for records in results:
                 arrivals.put(records)
             arrivals.put(_END)
-        except Exception as error:  # handed to the caller, which owns the run
+        except BaseException as error:  # handed to the caller, which owns the run
+            # BaseException: asyncio's CancelledError is not an Exception, and
+            # a reader that died of it silently would leave the run waiting forever.
             arrivals.put(error)
 
     threading.Thread(target=read, name="nst-dask-results", daemon=True).start()

@@ -24,7 +24,7 @@ class ClusterLost(Exception):
     its jobs are no one's fault and render next run. The message is one line."""
 
 
-def cluster_lost(client, error: Exception) -> ClusterLost | None:
+def cluster_lost(client, error: BaseException) -> ClusterLost | None:
     """The ClusterLost behind `error`, if the cluster went away: the error
     itself (WorkerWatch), or a lost scheduler.
 
@@ -119,7 +119,7 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def after_error(error: Exception, left: list[RenderJob], started, listener: Listener) -> list[RenderJob]:
+def after_error(error: BaseException, left: list[RenderJob], started, listener: Listener) -> list[RenderJob]:
     """Fail the jobs to blame for the error that ended a round; the others run again."""
     killers = jobs_that_killed(error, left, started)
     if not killers:  # not one job's fault, nor a lost cluster (cluster_lost): every job left fails with it

@@ -112,3 +112,17 @@ def test_a_worker_that_joins_late_gets_thefake_jobs(tmp_path, monkeypatch):
     listener = Collect()
     _run_with_no_workers(tmp_path, StopSignal(), listener, during=lambda cluster: cluster.scale(1))
     assert list(listener.records) == ["job0"]
+
+
+def test_a_result_reader_stopped_by_a_base_exception_hands_it_on():
+    # asyncio's CancelledError is a BaseException: a reader that only caught
+    # Exception died of it silently, and the run waited for results forever.
+    import asyncio
+
+    def results():
+        yield [{"job_id": "job0", "status": "done"}]
+        raise asyncio.CancelledError("scheduler-connection-lost")
+
+    arrivals = cluster_module._read_in_background(results())
+    assert arrivals.get(timeout=10) == [{"job_id": "job0", "status": "done"}]
+    assert isinstance(arrivals.get(timeout=10), asyncio.CancelledError)
