@@ -107,6 +107,9 @@ class _QuietFileHandler(logging.FileHandler):
             print(f"nst: could not write {self.baseFilename}: {error}", file=sys.stderr)
 
 
+INTERRUPTED_WARNINGS = 10  # then one line, and the rest in nst.log only
+
+
 def job_name(job: RenderJob) -> str:
     """The output name without `.png`, folders kept: with `name: "{style}/{content}"`
     two styles' renders of one photo differ only in the folder."""
@@ -141,6 +144,7 @@ class ProgressDisplay:
         self._slot_jobs: dict[int, list[RenderJob]] = {}
         self._credited: dict[str, int] = {}
         self._announced: dict[int, Any] = {}  # slot -> pid of the worker last logged as ready
+        self._interrupted = 0
 
     def __enter__(self) -> ProgressDisplay:
         if self.live:
@@ -222,7 +226,13 @@ class ProgressDisplay:
             log.warning("%s the re-render of %s%s; its earlier image stays, and only --force renders it again",
                         status, job_name(job), f": {record.get('error')}" if status == "failed" else "")
         elif status == "interrupted":
-            log.warning("interrupted %s: renders next run, from its last checkpoint if it has one", job_name(job))
+            self._interrupted += 1
+            # A lost cluster interrupts a whole gallery at once: one warning per
+            # job would mail cron thousands of lines that say the same thing.
+            level = logging.WARNING if self._interrupted <= INTERRUPTED_WARNINGS else logging.INFO
+            log.log(level, "interrupted %s: renders next run, from its last checkpoint if it has one", job_name(job))
+            if self._interrupted == INTERRUPTED_WARNINGS + 1:
+                log.warning("more jobs interrupted: nst.log names each one; they all render next run")
         else:
             log.error("failed %s: %s", job_name(job), record.get("error"))
         if self._progress is not None:

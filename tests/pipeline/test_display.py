@@ -225,3 +225,17 @@ def test_bars_on_a_terminal_that_hung_up_do_not_stop_the_run_ending(tmp_path):
         terminal.hung_up = True
     # Leaving the block raised nothing: the run goes on to write its results.
     logging.getLogger("nst").handlers.clear()
+
+
+def test_a_gallery_interrupted_at_once_warns_ten_times_then_once(tmp_path, capsys):
+    # A lost Dask cluster interrupts every job left; cron (-q) mails the warnings.
+    setup_logging(tmp_path / "nst.log", console=None, quiet=True)
+    jobs = [_job(f"{index:012d}") for index in range(25)]
+    with ProgressDisplay(jobs, live=False) as display:
+        for job in jobs:
+            display.on_result(job, {"status": "interrupted", "error": "interrupted: the cluster went away"})
+    mailed = capsys.readouterr().err.splitlines()
+    assert len(mailed) == 11 and mailed[-1].endswith("more jobs interrupted: nst.log names each one; "
+                                                    "they all render next run"), mailed
+    assert (tmp_path / "nst.log").read_text().count("interrupted cat--starry-") == 25
+    logging.getLogger("nst").handlers.clear()
