@@ -14,6 +14,7 @@ from nst_engine.errors import SettingsError
 from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, format_value, job_identity
+from .labels import count
 from .manifest_duplicates import drop_duplicates
 from .manifest_images import OutputFolder, expand_images
 from .manifest_inputs import (
@@ -139,7 +140,7 @@ class Expander:
         weights: Layer = {}
         if blend.weights is not None:
             if ok and len(blend.weights) != len(files):
-                message = f"has {len(blend.weights)} weights but the blend has {len(files)} styles"
+                message = f"has {count(len(blend.weights), 'weight')} for {count(len(files), 'style')}: give one weight per style"
                 self.problems.add(path + ("weights",), message)
                 ok = False
             weights = {"style_blend": Setting(tuple(blend.weights), path + ("weights",))}

@@ -123,8 +123,23 @@ def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems:
         if key == "init" and file.suffix.lower() not in IMAGE_SUFFIXES:
             problems.add(path, f"'{value}' is not an image (expected {', '.join(IMAGE_SUFFIXES)})")
             return None
+        if key == "weights" and not _looks_like_a_torch_file(file):
+            problems.add(path, f"'{value}' is not a PyTorch weights file (expected a .pth saved by torch.save)")
+            return None
         value, label = str(file.resolve()), file.stem
     return Setting(value, path, label)
+
+
+def _looks_like_a_torch_file(file: Path) -> bool:
+    """By its first bytes: torch.save writes a zip (since 1.6) or, before, a
+    pickle (protocol 2 and up start with 0x80). Caught here, a wrong file is one
+    line now, not a failed job for every job that uses it."""
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return True  # unreadable here: the render reports it with its own reason
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
 
 
 def _is_number(value: Any) -> bool:

@@ -34,6 +34,7 @@ BAD = [
     ("empty_glob", "jobs:\n  - contents: ['images/content/*.png']\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents[0]:", "glob 'images/content/*.png' matched no files"),
     ("folder_of_folders", "jobs:\n  - contents: images/\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents:", "holds no images (.jpg, .jpeg, .png, .webp, .bmp, .tif, .tiff, .gif); its subfolders have some, but a folder is not searched below itself: use 'images/**/*'"),
     ("empty_folder", "jobs:\n  - contents: images/empty\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].contents:", "folder 'images/empty' holds no images"),
+    ("weights_not_torch", "settings: {weights: images/empty/notes.txt}\n" + PAIR, "bad.yaml:1: settings.weights:", "'images/empty/notes.txt' is not a PyTorch weights file (expected a .pth saved by torch.save)"),
     ("not_an_image", "jobs:\n  - content: images/empty/notes.txt\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].content:", "is not an image"),
     ("negative_number", PAIR + "    settings: {iterations: -5}\n", "bad.yaml:4: jobs[0].settings.iterations:", "got -5"),
     ("absurd_number", "settings: {size: 100000}\n" + PAIR, "bad.yaml:1: settings.size:", "between 32 and 8192 px, got 100000"),
@@ -43,7 +44,7 @@ BAD = [
     ("name_absolute", PAIR + "    name: /etc/{content}\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
     ("name_unknown_field", PAIR + "    name: '{colour}'\n", "bad.yaml:4: jobs[0].name:", "unknown field '{colour}'"),
     ("blend_of_one", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg]\n", "bad.yaml:4: jobs[0].styles[0].blend:", "at least 2 different styles, got 1"),
-    ("blend_weights", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg, images/style/s2.jpg]\n        weights: [1, 2, 3]\n", "bad.yaml:5: jobs[0].styles[0].weights:", "has 3 weights but the blend has 2 styles"),
+    ("blend_weights", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg, images/style/s2.jpg]\n        weights: [1, 2, 3]\n", "bad.yaml:5: jobs[0].styles[0].weights:", "has 3 weights for 2 styles: give one weight per style"),
     ("blend_setting_on_one_style", "settings: {style_blend: [1, 2]}\n" + PAIR, "bad.yaml:1: settings.style_blend:", "has 2 weights for 1 style: give one weight per style"),
     ("unknown_preset", "preset: fast\n" + PAIR, "bad.yaml:1: preset: unknown preset 'fast'", "preview"),
     ("jobs_empty", "jobs: []\n", "bad.yaml:1: jobs:", "must list at least one job"),
@@ -162,7 +163,7 @@ def test_structural_and_semantic_problems_are_listed_together(gallery: Path) -> 
         "m.yaml:3: jobs[0].style: expected an image file, folder, glob or blend, got nothing",
         "m.yaml:6: jobs[1].styles[0].blend: expected a list, got 'images/style/'",
         "m.yaml:8: jobs[1].styles[1]: unknown key 'wieghts' (did you mean 'weights'?)",
-        "m.yaml:10: jobs[1].styles[2].weights: has 1 weights but the blend has 2 styles",
+        "m.yaml:10: jobs[1].styles[2].weights: has 1 weight for 2 styles: give one weight per style",
         "m.yaml:11: jobs[1].styles[3].blend: a blend needs at least 2 different styles, got 1",
         "m.yaml:13: jobs[1].styles[4].weights: weights must be finite, non-negative and not all 0",
         "m.yaml:15: jobs[1].styles[5].weights: weights must be finite, non-negative and not all 0",
@@ -221,3 +222,12 @@ def test_a_bad_size_does_not_make_the_scales_answer_to_a_default_nobody_wrote(ga
     with pytest.raises(ManifestError) as caught:
         load(gallery, fine)
     assert "scales" not in str(caught.value) and "size" in str(caught.value)
+
+
+def test_weights_saved_by_torch_in_either_format_pass_the_manifest(gallery: Path) -> None:
+    import torch
+
+    for name, zipped in (("new.pth", True), ("old.pth", False)):
+        torch.save({"features.0.weight": torch.zeros(1)}, gallery / name, _use_new_zipfile_serialization=zipped)
+        manifest = load(gallery, f"settings: {{weights: {name}}}\n" + PAIR)
+        assert manifest.jobs[0].settings.weights == str((gallery / name).resolve())
