@@ -49,8 +49,7 @@ def read_header(path: str | os.PathLike, *, name: str | None = None, max_pixels:
     A file that passes can still be truncated; only decoding finds that out."""
     label = name or os.fspath(path)
     with file_errors(label), open(path, "rb") as fp:
-        if os.fstat(fp.fileno()).st_size == 0:
-            raise ImageError(f"{label} is empty (0 bytes)")
+        check_not_empty(fp, label)
         with open_image(fp, label) as image:
             check_pixels(image.size, label, max_pixels)
             check_still(image, label)
@@ -68,6 +67,12 @@ def file_errors(label: str) -> Iterator[None]:
         raise ImageError(f"{label} is a directory; expected an image file") from None
     except OSError as error:
         raise ImageError(f"{label} cannot be read ({error.strerror or error})") from None
+
+
+def check_not_empty(fp: BinaryIO, label: str) -> None:
+    """An empty file gets its own reason: PIL would call it "not an image"."""
+    if os.fstat(fp.fileno()).st_size == 0:
+        raise ImageError(f"{label} is empty (0 bytes)")
 
 
 def open_image(fp: BinaryIO, label: str, max_pixels: int = MAX_PIXELS) -> Image.Image:

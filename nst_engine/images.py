@@ -25,6 +25,7 @@ from .errors import ImageError
 from .image_files import (
     MAX_PIXELS,
     bomb_message,
+    check_not_empty,
     check_pixels,
     check_size,
     check_still,
@@ -82,8 +83,7 @@ def _load_path(path: str | os.PathLike, label: str, max_pixels: int) -> Image.Im
     # The body of the `with` turns its own failures into ImageError, so the
     # OSErrors that reach file_errors come from opening the file itself.
     with file_errors(label), open(path, "rb") as fp:
-        if os.fstat(fp.fileno()).st_size == 0:
-            raise ImageError(f"{label} is empty (0 bytes)")
+        check_not_empty(fp, label)
         return _open_and_decode(fp, label, max_pixels)
 
 

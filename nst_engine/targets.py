@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .cache_location import TARGETS_FOLDER, default_cache_dir  # noqa: F401 (default_cache_dir: its old home)
+from .cache_location import TARGETS_FOLDER
 
 MEMORY_ENTRIES = 256  # a few MB each; bounds an engine that sees thousands of styles
 ENTRY_SUFFIX = ".pt"

@@ -15,7 +15,8 @@ from nst_engine.settings import RenderSettings
 
 
 def _cache():
-    from nst_engine.targets import StyleTargetCache, default_cache_dir
+    from nst_engine.cache_location import default_cache_dir
+    from nst_engine.targets import StyleTargetCache
 
     return StyleTargetCache(default_cache_dir())
 

@@ -83,6 +83,12 @@ def resolve_devices(requested: tuple[str, ...] | str | None, source: str = "--de
     return tuple(expanded)
 
 
+def workers_for(devices: tuple[str, ...], jobs: int) -> tuple[str, ...]:
+    """The workers to start: never more than jobs, since each costs seconds to
+    start (torch, the weights) and, on the CPU, a share of the cores."""
+    return devices[:max(1, jobs)]
+
+
 def cpu_oversubscription(devices: tuple[str, ...]) -> str | None:
     """The warning for more CPU workers than cores, or None: the workers take
     turns on the cores, and the run is slower than with fewer of them."""

@@ -82,6 +82,6 @@ def shown_name(path: str, base: Path | None) -> str:
     folder is not known."""
     if base is None:
         return Path(path).name
-    if base is not None and Path(path).is_relative_to(base):
+    if Path(path).is_relative_to(base):
         return os.path.relpath(path, base)
     return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -18,9 +19,8 @@ import os
 import struct
 import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -74,13 +74,16 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write encoded bytes (a PNG, a JSON text) atomically. Callers encode in
+    memory first: an encoder handed the file itself may write to its descriptor
+    directly, and Pillow's takes a short write (a disk filling up) for success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_UMASK)
@@ -114,11 +117,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """For content already encoded elsewhere, e.g. PNG bytes sent back by a worker."""
-    _write_atomic(Path(path), lambda handle: handle.write(data))
 
 
 # -- results.jsonl ------------------------------------------------------------
@@ -246,10 +244,7 @@ def write_thumbnail(src_png: Path, dest_jpg: Path, side: int = THUMB_SIDE) -> No
         # runs before the resize, as in the engine, whose resize needs 8-bit RGB.
         image = engine_view(image, src_png.name)
         image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    # Encoded in memory, then written by Python: Pillow's JPEG encoder writes to
-    # a real file's descriptor itself and takes a short write (a disk filling
-    # up) for success, which left half a thumbnail under its final name.
-    encoded = io.BytesIO()
+    encoded = io.BytesIO()  # in memory first: see write_bytes_atomic
     image.save(encoded, format="JPEG", quality=85)
     write_bytes_atomic(Path(dest_jpg), encoded.getvalue())
 
@@ -259,8 +254,20 @@ def thumbnail_is_fresh(src: Path, thumb: Path) -> bool:
     whole: it ends with JPEG's end-of-image marker (a cut-off one, as an older
     version could leave on a full disk, is made again)."""
     try:
-        if thumb.stat().st_mtime_ns < src.stat().st_mtime_ns:
+        stat = thumb.stat()
+        if stat.st_mtime_ns < src.stat().st_mtime_ns:
             return False
+    except OSError:
+        return False
+    return _ends_whole(str(thumb), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ends_whole(thumb: str, mtime_ns: int, size: int) -> bool:
+    """Whether a JPEG ends with its end-of-image marker. Read once per version
+    of the file (its mtime and size are in the key): the sheet is rebuilt after
+    every result, and a 5000-job sheet would reread 5000 thumbnails each time."""
+    try:
         with open(thumb, "rb") as handle:
             handle.seek(-2, os.SEEK_END)
             return handle.read(2) == b"\xff\xd9"

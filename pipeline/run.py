@@ -20,6 +20,7 @@ from rich.console import Console
 
 from .cache_admin import warn_if_the_cache_cannot_be_written
 from .checkpoint_sweep import describe_removed, remove_finished, remove_stale
+from .devices import workers_for
 from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions, threads_per_worker
@@ -212,9 +213,7 @@ def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
     from .local_executor import LocalExecutor
 
     asked = resolve_devices(*requested_devices(manifest, options))
-    # A worker costs seconds to start (torch, the weights) and, on the CPU, a
-    # share of the cores: never more workers than jobs.
-    devices = asked[:max(1, jobs)]
+    devices = workers_for(asked, jobs)
     if len(devices) < len(asked):
         log.info("starting %d of the %d workers asked for: only %s to render", len(devices), len(asked),
                  count(jobs, "job"))
@@ -256,7 +255,7 @@ def planned_devices(manifest: Manifest, options: RenderOptions, jobs: int) -> tu
     devices, _ = requested_devices(manifest, options)
     if cluster_address(manifest, options) is not None or devices is None or "cuda" in devices:
         return None
-    return devices[:max(1, jobs)]
+    return workers_for(devices, jobs)
 
 
 def planned_device_types(manifest: Manifest, options: RenderOptions) -> frozenset[str]:

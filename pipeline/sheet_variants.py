@@ -35,28 +35,25 @@ def order_variants(examples: Mapping[str, RenderJob]) -> tuple[list[str], list[s
         variant: variant or ",".join(f"{key}={format_value(settings[variant][key])}" for key in shown) or "default"
         for variant in variants
     }
-    keys = {variant: _reading_order(settings, swept, variants, variant) for variant in variants}
+    keys = _reading_order(settings, swept, variants)
     variants.sort(key=keys.__getitem__)  # stable: ties keep their order
     return variants, [labels[variant] for variant in variants]
 
 
-def _reading_order(settings: Mapping[str, dict], swept: list[str], variants: list[str], variant: str) -> list:
-    """Sort key: the swept settings in the order the variant names give them
-    (style_weight before preserve_color in "style_weight=10,preserve_color=true"),
+def _reading_order(settings: Mapping[str, dict], swept: list[str], variants: list[str]) -> dict[str, list]:
+    """Each variant's sort key: the swept settings in the order the variant names
+    give them (style_weight before preserve_color in "style_weight=10,preserve_color=true"),
     each setting's numbers by value (2 before 10) and its other values (true,
     false; a list of scales) in the order the sweep listed them."""
     first = next((v for v in variants if v), "")
     by_name = sorted(swept, key=lambda key: re.search(rf"(?:^|,){re.escape(key)}=", first).start()
                      if _names(key, first) else len(first))
-    key = []
+    columns = []  # per swept setting, each variant's place
     for setting in by_name:
-        seen = [settings[v][setting] for v in variants]
-        value = settings[variant][setting]
-        if all(_is_number(x) for x in seen):
-            key.append(value)
-        else:
-            key.append(next(i for i, x in enumerate(seen) if x == value))
-    return key
+        values = [settings[variant][setting] for variant in variants]
+        numeric = all(_is_number(value) for value in values)
+        columns.append(values if numeric else [values.index(value) for value in values])  # first seen
+    return {variant: [column[index] for column in columns] for index, variant in enumerate(variants)}
 
 
 def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[str]:

@@ -11,8 +11,9 @@ from engine_helpers import tiny
 from file_limits import file_size_limit
 
 from nst_engine import targets as targets_module
+from nst_engine.cache_location import default_cache_dir
 from nst_engine.engine import Engine
-from nst_engine.targets import StyleTargetCache, default_cache_dir, target_key
+from nst_engine.targets import StyleTargetCache, target_key
 
 LAYERS = ("relu1_1", "relu2_1")
 CPU = torch.device("cpu")
