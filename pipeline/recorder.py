@@ -225,6 +225,11 @@ class Recorder:
         self._sheet_due = finished + SHEET_PAUSE * (finished - started)
         self._sheet_stale = False
 
+    @property
+    def sheet_is_stale(self) -> bool:
+        """A result arrived during the pause and index.html does not show it yet."""
+        return self._sheet_stale
+
     def catch_up(self) -> None:
         """Write the sheet if a result arrived during the pause and the pause is over."""
         if self._sheet_stale and time.monotonic() >= self._sheet_due:

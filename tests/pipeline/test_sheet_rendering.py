@@ -16,9 +16,14 @@ from pipeline.recorder import Recorder
 
 
 def _sheet_written(recorder: Recorder) -> None:
-    """As the run's idle loop does: the sheet waits out its pause after a rewrite."""
-    time.sleep(0.3)
-    recorder.catch_up()
+    """As the run's idle loop does: catch up until the pause after the last
+    rewrite is over. The pause scales with how long that rewrite took, so on a
+    loaded machine it can outlast any fixed sleep."""
+    deadline = time.monotonic() + 60
+    while recorder.sheet_is_stale and time.monotonic() < deadline:
+        time.sleep(0.05)
+        recorder.catch_up()
+    assert not recorder.sheet_is_stale
 
 
 def _two_jobs(tmp_path, **settings):
