@@ -24,7 +24,7 @@ from .jobs import RenderJob
 from .labels import ShownNames
 from .outputs import source_thumbnail, write_text_atomic
 from .sheet_cards import STATUSES, Card, duration, make_card, seconds
-from .sheet_variants import order_variants, tell_apart
+from .sheet_variants import order_variants, setting_parts, tell_apart
 
 SHEET_NAME = "index.html"
 
@@ -43,7 +43,7 @@ class Column:
     styles: list[Source]
     label: str
     variants: list[str] = field(default_factory=list)
-    variant_labels: list[str] = field(default_factory=list)  # shown above each variant
+    variant_labels: list[list[str]] = field(default_factory=list)  # each variant's chip, a setting a line
 
 
 @dataclass
@@ -96,23 +96,36 @@ def _template() -> jinja2.Template:
 
 def _grid(output_dir: Path, jobs: list[RenderJob], results: Mapping[str, dict]):
     """Columns (styles with their variants) and rows (contents with their cells)."""
-    columns: dict[tuple[str, ...], Column] = {}
-    examples: dict[tuple[str, ...], dict[str, RenderJob]] = {}
+    columns: dict[tuple, Column] = {}
+    examples: dict[tuple, dict[str, RenderJob]] = {}
     contents: dict[str, list[RenderJob]] = {}
     names = ShownNames(jobs)
+
+    def column_of(job: RenderJob) -> tuple:
+        # Two blends of the same paintings with other weights are two columns,
+        # each under its own name; keyed by the files alone, the second sat
+        # under the first one's name.
+        return job.styles, names.style(job)
+
     for job in jobs:  # dicts keep first-appearance order
-        columns.setdefault(job.styles, _column(output_dir, job, names))
-        examples.setdefault(job.styles, {}).setdefault(job.variant, job)
+        columns.setdefault(column_of(job), _column(output_dir, job, names))
+        examples.setdefault(column_of(job), {}).setdefault(job.variant, job)
         contents.setdefault(job.content, []).append(job)
     for key, column in columns.items():
-        column.variants, column.variant_labels = order_variants(examples[key])
-    slots = [(key, variant) for key, col in columns.items() for variant in col.variants]
+        column.variants, labels = order_variants(examples[key])
+        column.variant_labels = [setting_parts(label) for label in labels]
+    slots = [(key, column, variant, label) for key, column in columns.items()
+             for variant, label in zip(column.variants, column.variant_labels, strict=True)]
     rows = []
     for content, its_jobs in contents.items():
         row = Row(content=_source(output_dir, content, names.contents[content]))
-        for key, variant in slots:
-            cell = [j for j in its_jobs if j.styles == key and j.variant == variant]
-            cards = [make_card(output_dir, j, results.get(j.job_id)) for j in cell]
+        for key, column, variant, label in slots:
+            cell = [j for j in its_jobs if column_of(j) == key and j.variant == variant]
+            # Cards name their pair as the row and column do, and a plain job in
+            # a sweep by its chip ("style_weight=5"): a bare stem could name
+            # two rows ("cat" for a/cat.jpg and b/cat.jpg).
+            shown_as = f"{row.content.name} × {column.label}" + (f" · {'; '.join(label)}" if label else "")
+            cards = [make_card(output_dir, j, results.get(j.job_id), shown_as) for j in cell]
             if len(cards) > 1:
                 for card, tag in zip(cards, tell_apart(cell), strict=True):
                     card.tag = tag

@@ -41,26 +41,28 @@ class Card:
     details: list[tuple[str, str]] = field(default_factory=list)
 
 
-def make_card(output_dir: Path, job: RenderJob, record: dict | None) -> Card:
+def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: str = "") -> Card:
+    """shown_as: the pair as the sheet names it ("a/cat.jpg × starry · style_weight=5");
+    the first line of the tooltip and the picture's alt text."""
+    shown_as = shown_as or f"{job.content_label} × {job.style_label}" + (f" · {job.variant}" if job.variant else "")
     record = record or {}
     status = record.get("status")
     if status not in STATUSES:
         status = "pending"  # no result yet, or a status this page does not know
     card = Card(job_id=job.job_id, status=status)
     if status == "pending":
-        card.tooltip = f"{job.content_label} × {job.style_label}: pending"
+        card.tooltip = f"{shown_as}: pending"
         return card
     if status == "rendering":
         device, since = record.get("device"), str(record.get("started_at") or "")[11:16]  # HH:MM, UTC
         card.activity = " ".join(filter(None, [f"on {device}" if device else "", f"since {since} UTC" if since else ""]))
-        card.tooltip = f"{job.content_label} × {job.style_label}: rendering {card.activity}".rstrip()
+        card.tooltip = f"{shown_as}: rendering {card.activity}".rstrip()
         return card
     card.details = _details(job, record)
     card.error = str(record.get("error") or "")
     card.caption = _caption(record)
     card.tooltip = "\n".join(
-        [f"{job.content_label} × {job.style_label}" + (f" · {job.variant}" if job.variant else "")]
-        + [f"{k}: {v}" for k, v in card.details if k not in ("job id", "finished")]
+        [shown_as] + [f"{k}: {v}" for k, v in card.details if k not in ("job id", "finished")]
     )
     if status == "done":
         image = output_dir / job.output_name

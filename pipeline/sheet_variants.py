@@ -14,7 +14,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import PurePath
+
+from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, format_value
 
@@ -67,6 +70,24 @@ def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[st
     plain = settings[""]
     return [key for key in plain if key not in swept
             and all(values[key] == sweep[0][key] for values in sweep) and plain[key] != sweep[0][key]]
+
+
+def setting_parts(label: str) -> list[str]:
+    """A variant's label split into its settings, one chip line each.
+
+    Values hold commas of their own (`scales=256,512`, layer weights
+    `relu1_1:0.5,relu3_1:2`), so a comma ends a setting only where the next
+    setting's name follows it; split at every comma, "…relu3_1:2,init=noise"
+    read as if relu3_1 and init were one setting.
+    """
+    if not label:
+        return []
+    return re.split(rf",(?=(?:{'|'.join(map(re.escape, _setting_names()))})=)", label)
+
+
+@lru_cache(maxsize=1)
+def _setting_names() -> tuple[str, ...]:
+    return tuple(sorted(RenderSettings().to_dict(), key=len, reverse=True))
 
 
 def _names(key: str, variant: str) -> bool:

@@ -173,8 +173,10 @@ def test_a_clamped_reason_shows_whole_lines_only(failed_sheet, tmp_path, scale):
 MEASURE_CHIPS = """<script>
 const cards = [...document.querySelectorAll(".card")].map(card => card.getBoundingClientRect().width);
 const chips = [...document.querySelectorAll("th.variant")].map(th => th.getBoundingClientRect().width);
-const spill = [...document.querySelectorAll("th.variant span")].map(chip => chip.scrollWidth - chip.clientWidth);
-document.body.dataset.measured = JSON.stringify({card: Math.max(...cards), chips, spill});
+const spill = [...document.querySelectorAll("th.variant > span")].map(chip => chip.scrollWidth - chip.clientWidth);
+const lines = [...document.querySelectorAll("th.variant > span")].map(
+  chip => new Set([...chip.querySelectorAll(".setting")].map(line => line.getBoundingClientRect().top)).size);
+document.body.dataset.measured = JSON.stringify({card: Math.max(...cards), chips, spill, lines});
 </script>"""
 
 
@@ -204,3 +206,4 @@ def test_a_sweep_over_two_settings_keeps_its_columns_as_narrow_as_the_cards(tmp_
     assert len(measured["chips"]) == 4
     assert all(width <= measured["card"] + 24 for width in measured["chips"]), measured
     assert measured["spill"] == [0, 0, 0, 0], measured  # wrapped, not spilling out of the chip
+    assert measured["lines"] == [2, 2, 2, 2], measured  # each setting on a line of its own

@@ -311,3 +311,45 @@ def test_done_job_whose_image_vanished_still_shows_as_done(tmp_path):
     assert card["data-status"] == "done"
     assert "image not found" in "".join(page.text)
     assert not (output_dir / "thumbs" / f"{done.job_id}.jpg").exists()
+
+
+def _blend(content: Path, styles: list[Path], weights: list[float], name: str) -> RenderJob:
+    settings = RenderSettings(size=64).with_overrides(style_blend=weights)
+    job_id = hashlib.sha256(f"{content}{styles}{weights}".encode()).hexdigest()[:12]
+    return RenderJob(job_id, str(content), tuple(map(str, styles)), settings, f"{name}-{job_id}.png",
+                     content.stem, name, "")
+
+
+def test_two_blends_of_the_same_paintings_are_two_columns_under_their_own_names(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    cat, starry, cafe = (_picture(src / f"{n}.png", h) for n, h in (("cat", 40), ("starry", 120), ("cafe", 10)))
+    jobs = [_blend(cat, [starry, cafe], [0.8, 0.2], "mostly_starry"),
+            _blend(cat, [starry, cafe], [0.2, 0.8], "mostly_cafe")]
+    html = write_contact_sheet(tmp_path / "out", jobs, {}, title="t").read_text(encoding="utf-8")
+    headers = [attrs["title"] for attrs in Page(html).with_attr("title") if attrs.get("class") == "style"]
+    assert headers == ["mostly_starry", "mostly_cafe"]
+    assert [card["tooltip"] for card in Page(html).cards()] == [
+        "cat × mostly_starry: pending", "cat × mostly_cafe: pending"]
+
+
+def test_a_card_names_its_pair_as_its_row_and_column_do(tmp_path):
+    # Two photos both called cat.jpg are the rows a/cat.jpg and b/cat.jpg; the
+    # plain job in a sweep stands under its chip, style_weight=5.
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    cats = [_picture(src / folder / "cat.png", hue) for folder, hue in (("a", 40), ("b", 200))]
+    starry = _picture(src / "starry.png", 120)
+    base = RenderSettings(size=64)
+    jobs = [make_job(cat, starry, "", base) for cat in cats]
+    jobs.append(make_job(cats[0], starry, "style_weight=10", base.with_overrides(style_weight=10.0)))
+    output_dir = tmp_path / "out"
+    for job in jobs:
+        finish(output_dir, job)
+    results = {job.job_id: record(job, "done") for job in jobs}
+    page = Page(write_contact_sheet(output_dir, jobs, results, title="t").read_text(encoding="utf-8"))
+    alts = [attrs["alt"] for tag, attrs in page.tags if tag == "img" and attrs.get("loading") == "lazy"]
+    assert alts == ["a/cat.png × starry · style_weight=5", "a/cat.png × starry · style_weight=10",
+                    "b/cat.png × starry · style_weight=5"]
+    assert [card["tooltip"].splitlines()[0] for card in page.cards()] == alts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
-from pipeline.sheet_variants import order_variants
+from pipeline.sheet_variants import order_variants, setting_parts
 
 
 def _job(variant: str, **settings) -> RenderJob:
@@ -103,3 +103,11 @@ def test_the_variant_names_say_which_swept_setting_sorts_first():
     variants, _ = order_variants(_examples(*jobs))
     assert variants == ["tv_weight=0,style_weight=5", "tv_weight=0,style_weight=25",
                         "tv_weight=1,style_weight=5", "tv_weight=1,style_weight=25"]
+
+
+def test_a_label_splits_into_its_settings_not_at_the_commas_inside_values():
+    assert setting_parts("style_layers=relu1_1:0.5,relu3_1:2,relu5_1:1,init=noise") == [
+        "style_layers=relu1_1:0.5,relu3_1:2,relu5_1:1", "init=noise"]
+    assert setting_parts("scales=32,48,style_weight=10") == ["scales=32,48", "style_weight=10"]
+    assert setting_parts("style_weight=10") == ["style_weight=10"]
+    assert setting_parts("") == []
