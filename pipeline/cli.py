@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from .errors import ManifestError, OutputFolderError, PipelineError
+from .labels import select
 from .lock import OutputLockedError, check_output_folder
 from .manifest import Manifest, load_manifest, resolve_manifest_path
 from .plan_view import PLAN_ROWS, print_plan
@@ -33,7 +34,6 @@ from .run import (
     planned_device_types,
     planned_devices,
     requested_devices,
-    select,
 )
 
 # -h as well as --help: what most command-line tools take, and what users try first.
@@ -191,7 +191,10 @@ def _check_only(loaded, only: str | None) -> None:
         _fail(f"--only {only!r} is empty: give a name or a glob, or leave --only out for every job", EXIT_USAGE)
     # A glob that matches nothing is a typo; "nothing to render" would hide it.
     if only and not select(loaded.jobs, only):
-        hint = "" if set("*?[") & set(only) else f"; for part of a name, use a wildcard: '*{only}*'"
+        # The wildcard form is offered only where it would pick something.
+        wider = f"*{only}*"
+        hint = "" if set("*?[") & set(only) or not select(loaded.jobs, wider) else (
+            f"; for part of a name, use a wildcard: '{wider}'")
         _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs (it is matched against output "
               f"names, job ids, content and style labels and file names{hint})", EXIT_USAGE)
 

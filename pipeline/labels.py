@@ -10,9 +10,10 @@ shown changes: labels, output names and job ids stay as they are, so adding
 
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from pathlib import PurePath
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePath
 
 from .jobs import RenderJob
 
@@ -64,3 +65,22 @@ def _distinct_tails(paths: list[str]) -> dict[str, str]:
 def count(number: int, noun: str) -> str:
     """`1 job`, `2 jobs`: for messages, where "1 jobs" reads as a slip."""
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def select(jobs: Sequence[RenderJob], only: str | None) -> list[RenderJob]:
+    """--only GLOB matches any name the tool shows a job by: its output name,
+    with or without `.png` and its folder (the log's name), its job id (the
+    plan's last column), its content or style label, an image's file name, or
+    the part of its path the plan and the sheet show where names collide
+    (`day2/IMG_0001.jpg` beside `day1/IMG_0001.jpg`)."""
+    if not only:
+        return list(jobs)
+    shown = ShownNames(jobs)
+    return [job for job in jobs if any(fnmatch.fnmatch(text, only) for text in _names(job, shown))]
+
+
+def _names(job: RenderJob, shown: ShownNames) -> tuple[str, ...]:
+    output = Path(job.output_name)
+    return (job.output_name, str(output.with_suffix("")), output.stem, job.job_id,
+            job.content_label, job.style_label, Path(job.content).name, *(Path(style).name for style in job.styles),
+            shown.contents[job.content], shown.style(job))

@@ -7,7 +7,6 @@ it), 130 interrupted (SIGINT), 143 terminated (SIGTERM), 129 hung up (SIGHUP).
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import signal
 import sys
@@ -24,7 +23,7 @@ from .devices import workers_for
 from .display import TERMINAL, ProgressDisplay, setup_logging
 from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions, threads_per_worker
-from .labels import count
+from .labels import count, select
 from .lock import OutputLock, remove_dead_runs_temp_files
 from .manifest import Manifest
 from .outputs import output_is_complete
@@ -50,22 +49,6 @@ class RenderOptions:
     job_timeout: float | None = None
     grace_seconds: float = 30.0
     live: bool | None = None  # None: rich bars when stderr is a terminal
-
-
-def select(jobs: tuple[RenderJob, ...], only: str | None) -> list[RenderJob]:
-    """--only GLOB matches any name the tool shows a job by: its output name,
-    with or without `.png` and its folder (the log's name), its job id (the
-    plan's last column), its content or style label, or an image's file name
-    (`nst plan` shows cat.jpg and cat.png by file name when both are labelled "cat")."""
-    if not only:
-        return list(jobs)
-    return [job for job in jobs if any(fnmatch.fnmatch(text, only) for text in _names(job))]
-
-
-def _names(job: RenderJob) -> tuple[str, ...]:
-    output = Path(job.output_name)
-    return (job.output_name, str(output.with_suffix("")), output.stem, job.job_id,
-            job.content_label, job.style_label, Path(job.content).name, *(Path(style).name for style in job.styles))
 
 
 def make_plan(manifest: Manifest, options: RenderOptions) -> Plan:

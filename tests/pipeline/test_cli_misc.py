@@ -211,6 +211,9 @@ def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
     assert partial.returncode == 2, explain(partial)
     assert partial.stderr.rstrip().endswith("for part of a name, use a wildcard: '*chelsea--night*')")
     assert nst("plan", manifest, "--only", "*chelsea--night*", cwd=tmp_path).returncode == 0
+    # ... and only where the wildcard form would pick something.
+    unknown = nst("plan", manifest, "--only", "chihuahua", cwd=tmp_path)
+    assert unknown.returncode == 2 and "wildcard" not in unknown.stderr, explain(unknown)
     # `--only "$JOB"` with JOB unset: not every job.
     empty = nst("render", manifest, "--force", "--only", "", cwd=tmp_path)
     assert empty.returncode == 2, explain(empty)

@@ -12,10 +12,9 @@ from PIL import Image
 
 from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
-from pipeline.labels import distinct_names
+from pipeline.labels import distinct_names, select
 from pipeline.manifest import load_manifest
 from pipeline.reporter import write_contact_sheet
-from pipeline.run import select
 
 
 def test_distinct_names_keep_a_unique_label_and_lengthen_colliding_ones():
@@ -80,3 +79,13 @@ def test_only_takes_each_name_the_tool_shows_a_job_by():
         assert select(jobs, shown) == [strip], shown
     assert select(jobs, "starry") == [strip, other]
     assert select(jobs, "cat--w=5") == []  # a glob matches whole names
+
+
+def test_only_picks_an_image_by_the_part_of_its_path_the_plan_shows():
+    # Camera folders: day1/IMG_0001.jpg and day2/IMG_0001.jpg show by folder.
+    settings = RenderSettings(size=32)
+    jobs = tuple(RenderJob(f"{day}0123456789"[:12], f"/trip/{day}/IMG_0001.jpg", ("/a/starry.jpg",), settings,
+                           f"IMG_0001--starry-{day}.png", "IMG_0001", "starry") for day in ("day1", "day2"))
+    assert select(jobs, "day2/IMG_0001.jpg") == [jobs[1]]
+    assert select(jobs, "*day2*") == [jobs[1]]
+    assert select(jobs, "trip/day2/IMG_0001.jpg") == []  # more than the plan shows
