@@ -152,12 +152,21 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         _tidy_checkpoints(manifest, options, interrupted=stop.level > 0)
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
-        # Failed jobs are tried again next run, as are interrupted and unstarted ones.
-        left = summary["failed"] + summary["pending"]
-        log.info("finished: %d rendered, %d failed, %s still to render, %.1f s -> %s",
-                 summary["rendered"], summary["failed_this_run"], count(left, "job") if left else "nothing",
+        log.info("finished: %d rendered, %d failed; %s, %.1f s -> %s",
+                 summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"]),
                  summary["wall_seconds"], output_dir / "index.html", extra=TERMINAL)
         return code
+
+
+def next_run(failed: int, unfinished: int) -> str:
+    """What the next run of the manifest will do: it tries failed jobs again and
+    renders interrupted and unstarted ones. Said as such: "10 failed, 10 jobs
+    still to render" read as twenty jobs not done."""
+    if not failed and not unfinished:
+        return "nothing left for the next run"
+    parts = ([f"tries {count(failed, 'failed job')} again"] if failed else []) + (
+        [f"renders {count(unfinished, 'unfinished job')}"] if unfinished else [])
+    return "the next run " + " and ".join(parts)
 
 
 def _tidy_checkpoints(manifest: Manifest, options: RenderOptions, *, interrupted: bool) -> None:

@@ -65,7 +65,7 @@ def _check_plain_progress(result, output_dir: Path) -> None:
     assert "\x1b" not in result.stderr and "\r" not in result.stderr
     text = result.stderr
     for phrase in ("2 to render", "worker 0 starts ", "done chelsea",
-                   "done neuschwanstein", "finished: 2 rendered, 0 failed, nothing still to render"):
+                   "done neuschwanstein", "finished: 2 rendered, 0 failed; nothing left for the next run"):
         assert phrase in text, explain(result)
     assert "iteration 3/3" not in text  # the "done" line gives the final loss; one figure, not two
     assert len(re.findall(r"worker 0 on cpu .* is ready", text)) == 1, explain(result)

@@ -26,7 +26,7 @@ def test_a_terminal_shows_failures_and_the_summary_above_the_bars(gallery_dir, t
     screen = screen_text(raw)
     assert code == 1, screen
     assert re.search(r"error: failed fake--night_cafe-\w+: contents/fake\.png is not an image", screen), screen
-    assert re.search(r"finished: 1 rendered, 1 failed, 1 job still to render, .* -> .*index\.html", screen), screen
+    assert re.search(r"finished: 1 rendered, 1 failed; the next run tries 1 failed job again, .* -> .*index\.html", screen), screen
     assert "━" in screen, screen  # the live bars were drawn
     # The overall bar carries the manifest's name.
     assert re.search(r"^tiny_night\s+━", screen, re.MULTILINE), screen

@@ -11,7 +11,7 @@ from test_job_state import _done
 
 from pipeline.manifest import load_manifest
 from pipeline.recorder import Recorder
-from pipeline.run import EXIT_OK, RenderOptions, execute
+from pipeline.run import EXIT_OK, RenderOptions, execute, next_run
 
 
 def _rendered_gallery(tmp_path):
@@ -85,3 +85,10 @@ def test_the_checkpoint_of_a_job_whose_image_is_whole_is_removed(tmp_path):
     stale.write_bytes(b"pixels of a re-render that never finished")
     assert execute(manifest, RenderOptions(devices=("cpu",))) == EXIT_OK
     assert not stale.exists()
+
+
+def test_the_finish_line_says_what_the_next_run_will_do():
+    assert next_run(0, 0) == "nothing left for the next run"
+    assert next_run(10, 0) == "the next run tries 10 failed jobs again"
+    assert next_run(1, 3) == "the next run tries 1 failed job again and renders 3 unfinished jobs"
+    assert next_run(0, 1) == "the next run renders 1 unfinished job"
