@@ -78,7 +78,8 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
 def _details(job: RenderJob, record: dict) -> list[tuple[str, str]]:
     """Label/value pairs shown on hover (title) and on click (<details>)."""
     stats = record.get("stats") or {}
-    rows = (_settings_shown(job, record) + _effective(record) + _losses(stats.get("losses") or {})
+    settings = record.get("settings") or job.settings.to_dict()
+    rows = (_settings_shown(job, record) + _effective(record) + _losses(stats.get("losses") or {}, settings)
             + _run_facts(record))
     if record.get("error"):
         rows.append(("error", str(record["error"])))
@@ -153,19 +154,33 @@ def _effective(record: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _losses(losses: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Headline losses one per line; per-layer parts (dotted names) folded into one."""
+def _losses(losses: Mapping[str, Any], settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The objective and its weighted parts, then each part before its weight.
+
+    "content" and "style" are weighted (style_weight × the style error), the
+    per-layer parts ("style.relu1_1") are not: shown side by side under one
+    name, a sweep's style loss seemed to climb 20× with style_weight while the
+    style error barely moved. Unweighted, the parts compare across a sweep."""
     rows = []
-    parts = []
-    for name, value in losses.items():
-        text = _number(value)
-        if "." in name:
-            parts.append(f"{name.split('.', 1)[1]} {text}")
-        else:
-            rows.append((f"loss {name}" if name != "total" else "loss", text))
-    if parts:
-        rows.append(("loss by layer", " · ".join(parts)))
+    if "total" in losses:
+        rows.append(("loss", _number(losses["total"])))
+    weighted = [f"{part} {_number(losses[part])}" for part in ("content", "style", "tv") if part in losses]
+    if weighted:
+        rows.append(("weighted parts", " · ".join(weighted)))
+    for part in ("style", "content"):
+        layers = [f"{name.split('.', 1)[1]} {_number(value)}" for name, value in losses.items()
+                  if name.startswith(f"{part}.")]
+        whole = _unweighted(losses.get(part), settings.get(f"{part}_weight"))
+        if layers or whole:
+            shown = " · ".join(layers)
+            rows.append((f"{part}, unweighted", f"{whole} ({shown})" if whole and shown else whole or shown))
     return rows
+
+
+def _unweighted(weighted: Any, weight: Any) -> str:
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (weighted, weight)) or not weight:
+        return ""
+    return _number(weighted / weight)
 
 
 def _caption(record: dict) -> str:

@@ -224,7 +224,12 @@ def test_done_cells_explain_themselves_on_hover_and_click(tmp_path):
         assert "size: 256 px" in tip and "iterations: 60" in tip
         assert "style_weight" in tip and "loss: 1.25" in tip and "device: cpu" in tip
     assert html.count("<details>") == 6  # every card with a result, none for pending
-    assert "relu2_1 0.2" in html
+    # The weighted parts say so; the style error before style_weight compares across the sweep.
+    tips = {card["tooltip"].splitlines()[0]: card["tooltip"] for card in done}
+    light = tips["chelsea × starry_night · style_weight=1e+03"]
+    assert "weighted parts: content 0.31 · style 0.94" in light
+    assert "style, unweighted: 0.00094 (relu1_1 0.1 · relu2_1 0.2)" in light
+    assert "style, unweighted: 9.4e-05 (" in tips["chelsea × starry_night · style_weight=1e+04"]
 
 
 def test_thumbnails_are_made_once_and_refreshed_when_the_image_changes(tmp_path):
