@@ -9,13 +9,12 @@ the browser lays out a failed card's reason.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from browser_helpers import run_chromium as _run_chromium
 from PIL import Image
 from test_reporter import STATUSES, XSS_NAME, Page, make_gallery, make_job, record
 
@@ -28,37 +27,6 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "manifests" / "images"
 SCREENSHOT = REPO / "test-artifacts" / "contact-sheet.png"
 WINDOW = (1400, 1000)
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("CI"):
-        pytest.fail("chromium is not installed (run `make browser`)")
-    pytest.skip("chromium is not installed (run `make browser`)")
-
-
-def _run_chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
-    # Flags keep a headless run quiet and offline: no sandbox (CI runs as root),
-    # no GPU, no first-run or sync machinery, a throwaway profile.
-    command = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
 
 
 def _sample_sources(folder: Path):

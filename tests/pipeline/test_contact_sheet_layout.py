@@ -1,0 +1,103 @@
+"""The contact sheet's layout where it leaves the desktop screen: printed (or
+saved as PDF), on a phone, and with long tags; measured in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from browser_helpers import run_chromium
+from test_reporter import Page, _picture, finish, make_job, record
+
+from nst_engine.settings import RenderSettings
+from pipeline.reporter import write_contact_sheet
+
+pytestmark = pytest.mark.browser
+
+
+def _sources(tmp_path: Path, contents: int, styles: int):
+    src = tmp_path / "src"
+    src.mkdir()
+    return ([_picture(src / f"photo{i}.png", 20 * i, (60, 40)) for i in range(contents)],
+            [_picture(src / f"painting{i}.png", 100 + 40 * i, (40, 40)) for i in range(styles)])
+
+
+def _measured(sheet: Path, profile: Path, script: str, *flags: str, frame: tuple[int, int] | None = None) -> dict:
+    """What `script` measured in the sheet (it sets document.body.dataset.measured).
+
+    frame: a viewport smaller than headless Chromium's smallest window (500 px
+    wide), given to the sheet as an iframe of that size in a page of its own."""
+    measuring = sheet.with_name("measure.html")
+    measuring.write_text(sheet.read_text(encoding="utf-8").replace("</body>", f"<script>{script}</script></body>"),
+                         encoding="utf-8")
+    page = measuring
+    if frame:
+        page = sheet.with_name("frame.html")
+        page.write_text(f'''<!doctype html><body style="margin:0">
+<iframe src="measure.html" width="{frame[0]}" height="{frame[1]}" style="border:0; display:block"></iframe>
+<script>addEventListener("load", () => document.body.dataset.measured =
+  document.querySelector("iframe").contentDocument.body.dataset.measured);</script></body>''', encoding="utf-8")
+        flags = (*flags, "--allow-file-access-from-files")
+    dom = run_chromium(profile, *flags, "--dump-dom", page.as_uri()).stdout
+    (body,) = Page(dom).with_attr("data-measured")
+    return json.loads(body["data-measured"])
+
+
+def test_a_printed_sheet_runs_over_as_many_pages_as_its_rows_need(tmp_path):
+    # On screen the grid scrolls inside its own box; printed that way, it was
+    # one page showing the first four rows.
+    contents, styles = _sources(tmp_path, 12, 2)
+    jobs = [make_job(c, s, "", RenderSettings(size=64)) for c in contents for s in styles]
+    sheet = write_contact_sheet(tmp_path / "out", jobs, {}, title="Print me")
+    pdf = tmp_path / "sheet.pdf"
+    run_chromium(tmp_path / "profile", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", sheet.as_uri())
+    pages = len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf.read_bytes()))
+    assert pages >= 3, pages  # 12 rows of cards: more than two landscape pages
+
+
+PHONE = """
+const details = [...document.querySelectorAll("details")];
+details.forEach(d => d.open = true);
+const panel = details.at(-1).querySelector(".info").getBoundingClientRect();
+document.body.dataset.measured = JSON.stringify({
+  width: innerWidth, height: innerHeight, grid: document.querySelector("table").getBoundingClientRect().right,
+  panel: [panel.left, panel.top, panel.right, panel.bottom]});
+"""
+
+
+def test_on_a_phone_two_columns_fit_and_a_cards_details_stay_on_screen(tmp_path):
+    contents, styles = _sources(tmp_path, 2, 2)
+    jobs = [make_job(c, s, "", RenderSettings(size=64)) for c in contents for s in styles]
+    output_dir = tmp_path / "out"
+    for job in jobs:
+        finish(output_dir, job)
+    sheet = write_contact_sheet(output_dir, jobs, {job.job_id: record(job, "done") for job in jobs}, title="Phone")
+    seen = _measured(sheet, tmp_path / "profile", PHONE, "--window-size=800,900", frame=(390, 800))
+    assert (seen["width"], seen["height"]) == (390, 800), seen
+    assert seen["grid"] <= seen["width"], seen  # no sideways scrolling for two styles
+    left, top, right, bottom = seen["panel"]  # the right-hand column's details
+    assert left >= 0 and right <= seen["width"] and top >= 0 and bottom <= seen["height"], seen
+
+
+TAGS = """
+const boxes = [...document.querySelectorAll(".tag")].map(tag => {
+  const card = tag.closest(".card").getBoundingClientRect(), box = tag.getBoundingClientRect();
+  return [box.left - card.left, card.right - box.right, tag.scrollWidth - tag.clientWidth];
+});
+document.body.dataset.measured = JSON.stringify({boxes});
+"""
+
+
+def test_a_tag_naming_several_settings_wraps_inside_its_card(tmp_path):
+    (content,), (style,) = _sources(tmp_path, 1, 1)
+    base = make_job(content, style, "", RenderSettings(size=40), source="jobs[0]")
+    other = replace(base, job_id="b" * 12, output_name="other.png", source="jobs[1]",
+                    settings=base.settings.with_overrides(size=48, init=str(style), optimizer="adam"))
+    sheet = write_contact_sheet(tmp_path / "out", [base, other], {}, title="Tags")
+    seen = _measured(sheet, tmp_path / "profile", TAGS, "--window-size=1400,900")
+    assert len(seen["boxes"]) == 2
+    # Inside the card, and its text inside its box.
+    assert all(left >= 0 and right >= 0 and spill <= 0 for left, right, spill in seen["boxes"]), seen
