@@ -62,6 +62,7 @@ class Recorder:
         self._restore_lost_lines(history)
         self.counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": 0}
         self.started = time.monotonic()
+        self.started_at = utc_now()
         self._versions = library_versions()
         self._sheet_due = 0.0  # when the sheet may be rewritten next (write_sheet)
         self._sheet_stale = False
@@ -235,6 +236,14 @@ class Recorder:
         if self._sheet_stale and time.monotonic() >= self._sheet_due:
             self.write_sheet()
 
+    def write_start(self, devices: list[str], skipped: int) -> None:
+        """summary.json as the run starts: its manifest, devices and counts, with
+        `exit_code` and `finished_at` null until it ends. A run killed outright
+        (a pulled plug, kill -9) never writes its end, and `nst report` must
+        still find the manifest it rendered: without it the sheet showed only
+        the jobs results.jsonl knew, all done, as if the gallery were complete."""
+        self._write(self._summary(None, devices, skipped))
+
     def write_summary(self, exit_code: int, devices: list[str], skipped: int) -> dict[str, Any]:
         # The run is over: a job still shown rendering got no result (it never
         # should), and the sheet must not say it is under way.
@@ -243,10 +252,16 @@ class Recorder:
             self._sheet_stale = True
         if self._sheet_stale:  # no pause to wait out
             self.write_sheet(now=True)
+        summary = self._summary(exit_code, devices, skipped)
+        self._write(summary)
+        return summary
+
+    def _summary(self, exit_code: int | None, devices: list[str], skipped: int) -> dict[str, Any]:
         statuses = [self.results.get(job.job_id, {}).get("status", "pending") for job in self.jobs]
-        summary = {
+        return {
             "manifest": self.manifest,
-            "finished_at": utc_now(),
+            "started_at": self.started_at,
+            "finished_at": utc_now() if exit_code is not None else None,
             "wall_seconds": round(time.monotonic() - self.started, 3),
             "jobs": len(self.jobs),
             "rendered": self.counts.get("done", 0),
@@ -261,11 +276,12 @@ class Recorder:
             "exit_code": exit_code,
             "versions": self._versions,
         }
+
+    def _write(self, summary: dict[str, Any]) -> None:
         try:
             write_json_atomic(self.output_dir / SUMMARY_FILE, summary)
         except OSError as error:
             log.warning("could not write %s: %s", SUMMARY_FILE, _reason(error))
-        return summary
 
 
 def _line_is_lost(latest: dict[str, Any] | None, job: RenderJob) -> bool:

@@ -145,6 +145,7 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
             return EXIT_OK
         stop = StopSignal()
         executor, devices = _executor(manifest, options, len(todo))
+        recorder.write_start(devices, skipped=len(the_plan.done))
         display = ProgressDisplay(todo, live=live and not options.quiet, console=console,
                                   title=manifest.path.stem)
         with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:

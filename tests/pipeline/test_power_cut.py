@@ -4,10 +4,13 @@ next run finishes only what is left."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from collections import Counter
 
 import pytest
+from cli_helpers import explain, nst, read_sheet
 from process_helpers import (
     decodes,
     done_counts,
@@ -66,6 +69,14 @@ def test_a_run_killed_outright_is_finished_by_the_next_without_redoing_work(gall
     finished_before = _complete(out, jobs)
     assert 0 < len(finished_before) < len(jobs), "the kill should land mid-gallery"
     assert {path.stem for path in _checkpoints(out)} - finished_before
+    # The run never wrote its end, but said at its start which manifest it
+    # renders: `nst report` lays out the whole gallery, not just what finished.
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["manifest"] == str(manifest) and summary["exit_code"] is None, summary
+    reported = nst("report", str(out))
+    assert reported.returncode == 0 and "the last run's manifest" in reported.stdout, explain(reported)
+    statuses = Counter(card["status"] for card in read_sheet(out).cards)
+    assert statuses == {"done": len(finished_before), "pending": len(jobs) - len(finished_before)}, statuses
     # What a kill in the middle of a write leaves (the names _write_atomic and
     # save_checkpoint use); planted, since the kill above rarely lands in one.
     half_written = [out / ".chelsea--x-0123456789ab.png.k2j4.tmp", out / "thumbs" / ".0123456789ab.jpg.x1.tmp",

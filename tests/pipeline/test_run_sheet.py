@@ -92,3 +92,22 @@ def test_the_finish_line_says_what_the_next_run_will_do():
     assert next_run(10, 0) == "the next run tries 10 failed jobs again"
     assert next_run(1, 3) == "the next run tries 1 failed job again and renders 3 unfinished jobs"
     assert next_run(0, 1) == "the next run renders 1 unfinished job"
+
+
+def test_a_run_names_its_manifest_in_summary_json_as_it_starts(tmp_path):
+    # Killed before its end (kill -9, a power cut), it has still said which
+    # gallery it renders: `nst report` lays out that manifest's jobs.
+    from pipeline.rebuild import recorded_manifest
+
+    manifest = load_manifest(write_manifest(tmp_path / "m.yaml", [SAMPLES / "content" / "chelsea.jpg"],
+                                            [SAMPLES / "style" / "starry_night.jpg"]))
+    manifest.output_dir.mkdir()
+    recorder = Recorder(manifest.output_dir, list(manifest.jobs), title="m", manifest=str(manifest.path))
+    recorder.write_start(["cpu"], skipped=0)
+    summary = json.loads((manifest.output_dir / "summary.json").read_text())
+    assert (summary["manifest"], summary["exit_code"], summary["finished_at"], summary["pending"]) == (
+        str(manifest.path), None, None, 1)
+    found, note = recorded_manifest(manifest.output_dir)
+    assert found is not None and [job.job_id for job in found.jobs] == [job.job_id for job in manifest.jobs], note
+    summary = recorder.write_summary(0, ["cpu"], skipped=0)
+    assert summary["exit_code"] == 0 and summary["finished_at"] and summary["started_at"]
