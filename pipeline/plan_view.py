@@ -17,6 +17,7 @@ from .input_checks import input_problems
 from .labels import ShownNames, count
 from .lock import running_render
 from .manifest import Manifest
+from .renames import unclaimed_outputs
 from .scheduler import Plan
 
 # Input problems listed one per line; a folder of broken files would otherwise
@@ -89,6 +90,12 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     stale = stale_note(manifest.output_dir, manifest.jobs)
     if stale:
         _line(console, f"note: {stale}")
+    unclaimed = unclaimed_outputs(manifest.output_dir, manifest.jobs)
+    if unclaimed:
+        examples = ", ".join(path.relative_to(manifest.output_dir).as_posix() for path in unclaimed[:2])
+        _line(console, f"note: {count(len(unclaimed), 'image')} in {manifest.output_dir} "
+                       f"{'belongs' if len(unclaimed) == 1 else 'belong'} to no job of this manifest "
+                       f"(a setting or an input changed since), e.g. {examples}; no run deletes them")
 
 
 def _table(console: Console, title: str, rows: list[dict[str, str]]) -> Table:

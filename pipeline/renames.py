@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .jobs import JOB_ID_LENGTH, RenderJob
-from .outputs import sidecar_of_complete_png, write_json_atomic
+from .jobs import CHECKPOINT_DIR, JOB_ID_LENGTH, RenderJob
+from .outputs import THUMBS_DIR, sidecar_of_complete_png, write_json_atomic
 
 log = logging.getLogger("nst")
 
@@ -90,3 +90,22 @@ def _remove_emptied_folders(folder: Path, output_dir: Path) -> None:
         except OSError:  # not empty (or not ours to remove): leave it, and its parents
             return
         folder = folder.parent
+
+
+def unclaimed_outputs(output_dir: Path, jobs: Iterable[RenderJob]) -> list[Path]:
+    """Renders in the folder that belong to no job of `jobs`: a PNG named as
+    outputs are (ending in a job id) whose id no job has. They are what an
+    evolving manifest leaves behind (a swept value changed, a photo removed).
+    Nothing deletes them; `nst plan` counts them, so the folder's growth is
+    no surprise. By name only: reading every PNG would cost a big gallery's
+    plan seconds, and a file named so was made by a run."""
+    ids = {job.job_id for job in jobs}
+    if not output_dir.is_dir():
+        return []
+    skipped = {output_dir / THUMBS_DIR, output_dir / CHECKPOINT_DIR}
+    found = []
+    for path in sorted(output_dir.rglob("*.png")):
+        match = _ID_AT_END.search(path.stem)
+        if match and match.group(1) not in ids and not skipped & set(path.parents):
+            found.append(path)
+    return found

@@ -224,3 +224,21 @@ def test_the_plan_says_when_a_render_holds_the_folder_now(gallery_dir):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     owner.write_text(json.dumps({"pid": int(gone.stdout), "host": os.uname().nodename}))  # killed, file left
     assert not any("a render is running" in line for line in _printed_plan(path, 200))
+
+
+def test_the_plan_counts_the_images_no_job_of_the_manifest_makes(gallery_dir):
+    path = _sweep_manifest(gallery_dir, 2)
+    manifest = load_manifest(path)
+    out = manifest.output_dir
+    (out / "thumbs").mkdir(parents=True)
+    (out / "old").mkdir()
+    for name in ("chelsea--starry_night--style_weight=9-0123456789ab.png",  # a sweep value since changed
+                 "old/chelsea--starry_night-fedcba987654.png",  # under a name template since changed
+                 "thumbs/chelsea-0123456789ab.png",  # not an output
+                 "holiday.png",  # not named as outputs are: not ours
+                 manifest.jobs[0].output_name):  # a job's own (whole or not, not this note's business)
+        (out / name).write_bytes(b"png")
+    (note,) = [line for line in _printed_plan(path, 200) if "no job of this manifest" in line]
+    assert note.startswith(f"note: 2 images in {out} belong to no job of this manifest"), note
+    assert "e.g. chelsea--starry_night--style_weight=9-0123456789ab.png, old/chelsea--starry_night-fedcba987654.png" \
+        in note and note.endswith("no run deletes them"), note
