@@ -1,12 +1,16 @@
 """Two jobs of a manifest with one job id: a byte-for-byte copy, or a mistake.
 
 The job id hashes file bytes and settings, not names, so two jobs with one id
-render the same image. Where a file is a copy of another (a photo folder's
-"IMG_1 (1).jpg") that is no mistake: the job renders once, with a notice.
+render the same image. Two cases are no mistake, and the job renders once, with
+a notice: a file that is a copy of another (a photo folder's "IMG_1 (1).jpg"),
+and two entries that ask for the very same job under the very same name (a
+folder and a glob that both reach a photo moved in later). The same image under
+two names is an error: only the user can say which name they want.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 from nst_engine.setting_values import BUILTIN_WEIGHTS, INIT_MODES
@@ -17,14 +21,17 @@ from .yaml_lines import Loc, Problems
 
 def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, notices: list[str],
                     base: Path) -> list[RenderJob]:
-    """The jobs, each once, in manifest order. One render asked for twice is a
-    problem; one render reached through byte-for-byte copies is kept once, from
-    the files a person would call the originals (see `_preference`)."""
+    """The jobs, each once, in manifest order. One render asked for twice under
+    one name is kept once, from the first entry; under two names it is a problem.
+    One render reached through byte-for-byte copies is kept once, from the files
+    a person would call the originals (see `_preference`)."""
     by_id: dict[str, list[int]] = {}
     for index, (job, _) in enumerate(built):
         by_id.setdefault(job.job_id, []).append(index)
     kept: set[int] = set()
     copies: list[tuple[int, int]] = []  # (dropped, kept), as indexes into built
+    # (later entry, earlier entry) -> the later entry's jobs that the earlier one makes already
+    asked_again: dict[tuple[str, str], list[RenderJob]] = defaultdict(list)
     for indexes in by_id.values():
         # Jobs of one id that read the same files are one render asked for twice;
         # the others differ only in a file that copies another.
@@ -32,13 +39,21 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, noti
         for index in indexes:
             job, path = built[index]
             first = first_of.setdefault((_files(job), job.settings), index)
-            if first != index:
-                _report_repeat(job, path, built[first][0], problems)
+            other = built[first][0]
+            if first == index:
+                continue
+            if job.output_name == other.output_name:
+                asked_again[job.source, other.source].append(job)
+            else:
+                _report_repeat(job, path, other, problems)
         # Not the first in manifest order: a folder lists "IMG_1 (1).jpg" before
         # "IMG_1.jpg", and adding a copy must not rename the renders of the original.
         winner = min(first_of.values(), key=lambda index: _preference(built[index][0]))
         kept.add(winner)
         copies += [(index, winner) for index in first_of.values() if index != winner]
+    # One line per pair of entries: a folder of 500 photos that a glob also
+    # reaches would otherwise print 500 lines that all say the same thing.
+    notices += [_asked_again_notice(later, earlier, jobs) for (later, earlier), jobs in asked_again.items()]
     for dropped, winner in sorted(copies):
         for copy, original in _copied_files(built[dropped][0], built[winner][0]):
             notice = (f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
@@ -48,15 +63,18 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, noti
     return [job for index, (job, _) in enumerate(built) if index in kept]
 
 
+def _asked_again_notice(later: str, earlier: str, jobs: list[RenderJob]) -> str:
+    first = jobs[0]
+    example = f"{first.content_label} × {first.style_label}" + (f" with {first.variant}" if first.variant else "")
+    if len(jobs) == 1:
+        return f"{later} asks again for a job that {earlier} already makes ({example}); it renders once"
+    return f"{later} asks again for {len(jobs)} jobs that {earlier} already makes (e.g. {example}); each renders once"
+
+
 def _report_repeat(job: RenderJob, path: Loc, other: RenderJob, problems: Problems) -> None:
-    """One render asked for twice: by the same name (two entries alike), or under
-    two names. The output name ends in the job id, so two jobs whose ids differ
-    never share a name; naming only this job's file would point at a file the
-    other entry does not make."""
+    """One render asked for under two names. Naming only this job's file would
+    point at a file the other entry does not make, so both names are given."""
     made_by = other.source + (f" with {other.variant}" if other.variant else "")
-    if job.output_name == other.output_name:
-        problems.add(path, f"duplicate output '{job.output_name}' (also made by {made_by}); give it once")
-        return
     what = f"{job.content_label}, {job.style_label}, same settings"
     if job.variant and not other.variant:
         # The usual case: a sweep through the default value of a pair the grid

@@ -1,5 +1,6 @@
 """Two jobs with one job id: byte-for-byte copies render once, under the original's
-name; the same render asked for twice is reported, saying what is repeated."""
+name; so does one job that two entries ask for under one name. The same render
+under two names is reported, saying what is repeated."""
 
 from __future__ import annotations
 
@@ -134,8 +135,23 @@ def test_a_sweep_through_the_default_of_a_pair_the_grid_has_points_at_the_sweep(
                      "(a, s1, same settings), which makes it as 'a--s1'; leave that value out of the sweep"]
 
 
-def test_one_render_under_one_name_is_a_duplicate_output(gallery: Path) -> None:
+def test_one_job_that_two_entries_ask_for_renders_once_with_a_notice(gallery: Path) -> None:
+    # It stopped the run: "duplicate output 'a--s1-<id>.png' (also made by jobs[0]); give it once".
     pair = "  - content: images/content/a.jpg\n    style: images/style/s1.jpg\n"
-    lines = problem_lines(gallery, "jobs:\n" + pair + pair)
-    job_id = load(gallery, "jobs:\n" + pair).jobs[0].job_id
-    assert lines == [f"m.yaml:4: jobs[1]: duplicate output 'a--s1-{job_id}.png' (also made by jobs[0]); give it once"]
+    manifest = load(gallery, "jobs:\n" + pair + pair)
+    assert manifest.jobs == load(gallery, "jobs:\n" + pair).jobs  # jobs[0]'s, source and all
+    assert manifest.notices == ("jobs[1] asks again for a job that jobs[0] already makes (a × s1); it renders once",)
+
+
+def test_a_folder_and_a_glob_that_reach_the_same_photos_give_one_notice_for_them_all(gallery: Path) -> None:
+    # A photo moved into a folder that another entry already globs must not stop a nightly run,
+    # nor print a line per photo.
+    manifest = load(gallery, """
+        jobs:
+          - {contents: [images/content/], styles: [images/style/s1.jpg]}
+          - {contents: ["images/content/*.jpg"], styles: [images/style/s1.jpg, images/style/s2.jpg]}
+        """)
+    assert [(job.content_label, job.style_label, job.source) for job in manifest.jobs] == [
+        ("a", "s1", "jobs[0]"), ("b", "s1", "jobs[0]"), ("a", "s2", "jobs[1]"), ("b", "s2", "jobs[1]")]
+    assert manifest.notices == ("jobs[1] asks again for 2 jobs that jobs[0] already makes (e.g. a × s1); "
+                                "each renders once",)
