@@ -32,6 +32,9 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, noti
     copies: list[tuple[int, int]] = []  # (dropped, kept), as indexes into built
     # (later entry, earlier entry) -> the later entry's jobs that the earlier one makes already
     asked_again: dict[tuple[str, str], list[RenderJob]] = defaultdict(list)
+    # The same image under two names, grouped by _clash_key: one line however
+    # many photos of a folder the clash repeats over.
+    clashes: dict[tuple, list[tuple[RenderJob, RenderJob]]] = defaultdict(list)
     for indexes in by_id.values():
         # Jobs of one id that read the same files are one render asked for twice;
         # the others differ only in a file that copies another.
@@ -45,12 +48,14 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, noti
             if job.output_name == other.output_name:
                 asked_again[job.source, other.source].append(job)
             else:
-                _report_repeat(job, path, other, problems)
+                clashes[_clash_key(job, path, other)].append((job, other))
         # Not the first in manifest order: a folder lists "IMG_1 (1).jpg" before
         # "IMG_1.jpg", and adding a copy must not rename the renders of the original.
         winner = min(first_of.values(), key=lambda index: _preference(built[index][0]))
         kept.add(winner)
         copies += [(index, winner) for index in first_of.values() if index != winner]
+    for (path, *_), pairs in clashes.items():
+        _report_clash(path, pairs, problems)
     # One line per pair of entries: a folder of 500 photos that a glob also
     # reaches would otherwise print 500 lines that all say the same thing.
     notices += [_asked_again_notice(later, earlier, jobs) for (later, earlier), jobs in asked_again.items()]
@@ -71,20 +76,44 @@ def _asked_again_notice(later: str, earlier: str, jobs: list[RenderJob]) -> str:
     return f"{later} asks again for {len(jobs)} jobs that {earlier} already makes (e.g. {example}); each renders once"
 
 
-def _report_repeat(job: RenderJob, path: Loc, other: RenderJob, problems: Problems) -> None:
-    """One render asked for under two names. Naming only this job's file would
-    point at a file the other entry does not make, so both names are given."""
+def _clash_key(job: RenderJob, path: Loc, other: RenderJob) -> tuple:
+    """Clashes that one fix answers, reported as one line: one sweep point of
+    this entry, or this entry against one job of the other (and its sweep point)."""
+    if _sweep_point(job, other):
+        return (path, other.source, "point", job.variant)
+    return (path, other.source, "name", other.variant)
+
+
+def _sweep_point(job: RenderJob, other: RenderJob) -> bool:
+    """The usual clash: a sweep through the default value of a pair the grid
+    already has. The fix is to drop that value, so say which, where it is."""
+    return bool(job.variant) and not other.variant
+
+
+def _report_clash(path: Loc, pairs: list[tuple[RenderJob, RenderJob]], problems: Problems) -> None:
+    """Renders asked for under two names: the count, and the first as an example.
+    Naming only this job's file would point at a file the other entry does not
+    make, so both names are given."""
+    job, other = pairs[0]
     made_by = other.source + (f" with {other.variant}" if other.variant else "")
     what = f"{job.content_label}, {job.style_label}, same settings"
-    if job.variant and not other.variant:
-        # The usual case: a sweep through the default value of a pair the grid
-        # already has. Say which value to drop, where it is.
-        problems.add(path + ("sweep",), f"the point {job.variant} renders the same image as {made_by} ({what}), "
-                     f"which makes it as '{_name(other)}'; leave that value out of the sweep", line_path=path + ("sweep",))
+    many = len(pairs) > 1
+    if _sweep_point(job, other):
+        if many:
+            repeated = (f"renders {len(pairs)} images that {made_by} also renders "
+                        f"(e.g. {what}, which {made_by} makes as '{_name(other)}')")
+        else:
+            repeated = f"renders the same image as {made_by} ({what}), which makes it as '{_name(other)}'"
+        problems.add(path + ("sweep",), f"the point {job.variant} {repeated}; leave that value out of the sweep")
         return
     names = f"'{_name(job)}', not '{_name(other)}'"
-    fix = f"leave {other.variant} out of {other.source}'s sweep, or this entry out" if other.variant else "give it once"
-    problems.add(path, f"renders the same image as {made_by} ({what}) under another name ({names}); {fix}")
+    fix = (f"leave {other.variant} out of {other.source}'s sweep, or this entry out" if other.variant
+           else f"give {'them' if many else 'it'} once")
+    if many:
+        problems.add(path, f"renders {len(pairs)} images that {made_by} also renders, under other names "
+                           f"(e.g. {what}: {names}); {fix}")
+    else:
+        problems.add(path, f"renders the same image as {made_by} ({what}) under another name ({names}); {fix}")
 
 
 def _name(job: RenderJob) -> str:

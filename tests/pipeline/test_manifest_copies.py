@@ -155,3 +155,18 @@ def test_a_folder_and_a_glob_that_reach_the_same_photos_give_one_notice_for_them
         ("a", "s1", "jobs[0]"), ("b", "s1", "jobs[0]"), ("a", "s2", "jobs[1]"), ("b", "s2", "jobs[1]")]
     assert manifest.notices == ("jobs[1] asks again for 2 jobs that jobs[0] already makes (e.g. a × s1); "
                                 "each renders once",)
+
+
+def test_the_same_images_under_other_names_are_one_line_per_pair_of_entries(gallery: Path) -> None:
+    # It was a line per photo: 500 of them for a folder of 500.
+    lines = problem_lines(gallery, """
+        jobs:
+          - {contents: [images/content/], styles: [images/style/s1.jpg]}
+          - {contents: [images/content/], styles: [images/style/s1.jpg], name: "{style}/{content}"}
+          - {contents: [images/content/], styles: [images/style/s1.jpg], sweep: {style_weight: [1, 5]}}
+        """)
+    assert lines == [
+        "m.yaml:3: jobs[1]: renders 2 images that jobs[0] also renders, under other names "
+        "(e.g. a, s1, same settings: 's1/a', not 'a--s1'); give them once",
+        "m.yaml:4: jobs[2].sweep: the point style_weight=5 renders 2 images that jobs[0] also renders "
+        "(e.g. a, s1, same settings, which jobs[0] makes as 'a--s1'); leave that value out of the sweep"]
