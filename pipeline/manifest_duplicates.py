@@ -11,20 +11,31 @@ two names is an error: only the user can say which name they want.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from nst_engine.setting_values import BUILTIN_WEIGHTS, INIT_MODES
 
 from .jobs import RenderJob
 from .yaml_lines import Loc, Problems
 
+# Copy notes listed before the rest are counted in one line: a folder of 340
+# copies printed 340 lines in every plan and every night's log.
+COPY_NOTES = 5
 
-def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, notices: list[str],
-                    base: Path) -> list[RenderJob]:
-    """The jobs, each once, in manifest order. One render asked for twice under
-    one name is kept once, from the first entry; under two names it is a problem.
-    One render reached through byte-for-byte copies is kept once, from the files
-    a person would call the originals (see `_preference`)."""
+
+class Deduplicated(NamedTuple):
+    jobs: list[RenderJob]  # each once, in manifest order
+    notices: list[str]  # one per pair of entries that ask for the same jobs
+    copies: list[str]  # one per file that copies another: "b.jpg has the same bytes as a.jpg: …"
+
+
+def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, base: Path) -> Deduplicated:
+    """The jobs, each once. One render asked for twice under one name is kept
+    once, from the first entry; under two names it is a problem. One render
+    reached through byte-for-byte copies is kept once, from the files a person
+    would call the originals (see `_preference`)."""
     by_id: dict[str, list[int]] = {}
     for index, (job, _) in enumerate(built):
         by_id.setdefault(job.job_id, []).append(index)
@@ -58,14 +69,23 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, noti
         _report_clash(path, pairs, problems)
     # One line per pair of entries: a folder of 500 photos that a glob also
     # reaches would otherwise print 500 lines that all say the same thing.
-    notices += [_asked_again_notice(later, earlier, jobs) for (later, earlier), jobs in asked_again.items()]
+    notices = [_asked_again_notice(later, earlier, jobs) for (later, earlier), jobs in asked_again.items()]
+    copy_notes: dict[str, None] = {}  # a dict for its order: a copy used by many jobs is noted once
     for dropped, winner in sorted(copies):
         for copy, original in _copied_files(built[dropped][0], built[winner][0]):
-            notice = (f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
-                      f"its jobs render once, as {Path(original).stem}")
-            if notice not in notices:
-                notices.append(notice)
-    return [job for index, (job, _) in enumerate(built) if index in kept]
+            copy_notes[f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
+                       f"its jobs render once, as {Path(original).stem}"] = None
+    jobs = [job for index, (job, _) in enumerate(built) if index in kept]
+    return Deduplicated(jobs, notices, list(copy_notes))
+
+
+def shown_copy_notes(copies: Sequence[str], every: bool = False) -> list[str]:
+    """The copy notes to print: every one, or the first COPY_NOTES and a line
+    counting the rest (never a line that counts just one: it takes a line too)."""
+    if every or len(copies) <= COPY_NOTES + 1:
+        return list(copies)
+    rest = len(copies) - COPY_NOTES
+    return [*copies[:COPY_NOTES], f"and {rest} more files copy others; `nst plan --all` lists every one"]
 
 
 def _asked_again_notice(later: str, earlier: str, jobs: list[RenderJob]) -> str:

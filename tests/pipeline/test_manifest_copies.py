@@ -11,6 +11,7 @@ import pytest
 from manifest_helpers import load, make_gallery
 
 from pipeline.errors import ManifestError
+from pipeline.manifest_duplicates import COPY_NOTES
 
 FOLDER = """
     jobs:
@@ -46,14 +47,14 @@ def outputs(manifest) -> list[tuple[str, str, str]]:
 def test_adding_a_copy_keeps_the_originals_jobs_and_names(gallery: Path, original: str, copy: str) -> None:
     photos(gallery, original)
     before = load(gallery, FOLDER)
-    assert before.notices == ()
+    assert (before.notices, before.copies) == ((), ())
     photos(gallery, original, copy)
     after = load(gallery, FOLDER)
     assert outputs(after) == outputs(before)
     assert after.jobs == before.jobs  # ids, files, labels and sources too
     assert {job.content for job in after.jobs} == {str(gallery / "photos" / original)}
     stem = Path(original).stem
-    assert after.notices == (f"photos/{copy} has the same bytes as photos/{original}: its jobs render once, as {stem}",)
+    assert after.copies == (f"photos/{copy} has the same bytes as photos/{original}: its jobs render once, as {stem}",)
 
 
 def test_the_shortest_name_is_the_original_whatever_the_order_of_entries(gallery: Path) -> None:
@@ -64,7 +65,7 @@ def test_the_shortest_name_is_the_original_whatever_the_order_of_entries(gallery
         [job] = manifest.jobs
         assert job.content_label == "chelsea" and job.output_name == f"chelsea--s1-{job.job_id}.png"
         assert job.source == f"jobs[{[first, second].index('chelsea.jpg')}]"
-        assert manifest.notices == ("photos/chelsea (1).jpg has the same bytes as photos/chelsea.jpg: "
+        assert manifest.copies == ("photos/chelsea (1).jpg has the same bytes as photos/chelsea.jpg: "
                                     "its jobs render once, as chelsea",)
 
 
@@ -73,7 +74,7 @@ def test_names_of_one_length_keep_the_first_alphabetically(gallery: Path) -> Non
     manifest = load(gallery, "jobs:\n  - content: images/content/a.jpg\n"
                              "    styles: [images/style/s1.jpg, images/style/s0.jpg]\n")
     assert [job.style_label for job in manifest.jobs] == ["s0"]
-    assert manifest.notices == ("images/style/s1.jpg has the same bytes as images/style/s0.jpg: "
+    assert manifest.copies == ("images/style/s1.jpg has the same bytes as images/style/s0.jpg: "
                                 "its jobs render once, as s0",)
 
 
@@ -84,7 +85,7 @@ def test_a_copied_init_image_is_a_copy_too(gallery: Path) -> None:
     manifest = load(gallery, "jobs:\n" + entry.format("images/style/s3 (1).jpg") + entry.format("images/style/s3.jpg"))
     [job] = manifest.jobs
     assert job.settings.init == str(gallery / "images/style/s3.jpg") and job.source == "jobs[1]"
-    assert manifest.notices == ("images/style/s3 (1).jpg has the same bytes as images/style/s3.jpg: "
+    assert manifest.copies == ("images/style/s3 (1).jpg has the same bytes as images/style/s3.jpg: "
                                 "its jobs render once, as s3",)
 
 
@@ -170,3 +171,15 @@ def test_the_same_images_under_other_names_are_one_line_per_pair_of_entries(gall
         "(e.g. a, s1, same settings: 's1/a', not 'a--s1'); give them once",
         "m.yaml:4: jobs[2].sweep: the point style_weight=5 renders 2 images that jobs[0] also renders "
         "(e.g. a, s1, same settings, which jobs[0] makes as 'a--s1'); leave that value out of the sweep"]
+
+
+@pytest.mark.parametrize(("copies", "shown"), [(COPY_NOTES + 1, COPY_NOTES + 1), (COPY_NOTES + 3, COPY_NOTES)])
+def test_the_first_copy_notes_are_shown_and_the_rest_counted_unless_every_one_is_asked_for(
+        gallery: Path, copies: int, shown: int) -> None:
+    photos(gallery, "p.jpg", *(f"p ({n}).jpg" for n in range(1, copies + 1)))
+    manifest = load(gallery, FOLDER)
+    assert len(manifest.copies) == copies and len(manifest.jobs) == 2
+    assert manifest.shown_notices(every=True) == list(manifest.copies)
+    counted = [f"and {copies - shown} more files copy others; `nst plan --all` lists every one"] if shown < copies else []
+    # A line that counts one more note takes a line too: that one is shown instead.
+    assert manifest.shown_notices() == [*manifest.copies[:shown], *counted]
