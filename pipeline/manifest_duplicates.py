@@ -53,9 +53,9 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, base
         for index in indexes:
             job, path = built[index]
             first = first_of.setdefault((_files(job), job.settings), index)
-            other = built[first][0]
             if first == index:
                 continue
+            other = built[first][0]
             if job.output_name == other.output_name:
                 asked_again[job.source, other.source].append(job)
             else:
@@ -70,13 +70,18 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, base
     # One line per pair of entries: a folder of 500 photos that a glob also
     # reaches would otherwise print 500 lines that all say the same thing.
     notices = [_asked_again_notice(later, earlier, jobs) for (later, earlier), jobs in asked_again.items()]
-    copy_notes: dict[str, None] = {}  # a dict for its order: a copy used by many jobs is noted once
+    jobs = [job for index, (job, _) in enumerate(built) if index in kept]
+    return Deduplicated(jobs, notices, _copy_notes(copies, built, base))
+
+
+def _copy_notes(copies: list[tuple[int, int]], built: list[tuple[RenderJob, Loc]], base: Path) -> list[str]:
+    """A note per file whose jobs were dropped for the original's, in manifest order."""
+    notes: dict[str, None] = {}  # a dict for its order: a copy used by many jobs is noted once
     for dropped, winner in sorted(copies):
         for copy, original in _copied_files(built[dropped][0], built[winner][0]):
-            copy_notes[f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
-                       f"its jobs render once, as {Path(original).stem}"] = None
-    jobs = [job for index, (job, _) in enumerate(built) if index in kept]
-    return Deduplicated(jobs, notices, list(copy_notes))
+            notes[f"{_shown(copy, base)} has the same bytes as {_shown(original, base)}: "
+                  f"its jobs render once, as {Path(original).stem}"] = None
+    return list(notes)
 
 
 def shown_copy_notes(copies: Sequence[str], every: bool = False) -> list[str]:
