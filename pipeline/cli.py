@@ -236,7 +236,7 @@ def _check_cuda(devices, source: str, cluster) -> None:
 
 @app.command()
 def plan(manifest: ManifestArg, only: OnlyOption = None,
-         every_job: Annotated[bool, typer.Option("--all", metavar="", help=f"List every job, not only the first {PLAN_ROWS}.")]
+         every_job: Annotated[bool, typer.Option("--all", metavar="", help=f"List every job (not only the first {PLAN_ROWS}) and every copied file.")]
          = False) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
     with _one_line_errors():

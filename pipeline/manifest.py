@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import ManifestError, Problem
 from .jobs import RenderJob
+from .manifest_duplicates import shown_copy_notes
 from .manifest_expand import Expander
 from .manifest_images import OutputFolder
 from .manifest_schema import TopModel, parse_devices, validate_model
@@ -45,9 +46,15 @@ class Manifest:
     output_dir: Path  # absolute
     jobs: tuple[RenderJob, ...]  # in manifest order
     run: RunOptions
-    notices: tuple[str, ...] = ()  # warnings about the manifest, e.g. a copied file left out
+    notices: tuple[str, ...] = ()  # warnings about the manifest, e.g. images in the output folder left out
+    copies: tuple[str, ...] = ()  # a notice per file that copies another; shown_notices caps them
     output_line: int | None = None  # the line of `output:`, for errors about the folder; None: default
     devices_line: int | None = None  # the line of `run.devices`, for errors about the devices it names
+
+    def shown_notices(self, every: bool = False) -> list[str]:
+        """The notices to print: all of them, then the copy notes, all of them
+        with `every`, else the first few and a line counting the rest."""
+        return [*self.notices, *shown_copy_notes(self.copies, every)]
 
     def output_problem(self, message: str) -> Problem:
         """A problem with the output folder, pinned to `output:` when the manifest names it."""
@@ -105,6 +112,7 @@ def load_manifest(path: str | Path) -> Manifest:
         jobs=tuple(jobs),
         run=RunOptions(**run),
         notices=tuple(expander.notices),
+        copies=tuple(expander.copies),
         output_line=parsed.lines.lines.get(("output",)) if top.output else None,
         devices_line=parsed.lines.lines.get(("run", "devices")),
     )

@@ -57,6 +57,7 @@ class Expander:
         self.outputs = outputs
         self.problems = problems
         self.notices: list[str] = []  # worth a warning, not worth refusing the manifest
+        self.copies: list[str] = []  # a notice per file that is a byte-for-byte copy of another
         preset, preset_ok = preset_layer(top.preset, ("preset",), problems)
         settings, settings_ok = settings_layer(top.settings, ("settings",), base, problems)
         self.top_axes, axes_ok = sweep_axes(top.sweep, ("sweep",), base, problems)
@@ -72,7 +73,10 @@ class Expander:
             self.notices.append(
                 f"{skipped} image{'s' if skipped > 1 else ''} inside the output folder '{self.outputs.shown}' "
                 f"left out of folders and globs, so renders never become inputs (name a file to use it)")
-        return drop_duplicates(built, self.problems, self.notices, self.base)
+        kept = drop_duplicates(built, self.problems, self.base)
+        self.notices += kept.notices
+        self.copies = kept.copies
+        return kept.jobs
 
     def _entry(self, path: Loc, raw: Any) -> list[tuple[RenderJob, Loc]]:
         # Salvage: a key with a bad value is reported and left out, and the rest of

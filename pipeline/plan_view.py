@@ -84,7 +84,8 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     if smaller:
         _line(console, f"note: {count(smaller, 'job')} to render {'comes' if smaller == 1 else 'come'} out smaller "
                        "than the size asked for: the photos are smaller, and upscale is off")
-    for notice in manifest.notices:
+    # --all (row_limit None) lists every copied file too, as it lists every job.
+    for notice in manifest.shown_notices(every=row_limit is None):
         _line(console, f"note: {notice}")
     # Said here, while reverting the setting can still save them; whole manifest, whatever --only says.
     stale = stale_note(manifest.output_dir, manifest.jobs)

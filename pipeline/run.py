@@ -112,8 +112,10 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         console = Console(stderr=True) if live else None
         setup_logging(output_dir / "nst.log", console=console, quiet=options.quiet)
         # Notes, not warnings: a copied photo or a render inside a scanned folder
-        # is handled, and -q from cron must not mail about it every night.
-        for notice in manifest.notices:
+        # is handled, and -q from cron must not mail about it every night. Copies
+        # are capped here and in nst.log too: the log grows by every night's notes,
+        # and `nst plan --all` lists every copy as the folder is now.
+        for notice in manifest.shown_notices():
             log.info("%s: note: %s", manifest.path.name, notice)
         if cluster_address(manifest, options) is None:  # a cluster's workers keep their own caches
             warn_if_the_cache_cannot_be_written()

@@ -257,18 +257,28 @@ def test_make_render_renders_a_manifest(gallery_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_copied_photo_is_a_note_in_the_plan_and_the_run_that_quiet_leaves_out(gallery_dir, tmp_path):
+def test_copied_photos_are_five_notes_and_a_count_in_the_plan_and_the_run_that_quiet_leaves_out(gallery_dir, tmp_path):
+    # A note per copy was 340 lines for 340 copies, in every plan and every night's log.
     content, style = gallery_dir / "content", gallery_dir / "style" / "night_cafe.jpg"
-    shutil.copy(content / "chelsea.jpg", content / "chelsea (1).jpg")
-    manifest = write_manifest(tmp_path / "m.yaml", [content / "chelsea.jpg", content / "chelsea (1).jpg"], [style])
+    copies = [content / f"chelsea ({n}).jpg" for n in range(1, 8)]
+    for copy in copies:
+        shutil.copy(content / "chelsea.jpg", copy)
+    manifest = write_manifest(tmp_path / "m.yaml", [content / "chelsea.jpg", *copies], [style])
+    same_bytes = re.compile(r"note: .*chelsea \(\d\)\.jpg has the same bytes as .*chelsea\.jpg: "
+                            r"its jobs render once, as chelsea")
+    summary = "note: and 2 more files copy others; `nst plan --all` lists every one"
     planned = nst("plan", manifest, cwd=tmp_path)
     assert planned.returncode == 0, explain(planned)
     assert "1 to render" in planned.stdout
-    assert re.search(r"note: .*chelsea \(1\)\.jpg has the same bytes as .*chelsea\.jpg: "
-                     r"its jobs render once, as chelsea", planned.stdout), explain(planned)
+    assert (len(same_bytes.findall(planned.stdout)), planned.stdout.count(summary)) == (5, 1), explain(planned)
+    every = nst("plan", manifest, "--all", cwd=tmp_path)
+    assert (len(same_bytes.findall(every.stdout)), summary in every.stdout) == (7, False), explain(every)
     rendered = render(manifest)
     assert rendered.returncode == 0, explain(rendered)
-    assert re.search(r"INFO m\.yaml: note: .*chelsea \(1\)\.jpg has the same bytes", rendered.stderr), explain(rendered)
+    logged = (tmp_path / "out" / "nst.log").read_text()
+    for printed in (rendered.stderr, logged):
+        assert len(re.findall(r"INFO m\.yaml: " + same_bytes.pattern, printed)) == 5, explain(rendered)
+        assert f"INFO m.yaml: {summary}" in printed, explain(rendered)
     assert len(pngs(tmp_path / "out")) == 1
     # From cron, -q prints nothing when all is well: a known, handled copy is not news.
     quiet = render(manifest, "-q")

@@ -246,7 +246,7 @@ def test_a_byte_for_byte_copy_renders_once_with_a_notice(gallery: Path) -> None:
     )
     assert sorted((j.content_label, j.style_label) for j in manifest.jobs) == [
         ("a", "s1"), ("a", "s2"), ("b", "s1"), ("b", "s2")]
-    assert manifest.notices == (
+    assert manifest.copies == (
         "images/style/s9.jpg has the same bytes as images/style/s1.jpg: its jobs render once, as s1",
         "images/content/z-copy.jpg has the same bytes as images/content/a.jpg: its jobs render once, as a",
     )

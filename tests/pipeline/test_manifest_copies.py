@@ -1,5 +1,6 @@
 """Two jobs with one job id: byte-for-byte copies render once, under the original's
-name; the same render asked for twice is reported, saying what is repeated."""
+name; so does one job that two entries ask for under one name. The same render
+under two names is reported, saying what is repeated."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from manifest_helpers import load, make_gallery
 
 from pipeline.errors import ManifestError
+from pipeline.manifest_duplicates import COPY_NOTES
 
 FOLDER = """
     jobs:
@@ -45,14 +47,14 @@ def outputs(manifest) -> list[tuple[str, str, str]]:
 def test_adding_a_copy_keeps_the_originals_jobs_and_names(gallery: Path, original: str, copy: str) -> None:
     photos(gallery, original)
     before = load(gallery, FOLDER)
-    assert before.notices == ()
+    assert (before.notices, before.copies) == ((), ())
     photos(gallery, original, copy)
     after = load(gallery, FOLDER)
     assert outputs(after) == outputs(before)
     assert after.jobs == before.jobs  # ids, files, labels and sources too
     assert {job.content for job in after.jobs} == {str(gallery / "photos" / original)}
     stem = Path(original).stem
-    assert after.notices == (f"photos/{copy} has the same bytes as photos/{original}: its jobs render once, as {stem}",)
+    assert after.copies == (f"photos/{copy} has the same bytes as photos/{original}: its jobs render once, as {stem}",)
 
 
 def test_the_shortest_name_is_the_original_whatever_the_order_of_entries(gallery: Path) -> None:
@@ -63,7 +65,7 @@ def test_the_shortest_name_is_the_original_whatever_the_order_of_entries(gallery
         [job] = manifest.jobs
         assert job.content_label == "chelsea" and job.output_name == f"chelsea--s1-{job.job_id}.png"
         assert job.source == f"jobs[{[first, second].index('chelsea.jpg')}]"
-        assert manifest.notices == ("photos/chelsea (1).jpg has the same bytes as photos/chelsea.jpg: "
+        assert manifest.copies == ("photos/chelsea (1).jpg has the same bytes as photos/chelsea.jpg: "
                                     "its jobs render once, as chelsea",)
 
 
@@ -72,7 +74,7 @@ def test_names_of_one_length_keep_the_first_alphabetically(gallery: Path) -> Non
     manifest = load(gallery, "jobs:\n  - content: images/content/a.jpg\n"
                              "    styles: [images/style/s1.jpg, images/style/s0.jpg]\n")
     assert [job.style_label for job in manifest.jobs] == ["s0"]
-    assert manifest.notices == ("images/style/s1.jpg has the same bytes as images/style/s0.jpg: "
+    assert manifest.copies == ("images/style/s1.jpg has the same bytes as images/style/s0.jpg: "
                                 "its jobs render once, as s0",)
 
 
@@ -83,7 +85,7 @@ def test_a_copied_init_image_is_a_copy_too(gallery: Path) -> None:
     manifest = load(gallery, "jobs:\n" + entry.format("images/style/s3 (1).jpg") + entry.format("images/style/s3.jpg"))
     [job] = manifest.jobs
     assert job.settings.init == str(gallery / "images/style/s3.jpg") and job.source == "jobs[1]"
-    assert manifest.notices == ("images/style/s3 (1).jpg has the same bytes as images/style/s3.jpg: "
+    assert manifest.copies == ("images/style/s3 (1).jpg has the same bytes as images/style/s3.jpg: "
                                 "its jobs render once, as s3",)
 
 
@@ -134,8 +136,50 @@ def test_a_sweep_through_the_default_of_a_pair_the_grid_has_points_at_the_sweep(
                      "(a, s1, same settings), which makes it as 'a--s1'; leave that value out of the sweep"]
 
 
-def test_one_render_under_one_name_is_a_duplicate_output(gallery: Path) -> None:
+def test_one_job_that_two_entries_ask_for_renders_once_with_a_notice(gallery: Path) -> None:
+    # It stopped the run: "duplicate output 'a--s1-<id>.png' (also made by jobs[0]); give it once".
     pair = "  - content: images/content/a.jpg\n    style: images/style/s1.jpg\n"
-    lines = problem_lines(gallery, "jobs:\n" + pair + pair)
-    job_id = load(gallery, "jobs:\n" + pair).jobs[0].job_id
-    assert lines == [f"m.yaml:4: jobs[1]: duplicate output 'a--s1-{job_id}.png' (also made by jobs[0]); give it once"]
+    manifest = load(gallery, "jobs:\n" + pair + pair)
+    assert manifest.jobs == load(gallery, "jobs:\n" + pair).jobs  # jobs[0]'s, source and all
+    assert manifest.notices == ("jobs[1] asks again for a job that jobs[0] already makes (a × s1); it renders once",)
+
+
+def test_a_folder_and_a_glob_that_reach_the_same_photos_give_one_notice_for_them_all(gallery: Path) -> None:
+    # A photo moved into a folder that another entry already globs must not stop a nightly run,
+    # nor print a line per photo.
+    manifest = load(gallery, """
+        jobs:
+          - {contents: [images/content/], styles: [images/style/s1.jpg]}
+          - {contents: ["images/content/*.jpg"], styles: [images/style/s1.jpg, images/style/s2.jpg]}
+        """)
+    assert [(job.content_label, job.style_label, job.source) for job in manifest.jobs] == [
+        ("a", "s1", "jobs[0]"), ("b", "s1", "jobs[0]"), ("a", "s2", "jobs[1]"), ("b", "s2", "jobs[1]")]
+    assert manifest.notices == ("jobs[1] asks again for 2 jobs that jobs[0] already makes (e.g. a × s1); "
+                                "each renders once",)
+
+
+def test_the_same_images_under_other_names_are_one_line_per_pair_of_entries(gallery: Path) -> None:
+    # It was a line per photo: 500 of them for a folder of 500.
+    lines = problem_lines(gallery, """
+        jobs:
+          - {contents: [images/content/], styles: [images/style/s1.jpg]}
+          - {contents: [images/content/], styles: [images/style/s1.jpg], name: "{style}/{content}"}
+          - {contents: [images/content/], styles: [images/style/s1.jpg], sweep: {style_weight: [1, 5]}}
+        """)
+    assert lines == [
+        "m.yaml:3: jobs[1]: renders 2 images that jobs[0] also renders, under other names "
+        "(e.g. a, s1, same settings: 's1/a', not 'a--s1'); give them once",
+        "m.yaml:4: jobs[2].sweep: the point style_weight=5 renders 2 images that jobs[0] also renders "
+        "(e.g. a, s1, same settings, which jobs[0] makes as 'a--s1'); leave that value out of the sweep"]
+
+
+@pytest.mark.parametrize(("copies", "shown"), [(COPY_NOTES + 1, COPY_NOTES + 1), (COPY_NOTES + 3, COPY_NOTES)])
+def test_the_first_copy_notes_are_shown_and_the_rest_counted_unless_every_one_is_asked_for(
+        gallery: Path, copies: int, shown: int) -> None:
+    photos(gallery, "p.jpg", *(f"p ({n}).jpg" for n in range(1, copies + 1)))
+    manifest = load(gallery, FOLDER)
+    assert len(manifest.copies) == copies and len(manifest.jobs) == 2
+    assert manifest.shown_notices(every=True) == list(manifest.copies)
+    counted = [f"and {copies - shown} more files copy others; `nst plan --all` lists every one"] if shown < copies else []
+    # A line that counts one more note takes a line too: that one is shown instead.
+    assert manifest.shown_notices() == [*manifest.copies[:shown], *counted]

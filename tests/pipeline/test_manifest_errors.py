@@ -38,7 +38,6 @@ BAD = [
     ("not_an_image", "jobs:\n  - content: images/empty/notes.txt\n    style: images/style/s1.jpg\n", "bad.yaml:2: jobs[0].content:", "is not an image"),
     ("negative_number", PAIR + "    settings: {iterations: -5}\n", "bad.yaml:4: jobs[0].settings.iterations:", "got -5"),
     ("absurd_number", "settings: {size: 100000}\n" + PAIR, "bad.yaml:1: settings.size:", "between 32 and 8192 px, got 100000"),
-    ("duplicate_output", PAIR + PAIR.replace("jobs:\n", ""), "bad.yaml:4: jobs[1]: duplicate output 'a--s1-", "(also made by jobs[0]); give it once"),
     ("same_render_renamed", PAIR + PAIR.replace("jobs:\n", "") + "    name: cat\n", "bad.yaml:4: jobs[1]: renders the same image as jobs[0] (a, s1, same settings) under another name", "('cat', not 'a--s1'); give it once"),
     ("name_escapes", PAIR + "    name: ../../evil\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
     ("name_absolute", PAIR + "    name: /etc/{content}\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
