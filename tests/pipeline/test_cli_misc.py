@@ -198,29 +198,6 @@ def test_a_cuda_device_that_is_not_visible_is_refused_before_anything_happens(ga
     assert not (tmp_path / "out").exists()
 
 
-def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
-    manifest = write_manifest(tmp_path / "m.yaml", [gallery_dir / "content" / "chelsea.jpg"],
-                              [gallery_dir / "style" / "night_cafe.jpg"])
-    for command in ("render", "plan"):
-        result = nst(command, manifest, "--only", "chelsae*", cwd=tmp_path)  # a typo
-        assert result.returncode == 2, explain(result)
-        assert result.stderr.startswith("nst: --only 'chelsae*' matches none of the 1 jobs")
-        assert "wildcard" not in result.stderr  # it has one already
-    # A part of a name: glob rules need a wildcard, which the message offers.
-    partial = nst("plan", manifest, "--only", "chelsea--night", cwd=tmp_path)
-    assert partial.returncode == 2, explain(partial)
-    assert partial.stderr.rstrip().endswith("for part of a name, use a wildcard: '*chelsea--night*')")
-    assert nst("plan", manifest, "--only", "*chelsea--night*", cwd=tmp_path).returncode == 0
-    # ... and only where the wildcard form would pick something.
-    unknown = nst("plan", manifest, "--only", "chihuahua", cwd=tmp_path)
-    assert unknown.returncode == 2 and "wildcard" not in unknown.stderr, explain(unknown)
-    # `--only "$JOB"` with JOB unset: not every job.
-    empty = nst("render", manifest, "--force", "--only", "", cwd=tmp_path)
-    assert empty.returncode == 2, explain(empty)
-    assert empty.stderr == "nst: --only '' is empty: give a name or a glob, or leave --only out for every job\n"
-    assert not (tmp_path / "out").exists()
-
-
 @pytest.mark.slow
 def test_bare_manifest_name_resolves_from_manifests_folder(tmp_path):
     for name in ("demo", "demo.yaml"):
