@@ -11,6 +11,7 @@ a legal file name).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,6 +37,7 @@ class Source:
     name: str
     thumb: str | None  # quoted relative URL, None when the image is unreadable
     aspect: float = 4 / 3
+    href: str = ""  # quoted relative URL of the image itself, to see it whole
 
 
 @dataclass
@@ -145,7 +147,9 @@ def _source(output_dir: Path, image_path: str, name: str) -> Source:
     relative = source_thumbnail(Path(image_path), output_dir)
     if relative is None:
         return Source(name=name, thumb=None)
-    return Source(name=name, thumb=quote(relative), aspect=_aspect(output_dir / relative))
+    # Relative, as every link of the page is: a folder copied with its inputs beside it keeps working.
+    original = quote(Path(os.path.relpath(Path(image_path).resolve(), output_dir.resolve())).as_posix())
+    return Source(name=name, thumb=quote(relative), aspect=_aspect(output_dir / relative), href=original)
 
 
 def _aspect(thumb: Path) -> float:

@@ -192,6 +192,9 @@ def test_links_and_images_point_at_existing_files(tmp_path):
     assert len([u for u in urls if "renders/" in u]) == 12
     assert len([u for u in urls if "renders/" in u and u.endswith(".json")]) == 4
     assert len([u for u in urls if u.startswith("thumbs/sources/")]) == 4
+    # Each row's and column's picture opens the photo or painting itself.
+    assert sorted(unquote(u) for u in urls if u.startswith("../src/")) == [
+        f"../src/{name}.png" for name in sorted([XSS_NAME, "chelsea", "starry_night", "wave"])]
     for url in urls:
         parts = urlsplit(url)
         assert not parts.scheme and not parts.netloc and not parts.fragment and not parts.query, url
