@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import platform
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from PIL import Image
 
 from . import images
 from .cache_location import default_cache_dir
+from .cpu_model import cpu_model_name
 from .errors import EngineError, RenderDivergedError
 from .optimise import StageContext, evaluate, run_stage
 from .setting_values import BUILTIN_WEIGHTS
@@ -78,7 +78,7 @@ class Engine:
     def device_name(self) -> str:
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
-        return platform.processor() or platform.machine() or "cpu"
+        return cpu_model_name()
 
     def precision_for(self, settings: RenderSettings) -> str:
         if self.dtype != torch.float32:
