@@ -230,7 +230,8 @@ class Engine:
                 seconds=seconds, peak_memory_mb=self._peak_memory_mb(), device=str(self.device),
                 device_name=self.device_name, precision=precision,
                 schedule=tuple(side for side, _ in stages), size=image.size,
-                cache_hits=hits, cache_misses=misses, batch_size=len(requests),
+                cache_hits=hits, cache_misses=misses, torch_threads=torch.get_num_threads(),
+                batch_size=len(requests),
                 learning_rate=request.settings.resolved_learning_rate(),
                 resumed_from=_resumed_iterations(request),
             )

@@ -82,6 +82,9 @@ class RenderStats:
     size: tuple[int, int]
     cache_hits: int
     cache_misses: int
+    # torch's intra-op threads in this process: on a CPU, identical pixels need
+    # the same CPU model (device_name) and the same thread count.
+    torch_threads: int
     batch_size: int = 1
     resumed_from: int = 0  # iterations already done by a checkpoint we started from
     # The rate the optimiser used: the setting, or the optimiser's default where it is 0.

@@ -1,11 +1,14 @@
-"""A CPU render's device name is the CPU's model, which the sidecar records:
-identical pixels need the same CPU, and "x86_64" names every PC."""
+"""Where a render ran, as its stats (and so its sidecar) record it: identical
+pixels need the same CPU model and the same number of torch threads, and
+"x86_64" names every PC."""
 
 from __future__ import annotations
 
 import platform
 
 import pytest
+import torch
+from engine_helpers import tiny
 
 from nst_engine import cpu_model
 from nst_engine.engine import Engine
@@ -51,3 +54,14 @@ def test_a_cpu_engine_is_named_by_its_cpu_model(tmp_path, monkeypatch, fresh_cac
     (tmp_path / "cpuinfo").write_text(X86_CPUINFO)
     monkeypatch.setattr(cpu_model, "CPUINFO", tmp_path / "cpuinfo")
     assert Engine("cpu", cache_dir=None).device_name == "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz"
+
+
+def test_a_render_records_the_torch_threads_it_ran_with(content, starry):
+    threads = torch.get_num_threads()  # 1 in the engine tests (conftest)
+    torch.set_num_threads(2)
+    try:
+        result = Engine("cpu", cache_dir=None).render(content, [starry], tiny(iterations=1))
+    finally:
+        torch.set_num_threads(threads)
+    assert result.stats.torch_threads == 2
+    assert result.stats.to_dict()["torch_threads"] == 2  # what the worker sends the sidecar
