@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -89,7 +89,6 @@ class RenderStats:
     resumed_from: int = 0  # iterations already done by a checkpoint we started from
     # The rate the optimiser used: the setting, or the optimiser's default where it is 0.
     learning_rate: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -195,9 +195,8 @@ class Recorder:
             "attempts": record.get("attempts", 1),
             "memory_fallback": record.get("memory_fallback"),
             "resumed_from_iteration": stats.get("resumed_from", 0),
-            "timings": {"seconds": stats.get("seconds"), "wall_seconds": stats.get("wall_seconds")},
-            "losses": stats.get("losses", {}),
-            "cache": stats.get("cache", {}),
+            # Losses, cache hits and seconds are said once, in `stats`, where the
+            # sheet and a results line rebuilt from this file (job_state) read them.
             "stats": stats,
             "finished_at": record["finished_at"],
         }
