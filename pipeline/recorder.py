@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .events import utc_now
-from .job_state import effective_values, job_fields, reconcile, shown_record
-from .jobs import RenderJob, checkpoint_path, weights_identity
+from .job_state import effective_values, job_fields, reconcile, shown_record, sidecar_job_fields
+from .jobs import RenderJob, checkpoint_path
 from .outputs import (
     SUMMARY_FILE,
     append_result,
@@ -177,16 +177,9 @@ class Recorder:
     def _sidecar(self, job: RenderJob, record: dict[str, Any]) -> dict[str, Any]:
         stats = record.get("stats", {})
         return {
-            "job_id": job.job_id,
+            **sidecar_job_fields(job),
             "manifest": self.manifest,
-            "source": job.source,
-            "content": job.content,
-            "styles": list(job.styles),
-            "output": job.output_name,
-            "settings": job.settings.to_dict(),
             "effective": record.get("effective") or {},
-            "seed": job.settings.seed,
-            "weights": weights_identity(job.settings.weights),
             "versions": self._versions,
             "device": record.get("device"),
             "device_name": record.get("device_name"),
