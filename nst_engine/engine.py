@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import platform
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from PIL import Image
 
 from . import images
 from .cache_location import default_cache_dir
+from .cpu_model import cpu_model_name
 from .errors import EngineError, RenderDivergedError
 from .optimise import StageContext, evaluate, run_stage
 from .setting_values import BUILTIN_WEIGHTS
@@ -78,7 +78,7 @@ class Engine:
     def device_name(self) -> str:
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
-        return platform.processor() or platform.machine() or "cpu"
+        return cpu_model_name()
 
     def precision_for(self, settings: RenderSettings) -> str:
         if self.dtype != torch.float32:
@@ -150,7 +150,9 @@ class Engine:
         precision = self.precision_for(first)
         net = self.network(first.weights, precision)
         diverged = [False] * len(requests)
-        hooks = {"on_step": on_step, "should_cancel": should_cancel, "on_checkpoint": on_checkpoint}
+        before = _seconds_before(requests[0])  # a resumed render runs alone (_check_batchable)
+        hooks = {"on_step": on_step, "should_cancel": should_cancel, "on_checkpoint": on_checkpoint,
+                 "render_seconds": lambda: before + time.perf_counter() - started}
         ctx, x = self._run_stages(requests, prepared, stages, net, precision, diverged, hooks)
         with torch.no_grad():
             losses, parts = evaluate(ctx, x)
@@ -227,12 +229,14 @@ class Engine:
             stats = RenderStats(
                 losses={"total": loss_values[index], **own_parts},
                 iterations=request.settings.iterations * len(stages),
-                seconds=seconds, peak_memory_mb=self._peak_memory_mb(), device=str(self.device),
+                seconds=_seconds_before(request) + seconds, peak_memory_mb=self._peak_memory_mb(),
+                device=str(self.device),
                 device_name=self.device_name, precision=precision,
                 schedule=tuple(side for side, _ in stages), size=image.size,
-                cache_hits=hits, cache_misses=misses, batch_size=len(requests),
+                cache_hits=hits, cache_misses=misses, torch_threads=torch.get_num_threads(),
+                batch_size=len(requests),
                 learning_rate=request.settings.resolved_learning_rate(),
-                resumed_from=_resumed_iterations(request),
+                resumed_from=_resumed_iterations(request), seconds_before_resume=_seconds_before(request),
             )
             outcomes.append(RenderResult(image, stats))
         return outcomes
@@ -268,6 +272,10 @@ def _resumed_iterations(request: RenderRequest) -> int:
     if request.resume is None:
         return 0
     return request.resume.stage * request.settings.iterations + request.resume.iteration
+
+
+def _seconds_before(request: RenderRequest) -> float:
+    return request.resume.seconds if request.resume is not None else 0.0
 
 
 def stage_sizes(settings: RenderSettings, content_size: tuple[int, int]) -> list[tuple[int, tuple[int, int]]]:

@@ -42,6 +42,7 @@ class StageContext:
     on_step: Callable[[StepInfo], None] | None = None
     should_cancel: Callable[[], bool] | None = None
     on_checkpoint: Callable[[int, Checkpoint], None] | None = None
+    render_seconds: Callable[[], float] = lambda: 0.0  # so far, earlier runs included; for checkpoints
     diverged: list[bool] = field(default_factory=list)  # per image; shared with the caller
 
     def __post_init__(self) -> None:
@@ -115,4 +116,5 @@ def _checkpoint_all(ctx: StageContext, x: torch.Tensor, iteration: int) -> None:
         return
     pixels = x.detach().float().cpu()
     for index in range(pixels.shape[0]):
-        ctx.on_checkpoint(index, Checkpoint(ctx.stage, iteration, pixels[index : index + 1].clone()))
+        ctx.on_checkpoint(index, Checkpoint(ctx.stage, iteration, pixels[index : index + 1].clone(),
+                                            seconds=ctx.render_seconds()))

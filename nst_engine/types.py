@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -14,19 +14,24 @@ from .settings import RenderSettings
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Where an interrupted render stood: stage index, iterations done in it, pixels."""
+    """Where an interrupted render stood: stage index, iterations done in it, pixels,
+    and the render seconds it took to get there, over every run so far (so a
+    resumed render reports its whole time, not only the part after the resume)."""
 
     stage: int
     iteration: int
     pixels: torch.Tensor  # [1, 3, H, W], float32, on the CPU
+    seconds: float = 0.0
 
     def to_state(self) -> dict[str, Any]:
-        # Tensors and ints only, so torch.load(weights_only=True) reads it back.
-        return {"stage": self.stage, "iteration": self.iteration, "pixels": self.pixels}
+        # Tensors and plain numbers only, so torch.load(weights_only=True) reads it back.
+        return {"stage": self.stage, "iteration": self.iteration, "pixels": self.pixels, "seconds": self.seconds}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Checkpoint:
-        return cls(int(state["stage"]), int(state["iteration"]), state["pixels"].float())
+        # A checkpoint written before `seconds` existed says 0: its earlier time is unknown.
+        return cls(int(state["stage"]), int(state["iteration"]), state["pixels"].float(),
+                   float(state.get("seconds", 0.0)))
 
     def to_bytes(self) -> bytes:
         # Made in memory: torch.save writing to a file reports a failed write (a
@@ -73,7 +78,7 @@ class StepInfo:
 class RenderStats:
     losses: dict[str, float]
     iterations: int
-    seconds: float
+    seconds: float  # the whole render, the runs before a resume included
     peak_memory_mb: float
     device: str
     device_name: str
@@ -82,11 +87,14 @@ class RenderStats:
     size: tuple[int, int]
     cache_hits: int
     cache_misses: int
+    # torch's intra-op threads in this process: on a CPU, identical pixels need
+    # the same CPU model (device_name) and the same thread count.
+    torch_threads: int
     batch_size: int = 1
     resumed_from: int = 0  # iterations already done by a checkpoint we started from
+    seconds_before_resume: float = 0.0  # the part of `seconds` spent reaching that checkpoint
     # The rate the optimiser used: the setting, or the optimiser's default where it is 0.
     learning_rate: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

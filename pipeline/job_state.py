@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .jobs import RenderJob
+from .jobs import RenderJob, weights_identity
 from .outputs import complete_sidecar
 
 RECOVERED_FROM = "sidecar"  # the `recovered_from` of a record rebuilt from the disk
@@ -41,6 +41,23 @@ def job_fields(job: RenderJob) -> dict[str, Any]:
         "style_label": job.style_label,
         "variant": job.variant,
         "settings": job.settings.to_dict(),
+    }
+
+
+def sidecar_job_fields(job: RenderJob) -> dict[str, Any]:
+    """What a sidecar says of the job itself: its inputs and output as the
+    manifest names them now. Written with the image, and again when renames.py
+    moves it: a renamed photo keeps its bytes, so its job keeps its id and its
+    image, and the sidecar must name the file as it is called now."""
+    return {
+        "job_id": job.job_id,
+        "source": job.source,
+        "content": job.content,
+        "styles": list(job.styles),
+        "output": job.output_name,
+        "settings": job.settings.to_dict(),  # an init image or a .pth file is a path here too
+        "seed": job.settings.seed,
+        "weights": weights_identity(job.settings.weights),
     }
 
 

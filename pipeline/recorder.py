@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .events import utc_now
-from .job_state import effective_values, job_fields, reconcile, shown_record
-from .jobs import RenderJob, checkpoint_path, weights_identity
+from .job_state import effective_values, job_fields, reconcile, shown_record, sidecar_job_fields
+from .jobs import RenderJob, checkpoint_path
 from .outputs import (
     SUMMARY_FILE,
     append_result,
@@ -178,16 +178,9 @@ class Recorder:
     def _sidecar(self, job: RenderJob, record: dict[str, Any]) -> dict[str, Any]:
         stats = record.get("stats", {})
         return {
-            "job_id": job.job_id,
+            **sidecar_job_fields(job),
             "manifest": self.manifest,
-            "source": job.source,
-            "content": job.content,
-            "styles": list(job.styles),
-            "output": job.output_name,
-            "settings": job.settings.to_dict(),
             "effective": record.get("effective") or {},
-            "seed": job.settings.seed,
-            "weights": weights_identity(job.settings.weights),
             "versions": self._versions,
             "device": record.get("device"),
             "device_name": record.get("device_name"),
@@ -196,9 +189,8 @@ class Recorder:
             "attempts": record.get("attempts", 1),
             "memory_fallback": record.get("memory_fallback"),
             "resumed_from_iteration": stats.get("resumed_from", 0),
-            "timings": {"seconds": stats.get("seconds"), "wall_seconds": stats.get("wall_seconds")},
-            "losses": stats.get("losses", {}),
-            "cache": stats.get("cache", {}),
+            # Losses, cache hits and seconds are said once, in `stats`, where the
+            # sheet and a results line rebuilt from this file (job_state) read them.
             "stats": stats,
             "finished_at": record["finished_at"],
         }

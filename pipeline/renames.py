@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .job_state import sidecar_job_fields
 from .jobs import CHECKPOINT_DIR, JOB_ID_LENGTH, RenderJob
 from .outputs import THUMBS_DIR, sidecar_of_complete_png, write_json_atomic
 
@@ -43,11 +44,12 @@ def find_renamed(output_dir: Path, jobs: Iterable[RenderJob]) -> dict[str, Path]
 
 
 def adopt_renamed(output_dir: Path, jobs: Iterable[RenderJob], found: Mapping[str, Path] | None = None,
-                  ) -> dict[str, str]:
+                  *, manifest: str | None = None) -> dict[str, str]:
     """Move each complete output of `jobs` found under an older name (`found`,
     else looked for) to its current name. Returns job id -> the old name,
     relative to `output_dir`, of each one moved; one that cannot be moved is
-    left as it was, and renders."""
+    left as it was, and renders. Each moved sidecar names the job's inputs as
+    `jobs` (and `manifest`, the run's manifest, when given) name them now."""
     by_id = {job.job_id: job for job in jobs}
     if found is None:
         found = find_renamed(output_dir, by_id.values())
@@ -56,7 +58,10 @@ def adopt_renamed(output_dir: Path, jobs: Iterable[RenderJob], found: Mapping[st
         job = by_id[job_id]
         old_name = old_png.relative_to(output_dir).as_posix()
         try:
-            _move(old_png, output_dir / job.output_name, job.output_name, old_name)
+            current = {**sidecar_job_fields(job), "renamed_from": old_name}
+            if manifest is not None:
+                current["manifest"] = manifest
+            _move(old_png, output_dir / job.output_name, current)
         except OSError as error:
             log.warning("could not rename %s to %s (%s): it renders again", old_name, job.output_name,
                         error.strerror or error)
@@ -67,12 +72,13 @@ def adopt_renamed(output_dir: Path, jobs: Iterable[RenderJob], found: Mapping[st
     return moved
 
 
-def _move(old_png: Path, new_png: Path, new_name: str, old_name: str) -> None:
+def _move(old_png: Path, new_png: Path, current: dict) -> None:
     # The new sidecar is written first and the old one removed last, so a crash
     # at any point leaves one whole (image, sidecar) pair, old or new, for the
-    # next run to find.
+    # next run to find. The names change; how the image was made (stats,
+    # device, versions) stays as the render wrote it.
     sidecar = json.loads(old_png.with_suffix(".json").read_text(encoding="utf-8"))
-    sidecar.update(output=new_name, renamed_from=old_name)
+    sidecar.update(current)
     new_png.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(new_png.with_suffix(".json"), sidecar)
     os.replace(old_png, new_png)

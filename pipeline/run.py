@@ -125,7 +125,7 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         the_plan = make_plan(manifest, options)
         found = pending_renames(manifest, options, the_plan)
         if found:
-            renamed = adopt_renamed(output_dir, the_plan.todo, found)
+            renamed = adopt_renamed(output_dir, the_plan.todo, found, manifest=str(manifest.path))
             log.info("%s renamed, not rendered again: their names changed, their renders did not",
                      count(len(renamed), "output"), extra=TERMINAL)
             the_plan = the_plan.with_done(renamed)  # moved whole: no need to read every output again

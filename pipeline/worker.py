@@ -252,7 +252,9 @@ def _result(engine, job, outcome, seconds, fallback) -> dict[str, Any]:
     if isinstance(outcome, Exception):
         return _failed(engine, job, str(outcome))
     stats = outcome.stats.to_dict()
-    stats["wall_seconds"] = round(seconds, 3)
+    # The whole job's, as the engine's `seconds` is: with the time the runs
+    # before a resume spent reaching its checkpoint.
+    stats["wall_seconds"] = round(seconds + stats["seconds_before_resume"], 3)
     return {
         **_base(engine, job),
         "status": "done",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -76,6 +77,34 @@ def test_cancel_checkpoint_and_resume(content, starry):
     # same pixels, but a comparable render: 13-17% apart here in fp32 and bf16.
     assert resumed.stats.losses["total"] < 0.75 * steps[0].losses[0]
     assert resumed.stats.losses["total"] == pytest.approx(uninterrupted.stats.losses["total"], rel=0.25)
+
+
+def test_checkpoints_keep_the_seconds_so_far_and_a_resumed_render_reports_its_whole_time(content, starry):
+    settings = tiny(size=48, iterations=20)
+    engine = Engine("cpu", cache_dir=None, checkpoint_every=5)
+    saved: list[Checkpoint] = []
+    with pytest.raises(RenderCancelledError):
+        engine.render(content, [starry], settings, should_cancel=cancel_after(12),
+                      on_checkpoint=lambda i, c: saved.append(c))
+    assert [c.iteration for c in saved] == [5, 10, 12]  # every 5, and where it was cancelled
+    assert 0 < saved[0].seconds < saved[1].seconds < saved[2].seconds
+    # Said to have taken 100 s before (more than this tiny render can), to tell the parts apart.
+    earlier = dataclasses.replace(saved[-1], seconds=100.0)
+    later: list[Checkpoint] = []
+    result = engine.render(content, [starry], settings, resume=earlier, on_checkpoint=lambda i, c: later.append(c))
+    assert result.stats.seconds_before_resume == 100.0
+    assert 100.0 < result.stats.seconds < 200.0
+    # Interrupted again, its checkpoint would count both runs.
+    assert [c.iteration for c in later] == [15] and 100.0 < later[0].seconds < result.stats.seconds
+
+
+def test_a_checkpoint_from_before_seconds_were_kept_loads_as_0_seconds():
+    old = {"stage": 1, "iteration": 7, "pixels": torch.rand(1, 3, 4, 4)}
+    buffer = io.BytesIO()
+    torch.save(old, buffer)
+    checkpoint = Checkpoint.from_bytes(buffer.getvalue())
+    assert (checkpoint.stage, checkpoint.iteration, checkpoint.seconds) == (1, 7, 0.0)
+    assert Checkpoint.from_bytes(dataclasses.replace(checkpoint, seconds=2.5).to_bytes()).seconds == 2.5
 
 
 def test_resume_in_a_later_stage_skips_the_earlier_ones(content, starry):

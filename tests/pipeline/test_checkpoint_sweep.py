@@ -99,6 +99,26 @@ def test_a_forced_rerender_that_does_not_finish_leaves_no_checkpoint(tmp_path, s
     assert make_plan(manifest, RenderOptions()).todo == ()  # still done, with the earlier image
 
 
+def test_force_only_renders_a_done_job_from_the_start_not_from_a_checkpoint(tmp_path, script):
+    # The README's way to get the uninterrupted render of a job that was resumed
+    # (L-BFGS restarted its history there): `nst render MANIFEST --force --only JOB`.
+    # Whatever checkpoint of it is left (here a killed --force re-render's), none
+    # may be there when its worker starts.
+    manifest = _manifest(tmp_path)
+    chelsea, _ = manifest.jobs
+    _render(manifest, manifest.jobs)
+    _plant(manifest.output_dir, chelsea.job_id)
+    had_checkpoint = {}
+
+    def ending(job):
+        had_checkpoint[job.job_id] = checkpoint_path(manifest.output_dir, job.job_id).exists()
+        return ("done", "worker")
+
+    script(ending)
+    assert execute(manifest, RenderOptions(force=True, only=chelsea.job_id, live=False, quiet=True)) == EXIT_OK
+    assert had_checkpoint == {chelsea.job_id: False}
+
+
 @pytest.mark.parametrize("via", ["worker", "task"])
 @pytest.mark.parametrize("only", [None, "neuschwanstein*"])
 def test_a_job_still_to_do_keeps_its_checkpoint_after_an_interrupted_run(tmp_path, script, via, only):

@@ -49,10 +49,10 @@ def _check_provenance(output_dir: Path, record: dict) -> None:
     assert re.fullmatch(r"caffe:[0-9a-f]{64}", sidecar["weights"])
     assert {"python", "torch", "pillow", "nst-gallery"} <= set(sidecar["versions"])
     assert sidecar["device"] == "cpu" and sidecar["device_name"]
-    assert sidecar["timings"]["seconds"] > 0
-    assert math.isfinite(sidecar["losses"]["total"])
-    assert {"style", "content"} <= set(sidecar["losses"])
-    assert set(sidecar["cache"]) >= {"hits", "misses"}
+    assert sidecar["stats"]["seconds"] > 0
+    assert math.isfinite(sidecar["stats"]["losses"]["total"])
+    assert {"style", "content"} <= set(sidecar["stats"]["losses"])
+    assert set(sidecar["stats"]["cache"]) >= {"hits", "misses"}
     assert sidecar["content"].endswith(".jpg") and len(sidecar["styles"]) == 1
 
 

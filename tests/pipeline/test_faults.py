@@ -80,6 +80,8 @@ def test_sigterm_checkpoints_and_the_next_run_resumes_without_redoing_work(galle
     assert done_counts(out) == {job_id: 1 for job_id in cars}  # no job rendered twice
     resumed = cars[interrupted[0]["job_id"]]
     assert resumed["resumed_from_iteration"] > 0
+    # Its time is the whole render's, the part before the signal included.
+    assert 0 < resumed["stats"]["seconds_before_resume"] < resumed["stats"]["seconds"]
     assert f"(resumed at iteration {resumed['resumed_from_iteration']})" in printed  # the log says so too
     assert all(car["resumed_from_iteration"] == 0 for job_id, car in cars.items()
                if job_id != resumed["job_id"])

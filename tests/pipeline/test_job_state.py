@@ -143,7 +143,7 @@ def test_a_lost_results_line_is_rebuilt_from_the_sidecar(tmp_path):
     restored = result_lines(tmp_path)[-1]
     sidecar = json.loads((tmp_path / jobs[1].sidecar_name).read_text())
     assert (restored["job_id"], restored["status"], restored["recovered_from"]) == (jobs[1].job_id, "done", "sidecar")
-    assert restored["stats"]["losses"] == sidecar["losses"] and restored["device"] == "cpu"
+    assert restored["stats"]["losses"] == sidecar["stats"]["losses"] and restored["device"] == "cpu"
     assert restored["finished_at"] == sidecar["finished_at"] and restored["settings"] == sidecar["settings"]
     # Once: a second run finds the line and adds nothing.
     Recorder(tmp_path, jobs, title="t", manifest="m.yaml")

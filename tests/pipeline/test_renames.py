@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import yaml
@@ -129,3 +130,49 @@ def test_a_move_removes_the_folders_it_emptied_and_no_other(tmp_path):
     assert not (out / "keep" / "deep").exists()
     assert (out / "keep" / "notes.txt").exists() and (out / "keep" / "empty-before").is_dir()
     assert (out / f"new-{JOB_ID}.png").exists()
+
+
+def test_a_moved_sidecar_names_the_inputs_as_the_manifest_names_them_now(tmp_path):
+    # Rendered when the files had other names; the bytes, and so the id, are the same.
+    made = {"device_name": "AMD EPYC", "stats": {"seconds": 6.2}, "versions": {"torch": "2.13.0"}}
+    _finish(tmp_path, "old", sidecar={
+        "job_id": JOB_ID, "output": f"old-{JOB_ID}.png", "manifest": "/old/gallery.yaml", "source": "jobs[3]",
+        "content": "/old/cat.jpg", "styles": ["/old/starry.jpg"],
+        "settings": RenderSettings(init="/old/start.jpg").to_dict(), **made})
+    job = dataclasses.replace(_job("new"), settings=RenderSettings(init="/in/start.jpg"), source="jobs[0]")
+    assert adopt_renamed(tmp_path, [job], manifest="/in/gallery.yaml") == {JOB_ID: f"old-{JOB_ID}.png"}
+    sidecar = json.loads((tmp_path / f"new-{JOB_ID}.json").read_text())
+    assert (sidecar["content"], sidecar["styles"], sidecar["settings"]["init"]) == (
+        "/in/chelsea.jpg", ["/in/starry_night.jpg"], "/in/start.jpg")
+    assert (sidecar["output"], sidecar["renamed_from"]) == (f"new-{JOB_ID}.png", f"old-{JOB_ID}.png")
+    assert (sidecar["manifest"], sidecar["source"]) == ("/in/gallery.yaml", "jobs[0]")
+    assert {key: sidecar[key] for key in made} == made  # how it was made stays as the render wrote it
+
+
+def test_renamed_input_files_move_the_output_and_its_sidecar_names_them(gallery_dir, tmp_path):
+    # Same pixels under new names: the same job, so the image is moved, not rendered again.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, source in (("chelsea.jpg", "content/chelsea.jpg"), ("starry.jpg", "style/starry_night.jpg"),
+                         ("start.jpg", "content/neuschwanstein.jpg")):
+        shutil.copyfile(gallery_dir / source, photos / name)
+
+    def render(content: str, style: str, init: str):
+        manifest = tmp_path / "gallery.yaml"
+        manifest.write_text(yaml.safe_dump({
+            "output": "out", "settings": {"size": 32, "iterations": 2, "init": f"photos/{init}"},
+            "jobs": [{"content": f"photos/{content}", "style": f"photos/{style}"}]}))
+        result = nst("render", str(manifest), cwd=tmp_path)
+        assert result.returncode == 0, explain(result)
+        return result
+
+    render("chelsea.jpg", "starry.jpg", "start.jpg")
+    for old, new in (("chelsea.jpg", "kitty.jpg"), ("starry.jpg", "night.jpg"), ("start.jpg", "castle.jpg")):
+        (photos / old).rename(photos / new)
+    moved = render("kitty.jpg", "night.jpg", "castle.jpg")
+    assert "renamed chelsea--starry-" in moved.stderr and "nothing to render" in moved.stderr, explain(moved)
+    (sidecar_path,) = (tmp_path / "out").glob("kitty--night-*.json")
+    sidecar = json.loads(sidecar_path.read_text())
+    assert sidecar["content"] == str(photos / "kitty.jpg") and sidecar["styles"] == [str(photos / "night.jpg")]
+    assert sidecar["settings"]["init"] == str(photos / "castle.jpg")
+    assert sidecar["output"] == sidecar_path.with_suffix(".png").name

@@ -17,6 +17,7 @@ from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
 from pipeline.outputs import JOB_ID_KEY, write_json_atomic, write_png_atomic
 from pipeline.reporter import write_contact_sheet
+from pipeline.sheet_cards import make_card
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 VARIANTS = ("style_weight=1e+03", "style_weight=1e+04")
@@ -361,3 +362,13 @@ def test_a_card_names_its_pair_as_its_row_and_column_do(tmp_path):
     assert alts == ["a/cat.png × starry · style_weight=5", "a/cat.png × starry · style_weight=10",
                     "b/cat.png × starry · style_weight=5"]
     assert [card["tooltip"].splitlines()[0] for card in page.cards()] == alts
+
+
+def test_a_resumed_card_gives_the_whole_time_and_the_part_before_the_resume(tmp_path):
+    job = make_job(tmp_path / "chelsea.png", tmp_path / "wave.png", "", RenderSettings())
+    resumed = record(job, "done", seconds=6.2)
+    resumed["stats"].update(resumed_from=19, seconds_before_resume=5.7)
+    details = dict(make_card(tmp_path, job, resumed).details)
+    assert (details["time"], details["resumed at step"]) == ("6.2 s", "19 (after 5.7 s)")
+    del resumed["stats"]["seconds_before_resume"]  # a render resumed from an older checkpoint
+    assert dict(make_card(tmp_path, job, resumed).details)["resumed at step"] == "19"

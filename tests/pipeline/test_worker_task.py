@@ -59,6 +59,22 @@ def test_a_group_that_hits_a_bug_fails_alone_and_finished_results_go_out_at_once
     assert sent == [("fresh", "done"), ("resumed", "failed")]  # the image was out before the bug
 
 
+def test_a_resumed_job_reports_the_seconds_before_its_interruption_too(engine, options):
+    job = _job("resumed", "neuschwanstein")
+    pixels = torch.rand(1, 3, 21, 32, generator=torch.Generator().manual_seed(0))  # 768×512 at 32 px
+    worker_checkpoints.save_checkpoint(options, job, Checkpoint(0, 1, pixels, seconds=7.5))
+    (record,) = worker.render_task(engine, [job], options)
+    stats = record["stats"]
+    assert (stats["resumed_from"], stats["seconds_before_resume"]) == (1, 7.5)
+    assert 7.5 < stats["seconds"] <= stats["wall_seconds"]  # the whole job's, as the sheet adds them up
+    # A checkpoint an older version wrote (no seconds) still resumes, its earlier time unknown.
+    path = checkpoint_path(options.output_dir, job.job_id)
+    torch.save({"stage": 0, "iteration": 1, "pixels": pixels}, path)
+    (record,) = worker.render_task(engine, [job], options)
+    assert (record["status"], record["stats"]["resumed_from"], record["stats"]["seconds_before_resume"]) == (
+        "done", 1, 0.0)
+
+
 def test_a_checkpoint_of_blown_up_pixels_is_neither_kept_nor_resumed(options):
     job = _job("nan", "chelsea")
     path = checkpoint_path(options.output_dir, job.job_id)

@@ -1,0 +1,57 @@
+"""What a sidecar holds: what reproducing the render needs, each fact once.
+A real render (32 px, 2 iterations) through the worker's seam and the Recorder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nst_engine.cpu_model import cpu_model_name
+from nst_engine.settings import RenderSettings
+from pipeline import worker
+from pipeline.jobs import RenderJob, WorkerOptions
+from pipeline.recorder import Recorder
+
+IMAGES = Path(__file__).resolve().parents[2] / "manifests" / "images"
+
+
+@pytest.fixture
+def one_thread_worker(tmp_path, monkeypatch):
+    """The worker's own engine, told to use 1 thread as a `cpu*2` run on 2 cores would be."""
+    monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path / "cache"))
+    options = WorkerOptions(str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"), threads=1)
+    threads = torch.get_num_threads()
+    yield worker.build_engine("cpu", options), options
+    torch.set_num_threads(threads)  # build_engine set it for this whole process
+
+
+def _rendered_sidecar(engine, options: WorkerOptions) -> dict:
+    job = RenderJob(job_id="5f30c038a523", content=str(IMAGES / "content" / "chelsea.jpg"),
+                    styles=(str(IMAGES / "style" / "starry_night.jpg"),),
+                    settings=RenderSettings(size=32, iterations=2),
+                    output_name="chelsea--starry_night-5f30c038a523.png",
+                    content_label="chelsea", style_label="starry_night")
+    (result,) = worker.render_task(engine, [job], options)
+    assert result["status"] == "done", result
+    output_dir = Path(options.output_dir)
+    Recorder(output_dir, [job], title="t", manifest="m.yaml").record(job, result)
+    return json.loads((output_dir / job.sidecar_name).read_text())
+
+
+def test_a_sidecar_names_the_cpu_model_and_the_torch_threads(one_thread_worker):
+    sidecar = _rendered_sidecar(*one_thread_worker)
+    assert sidecar["device"] == "cpu"
+    assert sidecar["device_name"] == sidecar["stats"]["device_name"] == cpu_model_name()
+    assert sidecar["stats"]["torch_threads"] == 1
+
+
+def test_a_sidecar_says_losses_cache_and_seconds_once(one_thread_worker):
+    sidecar = _rendered_sidecar(*one_thread_worker)
+    assert not {"losses", "cache", "timings"} & set(sidecar)  # once copied here from stats
+    stats = sidecar["stats"]
+    assert "timings" not in stats  # an engine field that nothing ever filled
+    assert {"total", "content", "style"} <= set(stats["losses"]) and set(stats["cache"]) == {"hits", "misses"}
+    assert stats["seconds"] > 0 and stats["wall_seconds"] >= stats["seconds"]
