@@ -27,8 +27,13 @@ $(STAMP): pyproject.toml
 render: $(STAMP)
 	@$(BIN)/nst render "$(MANIFEST)" $(ARGS)
 
+# Two test processes, each module on one of them (its fixtures built once): most
+# tests wait on real processes, so two overlap well even on two cores
+# (708 tests: 11 min 7 s in one process, 6 min 47 s in two, on the 2-core machine).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser" $(ARGS)

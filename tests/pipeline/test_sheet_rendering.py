@@ -72,7 +72,7 @@ def test_the_summary_never_leaves_a_card_rendering(tmp_path):
 
 
 def test_a_real_run_shows_its_job_rendering_on_the_sheet(tmp_path):
-    manifest = _two_jobs(tmp_path, size=64, iterations=150)
+    manifest = _two_jobs(tmp_path, size=64, iterations=60)
     out = tmp_path / "out"
     run = subprocess.Popen(nst_command("render", manifest, "--devices", "cpu"), cwd=tmp_path, env=nst_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
