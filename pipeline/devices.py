@@ -48,9 +48,11 @@ def probe_cuda_devices(timeout: float = 120.0) -> list[DeviceInfo]:
 
 def cpu_info() -> DeviceInfo:
     import os
-    import platform
 
-    return DeviceInfo("cpu", f"{platform.machine()} CPU, {os.cpu_count()} cores")
+    from nst_engine.cpu_model import cpu_model_name
+
+    # The model a sidecar names as the device ("AMD EPYC 7B13"), not just "x86_64".
+    return DeviceInfo("cpu", f"{cpu_model_name()}, {os.cpu_count()} cores")
 
 
 def resolve_devices(requested: tuple[str, ...] | str | None, source: str = "--devices") -> tuple[str, ...]:

@@ -4,6 +4,7 @@ manifest names, and the `make render` entry point."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -121,6 +122,9 @@ def test_devices_lists_the_cpu_here():
     result = nst("devices")
     assert result.returncode == 0, explain(result)
     assert re.search(r"^cpu\s", result.stdout, re.MULTILINE), explain(result)
+    from nst_engine.cpu_model import cpu_model_name  # the name a sidecar gives the device
+
+    assert f"{cpu_model_name()}, {os.cpu_count()} cores" in result.stdout, explain(result)
 
 
 BAD_MANIFEST = """\
