@@ -145,9 +145,23 @@ class StyleTargetCache:
             removed += 1
         return removed
 
-    def disk_usage(self) -> tuple[int, int]:
-        """(entries, bytes) on disk."""
+    def disk_usage(self) -> tuple[int, int, int]:
+        """(entries, bytes, entries that are not whole) on disk."""
         if self.directory is None or not self.directory.exists():
-            return 0, 0
+            return 0, 0, 0
         files = list(self.directory.rglob(f"*{ENTRY_SUFFIX}"))
-        return len(files), sum(f.stat().st_size for f in files)
+        return len(files), sum(f.stat().st_size for f in files), sum(1 for f in files if not entry_is_whole(f))
+
+
+def entry_is_whole(path: Path) -> bool:
+    """Whether a disk entry ends as torch.save's zip does (its end-of-directory
+    record, "PK\\x05\\x06", in the last bytes). A truncated or overwritten entry
+    fails to load and is computed again, which costs a render little; but
+    counted as cached, the plan and `nst cache info` promised time it would not
+    save. Reads 64 bytes, not the entry."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(path.stat().st_size - 64, 0))
+            return b"PK\x05\x06" in handle.read()
+    except OSError:
+        return False

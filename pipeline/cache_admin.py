@@ -42,15 +42,20 @@ def warn_if_the_cache_cannot_be_written() -> None:
 
 
 def cache_summary() -> str:
+    from .labels import count
+
     cache = _cache()
-    entries, size = cache.disk_usage()
-    return f"{cache.directory}\n{entries} style targets, {size / 2**20:.1f} MiB"
+    entries, size, broken = cache.disk_usage()
+    damaged = f" ({broken} not whole: computed again when next used)" if broken else ""
+    return f"{cache.directory}\n{count(entries, 'style target')}, {size / 2**20:.1f} MiB{damaged}"
 
 
 def clear_cache() -> str:
+    from .labels import count
+
     cache = _cache()
     removed = cache.clear()
-    return f"removed {removed} style targets from {cache.directory}"
+    return f"removed {count(removed, 'style target')} from {cache.directory}"
 
 
 def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
@@ -65,7 +70,7 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
     """
     from nst_engine import images
     from nst_engine.engine import cpu_has_native_bf16
-    from nst_engine.targets import target_key
+    from nst_engine.targets import entry_is_whole, target_key
 
     cache = _cache()
     if cache.directory is None:
@@ -101,7 +106,7 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
         digest = images.image_digest(resized)
         for precision in precisions[settings.precision]:
             key = target_key(digest, resized.size, f"caffe:{CAFFE_SHA256}", layers, settings.pooling, precision)
-            if (cache.directory / key[:2] / f"{key}.pt").is_file():
+            if entry_is_whole(cache.directory / key[:2] / f"{key}.pt"):
                 found.add(path)
                 break
     return len(found)

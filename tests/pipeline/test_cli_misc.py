@@ -73,10 +73,10 @@ def test_dry_run_plan_report_and_cache(gallery_dir, tmp_path, isolated_cache):
     info = nst("cache", "info")
     assert info.returncode == 0, explain(info)
     assert str(isolated_cache) in info.stdout
-    assert re.search(r"\b1 style targets\b", info.stdout), explain(info)
+    assert re.search(r"\b1 style target\b", info.stdout), explain(info)
     cleared = nst("cache", "clear")
     assert cleared.returncode == 0, explain(cleared)
-    assert "removed 1 style targets" in cleared.stdout
+    assert "removed 1 style target from" in cleared.stdout
     assert re.search(r"\b0 style targets\b", nst("cache", "info").stdout)
     assert "warning" not in info.stderr + cleared.stderr
 

@@ -95,6 +95,13 @@ def test_the_cached_count_looks_at_the_size_a_small_photo_renders_at(gallery_dir
     planned = nst("plan", str(manifest), cwd=tmp_path)
     assert planned.returncode == 0, explain(planned)
     assert "1 to render, 0 already done; style targets cached for 1 of 1 styles" in planned.stdout, explain(planned)
+    # An entry cut short (a full disk, an interrupted copy) is computed again: not counted as cached.
+    (entry,) = isolated_cache.rglob("*.pt")
+    entry.write_bytes(entry.read_bytes()[:1000])
+    planned = nst("plan", str(manifest), cwd=tmp_path)
+    assert "style targets cached for 0 of 1 styles" in planned.stdout, explain(planned)
+    info = nst("cache", "info")
+    assert "1 style target, 0.0 MiB (1 not whole: computed again when next used)" in info.stdout, explain(info)
 
 
 def test_the_cached_count_follows_the_precision_of_the_devices_that_will_render(
