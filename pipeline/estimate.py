@@ -79,7 +79,8 @@ def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int |
     speed = measured_speed(output_dir)
     if speed is None:
         seconds = work * CPU_SECONDS_PER_ITERATION_MEGAPIXEL + _overhead(len(the_plan.todo), 1)
-        return f"estimated {duration(seconds)} on one 2-core CPU worker"
+        # No render here to measure yet: the figure is the development machine's, whatever will run.
+        return f"estimated {duration(seconds)} at a 2-core CPU's speed (no render here to measure yet)"
     device_seconds = work * speed.seconds_per_unit
     renders = "render" if speed.renders == 1 else f"{speed.renders} renders"
     basis = f"at the speed of this folder's last {renders} on {speed.device_name}"

@@ -39,14 +39,14 @@ NO_SIDES: dict = {}  # photos the plan could not open: the settings' own sizes
 def test_without_history_the_estimate_is_the_cpu_figure(tmp_path):
     # 4 jobs × 26.2144 units × 4 s per unit = 419 s, + 5 s start + 4 × 0.5 s.
     assert (STARTUP_SECONDS, PER_JOB_SECONDS) == (5.0, 0.5)
-    assert describe(_plan(4), tmp_path, NO_SIDES) == "estimated 7 min on one 2-core CPU worker"
+    assert describe(_plan(4), tmp_path, NO_SIDES) == "estimated 7 min at a 2-core CPU's speed (no render here to measure yet)"
 
 
 def test_small_renders_count_their_start_up_and_overheads(tmp_path):
     # 4 jobs of 64 px × 5 iterations: 0.08 s of rendering, ~7 s of the rest. "0 s" before.
     tiny = Plan(tuple(RenderJob(f"j{i}", "/x/cat.jpg", ("/x/s.jpg",), RenderSettings(size=64, iterations=5),
                                 f"o{i}.png", "cat", "s") for i in range(4)), ())
-    assert describe(tiny, tmp_path, NO_SIDES) == "estimated 7 s on one 2-core CPU worker"
+    assert describe(tiny, tmp_path, NO_SIDES) == "estimated 7 s at a 2-core CPU's speed (no render here to measure yet)"
     assert describe(Plan((), ()), tmp_path, NO_SIDES) == "estimated 0 s"
 
 
@@ -57,7 +57,7 @@ def test_a_photo_smaller_than_the_size_is_estimated_at_its_own_size(tmp_path):
     sides = content_longest_sides([job])
     assert sides == {str(photo): 256}
     # 100 × 0.065536 MP × 4 s = 26 s, + 5.5 s; at 2048 px (512→1024→2048) it would be 2.6 h.
-    assert describe(Plan((job,), ()), tmp_path, sides) == "estimated 32 s on one 2-core CPU worker"
+    assert describe(Plan((job,), ()), tmp_path, sides) == "estimated 32 s at a 2-core CPU's speed (no render here to measure yet)"
     assert content_longest_sides([RenderJob("k", str(tmp_path / "gone.jpg"), (), job.settings, "p.png", "g", "s")]) \
         == {str(tmp_path / "gone.jpg"): None}
 
