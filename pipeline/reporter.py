@@ -25,7 +25,7 @@ from .jobs import RenderJob
 from .labels import ShownNames
 from .outputs import source_thumbnail, write_text_atomic
 from .sheet_cards import STATUSES, Card, duration, make_card, seconds
-from .sheet_variants import order_variants, setting_parts, tell_apart
+from .sheet_variants import differing_settings, order_variants, setting_parts, tell_apart
 
 SHEET_NAME = "index.html"
 
@@ -109,12 +109,18 @@ def _grid(output_dir: Path, jobs: list[RenderJob], results: Mapping[str, dict]):
         # under the first one's name.
         return job.styles, names.style(job)
 
+    plain_cells: dict[tuple, list[RenderJob]] = {}  # (column, content) -> its plain jobs
     for job in jobs:  # dicts keep first-appearance order
         columns.setdefault(column_of(job), _column(output_dir, job, names))
         examples.setdefault(column_of(job), {}).setdefault(job.variant, job)
         contents.setdefault(job.content, []).append(job)
+        if not job.variant:
+            plain_cells.setdefault((column_of(job), job.content), []).append(job)
+    stacked: dict[tuple, set[str]] = {}  # column -> settings its stacked plain jobs differ in
+    for (key, _), cell in plain_cells.items():
+        stacked.setdefault(key, set()).update(differing_settings(cell) if len(cell) > 1 else ())
     for key, column in columns.items():
-        column.variants, labels = order_variants(examples[key])
+        column.variants, labels = order_variants(examples[key], stacked.get(key, set()))
         column.variant_labels = [setting_parts(label) for label in labels]
     slots = [(key, column, variant, label) for key, column in columns.items()
              for variant, label in zip(column.variants, column.variant_labels, strict=True)]
@@ -127,10 +133,11 @@ def _grid(output_dir: Path, jobs: list[RenderJob], results: Mapping[str, dict]):
             # a sweep by its chip ("style_weight=5"): a bare stem could name
             # two rows ("cat" for a/cat.jpg and b/cat.jpg).
             shown_as = f"{row.content.name} × {column.label}" + (f" · {'; '.join(label)}" if label else "")
-            cards = [make_card(output_dir, j, results.get(j.job_id), shown_as) for j in cell]
-            if len(cards) > 1:
-                for card, tag in zip(cards, tell_apart(cell), strict=True):
-                    card.tag = tag
+            tags = tell_apart(cell) if len(cell) > 1 else [""]
+            cards = [make_card(output_dir, j, results.get(j.job_id), shown_as + (f" · {tag}" if tag else ""))
+                     for j, tag in zip(cell, tags, strict=False)]
+            for card, tag in zip(cards, tags, strict=False):
+                card.tag = tag
             row.cells.append(cards)
         rows.append(row)
     return list(columns.values()), rows

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from pathlib import PurePath
 
@@ -22,10 +22,14 @@ from nst_engine.settings import RenderSettings
 from .jobs import RenderJob, format_value
 
 
-def order_variants(examples: Mapping[str, RenderJob]) -> tuple[list[str], list[str]]:
+def order_variants(examples: Mapping[str, RenderJob],
+                   varying: Collection[str] = ()) -> tuple[list[str], list[str]]:
     """Variant names in the order to show them, and the label of each.
 
     examples: each variant of the column -> one of its jobs, in first-seen order.
+    varying: settings in which the plain jobs stacked in this column's cells
+    differ; the plain label leaves them out (each card's tag says them), or it
+    would name one card's settings over all of them.
     A column with only its plain job gets an empty label (no chip to show).
     """
     variants = list(examples)
@@ -33,9 +37,10 @@ def order_variants(examples: Mapping[str, RenderJob]) -> tuple[list[str], list[s
         return variants, [""]
     settings = {variant: job.settings.to_dict() for variant, job in examples.items()}
     swept = [key for key in settings[variants[0]] if any(_names(key, v) for v in variants if v)]
-    shown = swept + _unlike_the_sweep(settings, swept)
+    shown = [key for key in swept + _unlike_the_sweep(settings, swept) if key not in varying]
     labels = {
-        variant: variant or ",".join(f"{key}={format_value(settings[variant][key])}" for key in shown) or "default"
+        variant: variant or ",".join(f"{key}={format_value(settings[variant][key])}" for key in shown)
+        or ("as tagged" if varying else "default")  # the stacked cards' own tags say how each was set
         for variant in variants
     }
     keys = _reading_order(settings, swept, variants)
@@ -99,13 +104,18 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def differing_settings(jobs: Sequence[RenderJob]) -> list[str]:
+    """The settings whose values are not the same in every one of `jobs`."""
+    settings = [job.settings.to_dict() for job in jobs]
+    return [key for key in settings[0] if len({json.dumps(values[key], sort_keys=True) for values in settings}) > 1]
+
+
 def tell_apart(jobs: Sequence[RenderJob]) -> list[str]:
     """A tag for each of several jobs that share one cell (same photo, style and
     variant): the settings in which they differ ("init=night_cafe", "size=72"),
     so the stacked cards say how they differ; their manifest entries if none do."""
     settings = [job.settings.to_dict() for job in jobs]
-    differing = [key for key in settings[0]
-                 if len({json.dumps(values[key], sort_keys=True) for values in settings}) > 1]
+    differing = differing_settings(jobs)
     if not differing:
         return [job.source or job.job_id[:6] for job in jobs]
     return [",".join(f"{key}={_short(values[key])}" for key in differing) for values in settings]

@@ -372,3 +372,22 @@ def test_a_resumed_card_gives_the_whole_time_and_the_part_before_the_resume(tmp_
     assert (details["time"], details["resumed at step"]) == ("6.2 s", "19 (after 5.7 s)")
     del resumed["stats"]["seconds_before_resume"]  # a render resumed from an older checkpoint
     assert dict(make_card(tmp_path, job, resumed).details)["resumed at step"] == "19"
+
+
+def test_stacked_plain_jobs_are_named_by_their_own_settings_not_the_first_ones(tmp_path):
+    # Two plain jobs of one pair (another init, another optimizer) beside a
+    # sweep over init: the plain chip cannot name one card's init for both.
+    src = tmp_path / "src"
+    src.mkdir()
+    cat, starry = _picture(src / "cat.png", 40), _picture(src / "starry.png", 120)
+    base = RenderSettings(size=64)
+    plain = [make_job(cat, starry, "", base.with_overrides(init="noise"), source="jobs[0]"),
+             make_job(cat, starry, "", base.with_overrides(optimizer="adam"), source="jobs[1]")]
+    sweep = [make_job(cat, starry, "init=content", base, source="jobs[2]")]
+    html = write_contact_sheet(tmp_path / "out", [*plain, *sweep], {}, title="t").read_text(encoding="utf-8")
+    chips = re.findall(r'<th class="variant">(.*?)</th>', html)
+    assert [re.sub(r"<[^>]+>", " ", chip).split() for chip in chips] == [["as", "tagged"], ["init=content"]]
+    assert [card["tooltip"] for card in Page(html).cards()] == [
+        "cat × starry · as tagged · init=noise,optimizer=lbfgs: pending",
+        "cat × starry · as tagged · init=content,optimizer=adam: pending",
+        "cat × starry · init=content: pending"]
