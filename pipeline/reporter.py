@@ -76,9 +76,23 @@ def write_contact_sheet(
         columns=columns,
         rows=rows,
         has_variants=any(label for c in columns for label in c.variant_labels),
+        print_zoom=print_zoom(sum(len(column.variants) for column in columns)),
     )
     write_text_atomic(output_dir / SHEET_NAME, html)
     return output_dir / SHEET_NAME
+
+
+# The print styles' widths (index.html.j2): a column is a 150 px card plus 16 px
+# of padding, the row headers one more such column; an A4 landscape page with
+# 10 mm margins is 277 mm, 1047 CSS px, wide.
+PRINT_COLUMN_PX = 166
+PRINT_PAGE_PX = 1040
+
+
+def print_zoom(cell_columns: int) -> str:
+    """How much a printed grid of that many card columns is scaled to fit the page."""
+    width = PRINT_COLUMN_PX * (cell_columns + 1) + 12  # + the table's right margin
+    return f"{min(1.0, PRINT_PAGE_PX / width):.3f}"
 
 
 @lru_cache(maxsize=1)

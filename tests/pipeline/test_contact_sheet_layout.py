@@ -46,6 +46,22 @@ def _measured(sheet: Path, profile: Path, script: str, *flags: str, frame: tuple
     return json.loads(body["data-measured"])
 
 
+def test_a_printed_grid_wider_than_the_page_is_scaled_to_fit_it(tmp_path):
+    # Twelve styles side by side: cut off at the page's edge, the last columns
+    # were printed nowhere. Each card and header is a picture in the PDF, so
+    # the count says whether all of them made it onto the page.
+    (content,), styles = _sources(tmp_path, 1, 12)
+    jobs = [make_job(content, style, "", RenderSettings(size=64)) for style in styles]
+    output_dir = tmp_path / "out"
+    for job in jobs:
+        finish(output_dir, job)
+    sheet = write_contact_sheet(output_dir, jobs, {job.job_id: record(job, "done") for job in jobs}, title="Wide")
+    pdf = tmp_path / "sheet.pdf"
+    run_chromium(tmp_path / "profile", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", sheet.as_uri())
+    pictures = len(re.findall(rb"/Subtype\s*/Image", pdf.read_bytes()))
+    assert pictures == 12 + 12 + 1, pictures  # the cards, the style headers, the photo's row header
+
+
 def test_a_printed_sheet_runs_over_as_many_pages_as_its_rows_need(tmp_path):
     # On screen the grid scrolls inside its own box; printed that way, it was
     # one page showing the first four rows.
@@ -64,13 +80,18 @@ details.forEach(d => d.open = true);
 const panel = details.at(-1).querySelector(".info").getBoundingClientRect();
 document.body.dataset.measured = JSON.stringify({
   width: innerWidth, height: innerHeight, grid: document.querySelector("table").getBoundingClientRect().right,
-  panel: [panel.left, panel.top, panel.right, panel.bottom]});
+  panel: [panel.left, panel.top, panel.right, panel.bottom],
+  chips: [...document.querySelectorAll("th.variant > span")].map(chip => chip.scrollWidth - chip.clientWidth)});
 """
 
 
 def test_on_a_phone_two_columns_fit_and_a_cards_details_stay_on_screen(tmp_path):
-    contents, styles = _sources(tmp_path, 2, 2)
-    jobs = [make_job(c, s, "", RenderSettings(size=64)) for c in contents for s in styles]
+    contents, styles = _sources(tmp_path, 2, 1)
+    # A sweep whose chips hold long values: one token, no comma, no space, to wrap at.
+    layers = {"relu1_1": 0.5, "relu3_1": 2.0}
+    jobs = [make_job(c, styles[0], f"style_layers={variant}", RenderSettings(size=64).with_overrides(**settings))
+            for c in contents for variant, settings in (("relu1_1:0.5,relu3_1:2", {"style_layers": layers}),
+                                                        ("relu2_1:1", {"style_layers": ["relu2_1"]}))]
     output_dir = tmp_path / "out"
     for job in jobs:
         finish(output_dir, job)
@@ -80,12 +101,15 @@ def test_on_a_phone_two_columns_fit_and_a_cards_details_stay_on_screen(tmp_path)
     assert seen["grid"] <= seen["width"], seen  # no sideways scrolling for two styles
     left, top, right, bottom = seen["panel"]  # the right-hand column's details
     assert left >= 0 and right <= seen["width"] and top >= 0 and bottom <= seen["height"], seen
+    assert seen["chips"] and all(spill <= 0 for spill in seen["chips"]), seen  # wrapped inside the chip
 
 
 TAGS = """
 const boxes = [...document.querySelectorAll(".tag")].map(tag => {
   const card = tag.closest(".card").getBoundingClientRect(), box = tag.getBoundingClientRect();
-  return [box.left - card.left, card.right - box.right, tag.scrollWidth - tag.clientWidth];
+  const frame = tag.closest(".card").querySelector(".frame").getBoundingClientRect();
+  return [box.left - card.left, card.right - box.right, tag.scrollWidth - tag.clientWidth,
+          box.top - frame.bottom, card.bottom - box.bottom];
 });
 document.body.dataset.measured = JSON.stringify({boxes});
 """
@@ -99,5 +123,6 @@ def test_a_tag_naming_several_settings_wraps_inside_its_card(tmp_path):
     sheet = write_contact_sheet(tmp_path / "out", [base, other], {}, title="Tags")
     seen = _measured(sheet, tmp_path / "profile", TAGS, "--window-size=1400,900")
     assert len(seen["boxes"]) == 2
-    # Inside the card, and its text inside its box.
-    assert all(left >= 0 and right >= 0 and spill <= 0 for left, right, spill in seen["boxes"]), seen
+    # Inside the card, its text inside its box, and under the picture, not over it.
+    assert all(left >= 0 and right >= 0 and spill <= 0 and below >= 0 and bottom >= 0
+               for left, right, spill, below, bottom in seen["boxes"]), seen
