@@ -19,6 +19,7 @@ from .lock import running_render
 from .manifest import Manifest
 from .renames import unclaimed_outputs
 from .scheduler import Plan
+from .sheet_variants import setting_parts
 
 # Input problems listed one per line; a folder of broken files would otherwise
 # bury the table.
@@ -57,7 +58,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         # The size it renders at: a smaller photo is not upscaled unless asked.
         size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"
         rows.append({"#": str(index), "status": status, "content": names.contents[job.content],
-                     "style": names.style(job), "variant": job.variant or "-", "size": size,
+                     "style": names.style(job), "variant": "; ".join(setting_parts(job.variant)) or "-", "size": size,
                      "iters": str(job.settings.iterations), "schedule": "→".join(str(x) for x in sides),
                      "job id": job.job_id})
     console.print(_table(console, f"{manifest.path.name} -> {manifest.output_dir}", rows))

@@ -249,3 +249,12 @@ def test_the_plan_counts_the_images_no_job_of_the_manifest_makes(gallery_dir):
     assert note.startswith(f"note: 2 images in {out} belong to no job of this manifest"), note
     assert "e.g. chelsea--starry_night--style_weight=9-0123456789ab.png, old/chelsea--starry_night-fedcba987654.png" \
         in note and note.endswith("no run deletes them"), note
+
+
+def test_the_variant_column_parts_settings_with_semicolons_not_the_commas_inside_values(gallery_dir):
+    path = gallery_dir.parent / "two.yaml"
+    entry = {"content": str(gallery_dir / "content" / "chelsea.jpg"),
+             "style": str(gallery_dir / "style" / "starry_night.jpg"),
+             "sweep": {"scales": [[32, 48]], "style_weight": [2]}}
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 48, "iterations": 3}, "jobs": [entry]}))
+    assert any("│ scales=32,48; style_weight=2 " in line for line in _printed_plan(path, 200))
