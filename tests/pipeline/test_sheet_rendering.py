@@ -44,9 +44,12 @@ def test_a_started_job_shows_as_rendering_on_its_device_until_its_result(tmp_pat
     assert {c["job_id"]: c["status"] for c in read_sheet(manifest.output_dir).cards} == {
         first.job_id: "rendering", second.job_id: "pending"}
     assert "<strong>rendering</strong><span>on cuda:3 since " in html and "<b>1</b> rendering" in html
+    # A run killed mid-job leaves this page behind: it says how to bring it up to date.
+    assert "If that run has stopped, <code>nst report</code>" in html
     recorder.record(first, _done(first))
     _sheet_written(recorder)
     assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"done", "pending"}
+    assert "nst report" not in (manifest.output_dir / "index.html").read_text(encoding="utf-8")
     assert not (manifest.output_dir / "results.jsonl").read_text().count("rendering")
 
 
