@@ -196,7 +196,7 @@ def _check_only(loaded, only: str | None) -> None:
         hint = "" if set("*?[") & set(only) or not select(loaded.jobs, wider) else (
             f"; for part of a name, use a wildcard: '{wider}'")
         _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs (it is matched against output "
-              f"names, job ids, content and style labels and file names{hint})", EXIT_USAGE)
+              f"names, job ids, and the names the plan gives photos and paintings{hint})", EXIT_USAGE)
 
 
 def _check_run_flags(**flags) -> None:
