@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -26,13 +27,36 @@ def start_worker(slot: int, device: str, *args) -> None:
         # waiting made its renders ~16% slower at 128 px (3.92 s vs 3.36 s).
         # It must be set before torch loads OpenMP; a value the user set wins.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # The parent decides what a Ctrl-C means (WorkerHandle.start blocked it for us).
+    # The parent decides what a Ctrl-C means; WorkerHandle.start had the signals
+    # ignored across the spawn (_ignored_while_spawning), and from here they stay so.
     for parents_signal in PARENT_DECIDES:
         signal.signal(parents_signal, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_DECIDES)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_DECIDES)  # in case a caller had them blocked
     from .worker_loop import worker_main
 
     worker_main(slot, device, *args)
+
+
+@contextlib.contextmanager
+def _ignored_while_spawning():
+    """A Ctrl-C in a terminal goes to the whole process group, and a worker
+    still starting (Python, then torch: seconds) died of it: killed by the
+    signal, or with a KeyboardInterrupt traceback. A spawned process keeps only
+    the dispositions that are "ignore" across its exec; it does not keep a
+    blocked mask (multiprocessing's spawn clears it, which blocking the signals
+    here, as this once did, never survived). So this process ignores them for
+    the moment of the start, and start_worker ignores them from then on. One
+    that arrives in those few milliseconds is lost, where it used to kill a
+    worker. Off the main thread, where handlers cannot be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in PARENT_DECIDES}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 class WorkerHandle:
@@ -59,15 +83,8 @@ class WorkerHandle:
             name=f"nst-worker-{slot}-{device}",
             daemon=True,
         )
-        # A Ctrl-C in a terminal goes to the whole process group. A worker still
-        # starting (importing torch) would die of it, printing a traceback. Blocked
-        # here, the signals stay blocked in the child until start_worker has set
-        # them to be ignored; in this process they only wait a moment.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_DECIDES)
-        try:
+        with _ignored_while_spawning():
             process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         child_conn.close()  # the child has its own copy; ours would hide EOF
         return cls(slot, device, process, parent_conn)
 

@@ -22,6 +22,15 @@ def test_only_gpu_workers_wait_passively(monkeypatch, device, expected):
     assert seen == {"policy": expected, "args": (3, device, "options", "conn")}
 
 
+def test_the_worker_entries_run_here_left_this_process_ctrl_c_as_it_was():
+    # start_worker above ignored SIGINT here, as a worker does. Left so, every
+    # later test's child process inherited the ignored SIGINT and could not be
+    # stopped by one (tests/conftest.py puts the dispositions back).
+    import signal
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_wait_policy_the_user_set_wins(monkeypatch):
     seen = {}
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
