@@ -6,14 +6,22 @@ and of `nst plan` that nobody can tell apart. Where labels collide, those images
 are shown by as much of their path as tells them apart instead. Only what is
 shown changes: labels, output names and job ids stay as they are, so adding
 `cat.png` next to `cat.jpg` renames and renders nothing.
+
+Also here, as names the tool shows: how `--only` matches a job by any of
+them (`select`), and how a variant's name splits into its settings
+(`setting_parts`), for the plan's variant column and the sheet's chips.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path, PurePath
+
+from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob
 
@@ -84,3 +92,21 @@ def _names(job: RenderJob, shown: ShownNames) -> tuple[str, ...]:
     return (job.output_name, str(output.with_suffix("")), output.stem, job.job_id,
             job.content_label, job.style_label, Path(job.content).name, *(Path(style).name for style in job.styles),
             shown.contents[job.content], shown.style(job))
+
+
+def setting_parts(label: str) -> list[str]:
+    """A variant's label split into its settings, one chip line each.
+
+    Values hold commas of their own (`scales=256,512`, layer weights
+    `relu1_1:0.5,relu3_1:2`), so a comma ends a setting only where the next
+    setting's name follows it; split at every comma, "…relu3_1:2,init=noise"
+    read as if relu3_1 and init were one setting.
+    """
+    if not label:
+        return []
+    return re.split(rf",(?=(?:{'|'.join(map(re.escape, _setting_names()))})=)", label)
+
+
+@lru_cache(maxsize=1)
+def _setting_names() -> tuple[str, ...]:
+    return tuple(sorted(RenderSettings().to_dict(), key=len, reverse=True))

@@ -14,12 +14,11 @@ from .checkpoint_sweep import stale_note
 from .devices import cpu_oversubscription
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
-from .labels import ShownNames, count
+from .labels import ShownNames, count, setting_parts
 from .lock import running_render
 from .manifest import Manifest
 from .renames import unclaimed_outputs
 from .scheduler import Plan
-from .sheet_variants import setting_parts
 
 # Input problems listed one per line; a folder of broken files would otherwise
 # bury the table.

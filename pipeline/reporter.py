@@ -22,10 +22,10 @@ import jinja2
 from PIL import Image
 
 from .jobs import RenderJob
-from .labels import ShownNames
+from .labels import ShownNames, setting_parts
 from .outputs import source_thumbnail, write_text_atomic
 from .sheet_cards import STATUSES, Card, duration, make_card, seconds
-from .sheet_variants import differing_settings, order_variants, setting_parts, tell_apart
+from .sheet_variants import differing_settings, order_variants, tell_apart
 
 SHEET_NAME = "index.html"
 
@@ -114,47 +114,47 @@ def _grid(output_dir: Path, jobs: list[RenderJob], results: Mapping[str, dict]):
     """Columns (styles with their variants) and rows (contents with their cells)."""
     columns: dict[tuple, Column] = {}
     examples: dict[tuple, dict[str, RenderJob]] = {}
-    contents: dict[str, list[RenderJob]] = {}
+    cells: dict[tuple, list[RenderJob]] = {}  # (content, column, variant) -> its jobs
     names = ShownNames(jobs)
-
-    def column_of(job: RenderJob) -> tuple:
+    for job in jobs:  # dicts keep first-appearance order
         # Two blends of the same paintings with other weights are two columns,
         # each under its own name; keyed by the files alone, the second sat
         # under the first one's name.
-        return job.styles, names.style(job)
-
-    plain_cells: dict[tuple, list[RenderJob]] = {}  # (column, content) -> its plain jobs
-    for job in jobs:  # dicts keep first-appearance order
-        columns.setdefault(column_of(job), _column(output_dir, job, names))
-        examples.setdefault(column_of(job), {}).setdefault(job.variant, job)
-        contents.setdefault(job.content, []).append(job)
-        if not job.variant:
-            plain_cells.setdefault((column_of(job), job.content), []).append(job)
+        key = job.styles, names.style(job)
+        columns.setdefault(key, _column(output_dir, job, names))
+        examples.setdefault(key, {}).setdefault(job.variant, job)
+        cells.setdefault((job.content, key, job.variant), []).append(job)
     stacked: dict[tuple, set[str]] = {}  # column -> settings its stacked plain jobs differ in
-    for (key, _), cell in plain_cells.items():
-        stacked.setdefault(key, set()).update(differing_settings(cell) if len(cell) > 1 else ())
+    for (_, key, variant), cell in cells.items():
+        if not variant and len(cell) > 1:
+            stacked.setdefault(key, set()).update(differing_settings(cell))
     for key, column in columns.items():
         column.variants, labels = order_variants(examples[key], stacked.get(key, set()))
         column.variant_labels = [setting_parts(label) for label in labels]
-    slots = [(key, column, variant, label) for key, column in columns.items()
-             for variant, label in zip(column.variants, column.variant_labels, strict=True)]
     rows = []
-    for content, its_jobs in contents.items():
+    for content in dict.fromkeys(job.content for job in jobs):
         row = Row(content=_source(output_dir, content, names.contents[content]))
-        for key, column, variant, label in slots:
-            cell = [j for j in its_jobs if column_of(j) == key and j.variant == variant]
-            # Cards name their pair as the row and column do, and a plain job in
-            # a sweep by its chip ("style_weight=5"): a bare stem could name
-            # two rows ("cat" for a/cat.jpg and b/cat.jpg).
-            shown_as = f"{row.content.name} × {column.label}" + (f" · {'; '.join(label)}" if label else "")
-            tags = tell_apart(cell) if len(cell) > 1 else [""]
-            cards = [make_card(output_dir, j, results.get(j.job_id), shown_as + (f" · {tag}" if tag else ""))
-                     for j, tag in zip(cell, tags, strict=False)]
-            for card, tag in zip(cards, tags, strict=False):
-                card.tag = tag
-            row.cells.append(cards)
+        for key, column in columns.items():
+            for variant, label in zip(column.variants, column.variant_labels, strict=True):
+                cell = cells.get((content, key, variant), [])
+                # Cards name their pair as the row and column do, and a plain job in
+                # a sweep by its chip ("style_weight=5"): a bare stem could name
+                # two rows ("cat" for a/cat.jpg and b/cat.jpg).
+                shown_as = f"{row.content.name} × {column.label}" + (f" · {'; '.join(label)}" if label else "")
+                row.cells.append(_cards(output_dir, cell, results, shown_as))
         rows.append(row)
     return list(columns.values()), rows
+
+
+def _cards(output_dir: Path, cell: list[RenderJob], results: Mapping[str, dict], shown_as: str) -> list[Card]:
+    """One cell's cards; several are each tagged, and named, by how they differ."""
+    tags = tell_apart(cell) if len(cell) > 1 else [""] * len(cell)
+    cards = []
+    for job, tag in zip(cell, tags, strict=True):
+        card = make_card(output_dir, job, results.get(job.job_id), shown_as + (f" · {tag}" if tag else ""))
+        card.tag = tag
+        cards.append(card)
+    return cards
 
 
 def _column(output_dir: Path, job: RenderJob, names: ShownNames) -> Column:

@@ -14,10 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from functools import lru_cache
 from pathlib import PurePath
-
-from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, format_value
 
@@ -77,24 +74,6 @@ def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[st
             and all(values[key] == sweep[0][key] for values in sweep) and plain[key] != sweep[0][key]]
 
 
-def setting_parts(label: str) -> list[str]:
-    """A variant's label split into its settings, one chip line each.
-
-    Values hold commas of their own (`scales=256,512`, layer weights
-    `relu1_1:0.5,relu3_1:2`), so a comma ends a setting only where the next
-    setting's name follows it; split at every comma, "…relu3_1:2,init=noise"
-    read as if relu3_1 and init were one setting.
-    """
-    if not label:
-        return []
-    return re.split(rf",(?=(?:{'|'.join(map(re.escape, _setting_names()))})=)", label)
-
-
-@lru_cache(maxsize=1)
-def _setting_names() -> tuple[str, ...]:
-    return tuple(sorted(RenderSettings().to_dict(), key=len, reverse=True))
-
-
 def _names(key: str, variant: str) -> bool:
     """Whether a variant name ("style_weight=10,tv_weight=1") sets `key`."""
     return re.search(rf"(?:^|,){re.escape(key)}=", variant) is not None
@@ -106,7 +85,10 @@ def _is_number(value) -> bool:
 
 def differing_settings(jobs: Sequence[RenderJob]) -> list[str]:
     """The settings whose values are not the same in every one of `jobs`."""
-    settings = [job.settings.to_dict() for job in jobs]
+    return _differing([job.settings.to_dict() for job in jobs])
+
+
+def _differing(settings: Sequence[Mapping]) -> list[str]:
     return [key for key in settings[0] if len({json.dumps(values[key], sort_keys=True) for values in settings}) > 1]
 
 
@@ -115,7 +97,7 @@ def tell_apart(jobs: Sequence[RenderJob]) -> list[str]:
     variant): the settings in which they differ ("init=night_cafe", "size=72"),
     so the stacked cards say how they differ; their manifest entries if none do."""
     settings = [job.settings.to_dict() for job in jobs]
-    differing = differing_settings(jobs)
+    differing = _differing(settings)
     if not differing:
         return [job.source or job.job_id[:6] for job in jobs]
     return [",".join(f"{key}={_short(values[key])}" for key in differing) for values in settings]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
-from pipeline.sheet_variants import order_variants, setting_parts
+from pipeline.labels import setting_parts
+from pipeline.sheet_variants import order_variants
 
 
 def _job(variant: str, **settings) -> RenderJob:
