@@ -31,7 +31,6 @@ def start_worker(slot: int, device: str, *args) -> None:
     # ignored across the spawn (_ignored_while_spawning), and from here they stay so.
     for parents_signal in PARENT_DECIDES:
         signal.signal(parents_signal, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_DECIDES)  # in case a caller had them blocked
     from .worker_loop import worker_main
 
     worker_main(slot, device, *args)
