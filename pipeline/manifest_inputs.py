@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import string
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,9 +23,6 @@ from .manifest_schema import show, unknown_name
 from .yaml_lines import Loc, Problems
 
 _DEFAULTS = RenderSettings()
-# YAML 1.1 (PyYAML) reads `1e4` as text because it wants a dot; YAML 1.2 and
-# every person read a number, so we accept that one spelling.
-_EXPONENT_ONLY = re.compile(r"[-+]?\d+[eE][-+]?\d+")
 
 
 class Setting(NamedTuple):
@@ -143,8 +139,6 @@ def _looks_like_a_torch_file(file: Path) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    if isinstance(value, str):
-        return bool(_EXPONENT_ONLY.fullmatch(value))
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -8,6 +8,7 @@ note where each location starts, then construct the data from that same tree
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,16 @@ PathKey = str | int
 Loc = tuple[PathKey, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _ManifestLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but `1e4` is a number: YAML 1.1 wants a dot in a
+    float and reads it as text; YAML 1.2 and every person read a number. One
+    rule for every key (settings, sweeps and `run:` alike); quoted, it is text."""
+
+
+_ManifestLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def where(path: Loc) -> str:
@@ -75,7 +86,7 @@ _SYNTAX_HINTS = (
 
 def parse_yaml(text: str) -> ParsedYaml:
     """`yaml.safe_load(text)` plus the line map. Raises YamlSyntaxError, nothing else."""
-    loader = yaml.SafeLoader(text)
+    loader = _ManifestLoader(text)
     try:
         node = loader.get_single_node()
         lines, duplicates = LineMap(), []

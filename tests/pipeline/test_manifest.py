@@ -198,9 +198,13 @@ def test_job_ids_are_stable_and_follow_settings_and_image_bytes(gallery: Path) -
 
 
 def test_exponent_written_without_a_dot_is_a_number(gallery: Path) -> None:
-    # PyYAML (YAML 1.1) would hand us the text '1e4'.
-    manifest = load(gallery, "settings: {style_weight: 1e5}\n" + PAIR)
-    assert manifest.jobs[0].settings.style_weight == 1e5
+    # PyYAML (YAML 1.1) would hand us the text '1e4', in settings, sweeps and run: alike.
+    manifest = load(gallery, "settings: {style_weight: 1e5, learning_rate: 5e-2}\nrun: {job_timeout: 36e2}\n"
+                    "sweep: {tv_weight: [0, 1e-3]}\n" + PAIR)
+    assert [job.settings.style_weight for job in manifest.jobs] == [1e5, 1e5]
+    assert manifest.jobs[0].settings.learning_rate == 0.05
+    assert sorted(job.settings.tv_weight for job in manifest.jobs) == [0, 1e-3]
+    assert manifest.run.job_timeout == 3600
 
 
 def test_whole_numbers_for_float_settings_make_the_same_job(gallery: Path) -> None:

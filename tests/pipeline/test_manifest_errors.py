@@ -59,6 +59,7 @@ BAD = [
     ("devices_type", "run:\n  devices: 5\n" + PAIR, "bad.yaml:2: run.devices:", "expected devices like 'cpu'"),
     ("devices_name", "run:\n  devices: gpu0,cpu\n" + PAIR, "bad.yaml:2: run.devices:", "unknown device 'gpu0'"),
     ("job_timeout_zero", "run:\n  job_timeout: 0\n" + PAIR, "bad.yaml:2: run.job_timeout:", "must be greater than 0, got 0"),
+    ("exponent_quoted", "settings: {style_weight: '1e4'}\n" + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got '1e4'"),
     ("job_timeout_text", "run:\n  job_timeout: '3600'\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number, got '3600'"),
     ("cluster_no_port", "run:\n  cluster: head\n" + PAIR, "bad.yaml:2: run.cluster:", "expected an address like 'tcp://host:8786', got 'head'"),
     ("cluster_protocol", "run:\n  cluster: bogus://x:1\n" + PAIR, "bad.yaml:2: run.cluster:", "unknown protocol 'bogus'"),
