@@ -65,18 +65,36 @@ def to_float(value: int | float) -> float:
         return math.inf if value > 0 else -math.inf
 
 
+SHOWN_CHARACTERS = 80  # of a value quoted in a message
+
+
 def _show(value: Any) -> str:
-    """A value as a YAML or JSON file spells it: `true`, not `True`."""
+    """A value as a YAML or JSON file spells it (`true`, not `True`), cut short:
+    YAML aliases can nest a few lines into a value billions of characters long."""
+    text = _spell(value, SHOWN_CHARACTERS + 1)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 3] + "..."
+
+
+def _spell(value: Any, budget: int) -> str:
+    """`value` spelled out, stopping soon after `budget` characters."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(map(_show, value)) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
-    return repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        items = value.items() if isinstance(value, dict) else value
+        opening, closing = "{}" if isinstance(value, dict) else "[]"
+        text = opening
+        for index, item in enumerate(items):
+            if len(text) > budget:
+                return text
+            text += ", " if index else ""
+            text += f"{item[0]}: {_spell(item[1], budget - len(text))}" if isinstance(value, dict) \
+                else _spell(item, budget - len(text))
+        return text + closing
+    return repr(value)[:budget + 1]
 
 
 LARGEST_SIDE = 8192  # px, of an output
+SMALLEST_SEED, LARGEST_SEED = -(2**63), 2**64 - 1
 
 _FLOAT_FIELDS = ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate")
 _INT_FIELDS = ("size", "iterations", "seed", "lbfgs_history")
@@ -104,6 +122,9 @@ def problems(s: RenderSettings):
         yield "size", f"must be between {SMALLEST_RENDER_SIDE} and {LARGEST_SIDE} px, got {s.size}"
     if not 1 <= s.iterations <= 100_000:
         yield "iterations", f"must be between 1 and 100000, got {s.iterations}"
+    if not SMALLEST_SEED <= s.seed <= LARGEST_SEED:
+        # What torch's generator takes; past it every job failed with an OverflowError.
+        yield "seed", f"must be a whole number between {SMALLEST_SEED} and {LARGEST_SEED}, got {_show(s.seed)}"
     if not 1 <= s.lbfgs_history <= 1000:
         yield "lbfgs_history", f"must be between 1 and 1000, got {s.lbfgs_history}"
     if not 0.05 <= s.style_scale <= 4:

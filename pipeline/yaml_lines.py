@@ -21,6 +21,9 @@ PathKey = str | int
 Loc = tuple[PathKey, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# A gallery of 10,000 photos reused in 50 entries is 500,000; aliases nested a
+# few deep can stand for billions, which no step after parsing could go through.
+MOST_VALUES = 2_000_000
 
 
 class _ManifestLoader(yaml.SafeLoader):
@@ -92,7 +95,10 @@ def parse_yaml(text: str) -> ParsedYaml:
         lines, duplicates = LineMap(), []
         if node is not None:
             # Walk before constructing: construction flattens `<<` merge keys in place.
-            _walk(node, (), lines.lines, duplicates, frozenset())
+            if _expanded_values(node, {}, set()) > MOST_VALUES:
+                raise YamlSyntaxError(None, f"aliases (*name) in it spell out more than {MOST_VALUES:,} values; "
+                                            "is an anchor repeated inside another, many times over?")
+            _walk(node, (), lines.lines, duplicates, set())
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -114,12 +120,15 @@ def _walk(
     path: Loc,
     lines: dict[Loc, int],
     duplicates: list[tuple[Loc, str, int]],
-    seen: frozenset[int],
+    walked: set[int],
 ) -> None:
-    if id(node) in seen:  # an alias that points back into itself
-        return
-    seen = seen | {id(node)}
     lines.setdefault(path, node.start_mark.line + 1)
+    # An alias is the anchored node itself: walked once, it is not walked again
+    # (nine aliases of nine aliases of ... would take exponential time), and
+    # a deeper location under it takes the alias's own line.
+    if id(node) in walked:
+        return
+    walked.add(id(node))
     if isinstance(node, MappingNode):
         first_use: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -131,10 +140,28 @@ def _walk(
             first_use.setdefault(key, line)
             # The key's line, not the value's: a block value starts on the next line.
             lines[path + (key,)] = line
-            _walk(value_node, path + (key,), lines, duplicates, seen)
+            _walk(value_node, path + (key,), lines, duplicates, walked)
     elif isinstance(node, SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, path + (index,), lines, duplicates, seen)
+            _walk(item, path + (index,), lines, duplicates, walked)
+
+
+def _expanded_values(node: Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values the node stands for once every alias in it is spelled
+    out: linear time, each node counted once and its size remembered."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:  # an alias inside its own anchor: a loop, counted once
+        return 1
+    open_nodes.add(id(node))
+    if isinstance(node, MappingNode):
+        children = [child for pair in node.value for child in pair]
+    else:
+        children = node.value if isinstance(node, SequenceNode) else []
+    total = 1 + sum(_expanded_values(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(id(node))
+    sizes[id(node)] = total
+    return total
 
 
 class Problems:

@@ -85,6 +85,8 @@ BAD = [
     ("scales_past_size", "settings: {size: 64, scales: [32, 96]}\n" + PAIR, "bad.yaml:1: settings.scales:", "must not exceed size (64), got 96"),
     ("scales_descending", "settings: {size: 64, scales: [64, 32]}\n" + PAIR, "bad.yaml:1: settings.scales:", "expected increasing sizes like [256, 512], got [64, 32]"),
     ("huge_whole_number", "settings: {style_weight: 1%s}\n" % ("0" * 400) + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got inf"),
+    ("seed_too_big", "settings: {seed: 99999999999999999999999}\n" + PAIR, "bad.yaml:1: settings.seed:", "between -9223372036854775808 and 18446744073709551615, got 99999999999999999999999"),
+    ("seed_too_small", PAIR + "    sweep: {seed: [1, -9223372036854775809]}\n", "bad.yaml:4: jobs[0].sweep.seed[1]:", "got -9223372036854775809"),
     ("settings_not_a_mapping", "settings: [size, 64]\n" + PAIR, "bad.yaml:1: settings:", "expected a mapping, got a list"),
 ]
 
@@ -231,3 +233,29 @@ def test_weights_saved_by_torch_in_either_format_pass_the_manifest(gallery: Path
         torch.save({"features.0.weight": torch.zeros(1)}, gallery / name, _use_new_zipfile_serialization=zipped)
         manifest = load(gallery, f"settings: {{weights: {name}}}\n" + PAIR)
         assert manifest.jobs[0].settings.weights == str((gallery / name).resolve())
+
+
+def _nested_aliases(depth: int) -> str:
+    """`x-a` holds nine strings, `x-b` nine aliases of `x-a`, and so on: 9**depth strings spelled out."""
+    names = "abcdefghijklm"[:depth]
+    levels = [f"x-a: &a [{', '.join(['lol'] * 9)}]"]
+    for name, inner in zip(names[1:], names, strict=False):
+        levels.append(f"x-{name}: &{name} [" + ", ".join([f"*{inner}"] * 9) + "]")
+    return "\n".join(levels) + f"\nsettings: {{size: *{names[-1]}}}\n" + PAIR
+
+
+def test_a_value_built_from_nested_aliases_is_quoted_short(gallery: Path) -> None:
+    path = write(gallery, _nested_aliases(6), "bad.yaml")  # 531441 strings: 3.7 MB spelled out
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith("bad.yaml:7: settings.size: must be a whole number, got [[[[[['lol', 'lol'"), line
+    assert line.endswith("...") and len(line) < 200, line
+
+
+def test_aliases_that_spell_out_billions_of_values_are_refused_at_once(gallery: Path) -> None:
+    path = write(gallery, _nested_aliases(10), "bad.yaml")  # 9**10 strings
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    assert str(caught.value) == ("bad.yaml: invalid YAML: aliases (*name) in it spell out more than 2,000,000 "
+                                 "values; is an anchor repeated inside another, many times over?")
