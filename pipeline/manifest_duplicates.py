@@ -11,7 +11,7 @@ two names is an error: only the user can say which name they want.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,21 +31,22 @@ class Deduplicated(NamedTuple):
     copies: list[str]  # one per file that copies another: "b.jpg has the same bytes as a.jpg: …"
 
 
-def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, base: Path) -> Deduplicated:
+def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, base: Path,
+                    rendered: Callable[[RenderJob], bool] = lambda job: False) -> Deduplicated:
     """The jobs, each once. One render asked for twice under one name is kept
     once, from the first entry; under two names it is a problem. One render
-    reached through byte-for-byte copies is kept once, from the files a person
-    would call the originals (see `_preference`)."""
+    reached through byte-for-byte copies is kept once: under the name it was
+    `rendered` under already, else from the files a person would call the
+    originals (see `_preference`)."""
     by_id: dict[str, list[int]] = {}
     for index, (job, _) in enumerate(built):
         by_id.setdefault(job.job_id, []).append(index)
-    kept: set[int] = set()
-    copies: list[tuple[int, int]] = []  # (dropped, kept), as indexes into built
     # (later entry, earlier entry) -> the later entry's jobs that the earlier one makes already
     asked_again: dict[tuple[str, str], list[RenderJob]] = defaultdict(list)
     # The same image under two names, grouped by _clash_key: one line however
     # many photos of a folder the clash repeats over.
     clashes: dict[tuple, list[tuple[RenderJob, RenderJob]]] = defaultdict(list)
+    candidates: list[list[int]] = []  # per job id: one job per set of files, as indexes into built
     for indexes in by_id.values():
         # Jobs of one id that read the same files are one render asked for twice;
         # the others differ only in a file that copies another.
@@ -60,11 +61,20 @@ def drop_duplicates(built: list[tuple[RenderJob, Loc]], problems: Problems, base
                 asked_again[job.source, other.source].append(job)
             else:
                 clashes[_clash_key(job, path, other)].append((job, other))
-        # Not the first in manifest order: a folder lists "IMG_1 (1).jpg" before
-        # "IMG_1.jpg", and adding a copy must not rename the renders of the original.
-        winner = min(first_of.values(), key=lambda index: _preference(built[index][0]))
+        candidates.append(list(first_of.values()))
+    # A file with renders already made under its name stays the original for all
+    # its jobs: a copy added later under a shorter name ("a.jpg") must neither
+    # rename those renders nor take the photo's jobs still to do (two rows).
+    made = {file for group in candidates if len(group) > 1 for index in group
+            if rendered(built[index][0]) for file in _files(built[index][0])}
+    kept: set[int] = set()
+    copies: list[tuple[int, int]] = []  # (dropped, kept), as indexes into built
+    for group in candidates:
+        # Else not the first in manifest order: a folder lists "IMG_1 (1).jpg" before "IMG_1.jpg".
+        winner = min(group, key=lambda index: (
+            sum(file not in made for file in _files(built[index][0])), _preference(built[index][0])))
         kept.add(winner)
-        copies += [(index, winner) for index in first_of.values() if index != winner]
+        copies += [(index, winner) for index in group if index != winner]
     for (path, *_), pairs in clashes.items():
         _report_clash(path, pairs, problems)
     # One line per pair of entries: a folder of 500 photos that a glob also

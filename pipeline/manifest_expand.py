@@ -28,6 +28,7 @@ from .manifest_inputs import (
     sweep_axes,
 )
 from .manifest_schema import BlendModel, EntryModel, TopModel, salvage_items, validate_model
+from .outputs import png_job_id
 from .yaml_lines import Loc, Problems, where
 
 DEFAULT_NAME = "{content}--{style}"
@@ -73,7 +74,8 @@ class Expander:
             self.notices.append(
                 f"{skipped} image{'s' if skipped > 1 else ''} inside the output folder '{self.outputs.shown}' "
                 f"left out of folders and globs, so renders never become inputs (name a file to use it)")
-        kept = drop_duplicates(built, self.problems, self.base)
+        kept = drop_duplicates(built, self.problems, self.base,
+                               rendered=lambda job: png_job_id(self.outputs.path / job.output_name) == job.job_id)
         self.notices += kept.notices
         self.copies = kept.copies
         return kept.jobs

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 from manifest_helpers import load, make_gallery
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from pipeline.errors import ManifestError
 from pipeline.manifest_duplicates import COPY_NOTES
+from pipeline.outputs import JOB_ID_KEY
 
 FOLDER = """
     jobs:
@@ -55,6 +58,29 @@ def test_adding_a_copy_keeps_the_originals_jobs_and_names(gallery: Path, origina
     assert {job.content for job in after.jobs} == {str(gallery / "photos" / original)}
     stem = Path(original).stem
     assert after.copies == (f"photos/{copy} has the same bytes as photos/{original}: its jobs render once, as {stem}",)
+
+
+def _plant_render(manifest, job) -> None:
+    """What a finished render leaves for the job: a whole PNG that names its id."""
+    info = PngInfo()
+    info.add_text(JOB_ID_KEY, job.job_id)
+    manifest.output_dir.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8)).save(manifest.output_dir / job.output_name, pnginfo=info)
+
+
+def test_a_copy_under_a_shorter_name_leaves_renders_already_made_under_their_names(gallery: Path) -> None:
+    photos(gallery, "sunset_beach.jpg")
+    before = load(gallery, FOLDER)
+    _plant_render(before, before.jobs[0])  # s1 rendered; s2 not yet
+    photos(gallery, "sunset_beach.jpg", "a.jpg")
+    after = load(gallery, FOLDER)
+    # Both jobs stay with the photo that has a render: not one row per name on the sheet.
+    assert after.jobs == before.jobs
+    assert after.copies == ("photos/a.jpg has the same bytes as photos/sunset_beach.jpg: its jobs render once, "
+                            "as sunset_beach",)
+    # Before anything rendered, the shorter name is the original, as ever.
+    (before.output_dir / before.jobs[0].output_name).unlink()
+    assert {job.content_label for job in load(gallery, FOLDER).jobs} == {"a"}
 
 
 def test_the_shortest_name_is_the_original_whatever_the_order_of_entries(gallery: Path) -> None:
