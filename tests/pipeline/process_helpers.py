@@ -54,13 +54,18 @@ def start(manifest: Path, *args: str, log_name: str = "run", preexec_fn=None, **
 def run(manifest: Path, *args: str, timeout: float = 150, log_name: str = "run", preexec_fn=None, **env: str):
     """Run `nst render` to the end: (exit code, everything it printed)."""
     process = start(manifest, *args, log_name=log_name, preexec_fn=preexec_fn, **env)
+    printed = manifest.parent / f"{log_name}.txt"
     try:
         code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        # What it printed tells a slow machine from a hung run (the temp folder is gone by then).
+        raise AssertionError(f"nst render ran past {timeout} s; it printed:\n"
+                             + printed.read_text(encoding="utf-8")[-6000:]) from None
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    return code, (manifest.parent / f"{log_name}.txt").read_text(encoding="utf-8")
+    return code, printed.read_text(encoding="utf-8")
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float = 60, what: str = "condition",
