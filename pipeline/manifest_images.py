@@ -37,8 +37,9 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
             found, problem = _glob_images(spec, base)
             return _outside(found, problem, _glob_root(spec, base), outputs, f"glob '{spec}' matched")
         if path.is_dir():
-            found = [p.resolve() for p in sorted(path.iterdir(), key=natural_order)
-                     if _is_image(p) and not p.name.startswith(".")]
+            # Resolved, so a symlink to a photo in the same folder is that photo, once.
+            found = list(dict.fromkeys(p.resolve() for p in sorted(path.iterdir(), key=natural_order)
+                                       if _is_image(p) and not p.name.startswith(".")))
             if not found:
                 return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)}){_subfolder_hint(spec, path)}"
             return _outside(found, None, path.resolve(), outputs, f"folder '{spec}' holds")
@@ -80,7 +81,7 @@ def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
     files = [base / m for m in matched if (base / m).is_file()]
     if not files:
         return [], f"glob '{spec}' matched no files"
-    images = [f.resolve() for f in files if _is_image(f)]
+    images = list(dict.fromkeys(f.resolve() for f in files if _is_image(f)))
     if not images:
         return [], f"glob '{spec}' matched no image files ({', '.join(IMAGE_SUFFIXES)})"
     return images, None

@@ -209,3 +209,13 @@ def test_the_first_copy_notes_are_shown_and_the_rest_counted_unless_every_one_is
     counted = [f"and {copies - shown} more files copy others; `nst plan --all` lists every one"] if shown < copies else []
     # A line that counts one more note takes a line too: that one is shown instead.
     assert manifest.shown_notices() == [*manifest.copies[:shown], *counted]
+
+
+@pytest.mark.parametrize("spec", ["photos/", "photos/*.jpg"])
+def test_a_symlink_beside_its_file_is_that_file_once_without_a_note(gallery: Path, spec: str) -> None:
+    photos(gallery, "cat.jpg")
+    (gallery / "photos" / "link.jpg").symlink_to("cat.jpg")
+    manifest = load(gallery, f"jobs:\n  - contents: {spec}\n    style: images/style/s1.jpg\n")
+    assert [job.content_label for job in manifest.jobs] == ["cat"]
+    assert (manifest.notices, manifest.copies) == ((), ())
+
