@@ -214,7 +214,19 @@ def translate(error: Any, prefix: Loc, model: type[BaseModel]) -> tuple[Loc, str
         return prefix + parent, unknown_name("key", str(loc[-1]), known), prefix + loc
     if kind == "missing":
         return prefix + loc[:-1], f"missing required key '{loc[-1]}'", prefix + loc[:-1]
+    if kind == "string_type" and _is_a_number(value) and _NAMES & {p for p in loc if isinstance(p, str)}:
+        # YAML reads `output: 2024` as a number, and 007 as 7: only quotes keep the name as written.
+        message = f"expected text, got the number {show(value)} (quote a name made of digits, as in '2024')"
+        return prefix + loc, message, prefix + loc
     return prefix + loc, _message(kind, value, error.get("ctx") or {}, error["msg"]), prefix + loc
+
+
+# Keys whose text names a file, a folder or an output: a number there is a name that lost its quotes.
+_NAMES = {"output", "content", "contents", "style", "styles", "blend", "name"}
+
+
+def _is_a_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _model_at(model: type[BaseModel], parent: Loc) -> type[BaseModel]:

@@ -29,7 +29,14 @@ MOST_VALUES = 2_000_000
 class _ManifestLoader(yaml.SafeLoader):
     """PyYAML's safe loader, but `1e4` is a number: YAML 1.1 wants a dot in a
     float and reads it as text; YAML 1.2 and every person read a number. One
-    rule for every key (settings, sweeps and `run:` alike); quoted, it is text."""
+    rule for every key (settings, sweeps and `run:` alike); quoted, it is text.
+    And no key takes a date, so `2024-06-01` (a folder of that day's photos)
+    stays the text it was written as, not a datetime.date."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 _ManifestLoader.add_implicit_resolver(
@@ -108,7 +115,7 @@ def parse_yaml(text: str) -> ParsedYaml:
         raise YamlSyntaxError(mark.line + 1 if mark else None,
                               f"{message} ({hint})" if hint else message) from None
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        # e.g. a timestamp such as 2024-13-45 that the resolver accepts but datetime refuses.
+        # e.g. a whole number of more than 4300 digits, or `!!timestamp 2024-13-45`.
         raise YamlSyntaxError(None, str(exc) or type(exc).__name__) from None
     finally:
         loader.dispose()

@@ -254,3 +254,14 @@ def test_a_byte_for_byte_copy_renders_once_with_a_notice(gallery: Path) -> None:
         "images/style/s9.jpg has the same bytes as images/style/s1.jpg: its jobs render once, as s1",
         "images/content/z-copy.jpg has the same bytes as images/content/a.jpg: its jobs render once, as a",
     )
+
+
+def test_a_folder_named_by_its_date_is_a_folder_name_not_a_date(gallery: Path) -> None:
+    # YAML 1.1 reads 2024-06-01 as a date.
+    day = gallery / "2024-06-01"
+    day.mkdir()
+    shutil.copy(gallery / "images/content/a.jpg", day / "beach.jpg")
+    manifest = load(gallery, "output: 2024-06-02\njobs:\n  - contents: 2024-06-01\n    style: images/style/s1.jpg\n")
+    assert [Path(job.content) for job in manifest.jobs] == [(day / "beach.jpg").resolve()]
+    assert manifest.output_dir == gallery / "2024-06-02"
+

@@ -64,6 +64,7 @@ BAD = [
     ("cluster_no_port", "run:\n  cluster: head\n" + PAIR, "bad.yaml:2: run.cluster:", "expected an address like 'tcp://host:8786', got 'head'"),
     ("cluster_protocol", "run:\n  cluster: bogus://x:1\n" + PAIR, "bad.yaml:2: run.cluster:", "unknown protocol 'bogus'"),
     ("cluster_port", "run:\n  cluster: tcp://head:port\n" + PAIR, "bad.yaml:2: run.cluster:", "the port must be a number"),
+    ("output_number", "output: 2024\n" + PAIR, "bad.yaml:1: output:", "expected text, got the number 2024 (quote a name made of digits, as in '2024')"),
     ("cluster_type", "run:\n  cluster: 8786\n" + PAIR, "bad.yaml:2: run.cluster:", "expected text, got 8786"),
     ("batch_size_zero", "run: {batch_size: 0}\n" + PAIR, "bad.yaml:1: run.batch_size:", "must be at least 1, got 0"),
     ("init_missing", "settings:\n  init: art/nope.jpg\n" + PAIR, "bad.yaml:2: settings.init:", "no such file 'art/nope.jpg'"),
@@ -161,7 +162,7 @@ def test_structural_and_semantic_problems_are_listed_together(gallery: Path) -> 
     with pytest.raises(ManifestError) as caught:
         load(gallery, text)
     assert str(caught.value).splitlines() == [
-        "m.yaml:2: jobs[0].content: expected text, got 7",
+        "m.yaml:2: jobs[0].content: expected text, got the number 7 (quote a name made of digits, as in '2024')",
         "m.yaml:3: jobs[0].style: expected an image file, folder, glob or blend, got nothing",
         "m.yaml:6: jobs[1].styles[0].blend: expected a list, got 'images/style/'",
         "m.yaml:8: jobs[1].styles[1]: unknown key 'wieghts' (did you mean 'weights'?)",
@@ -170,7 +171,7 @@ def test_structural_and_semantic_problems_are_listed_together(gallery: Path) -> 
         "m.yaml:13: jobs[1].styles[4].weights: weights must be finite, non-negative and not all 0",
         "m.yaml:15: jobs[1].styles[5].weights: weights must be finite, non-negative and not all 0",
         "m.yaml:16: jobs[1].styles[6]: no such file 'images/style/nope.jpg'",
-        "m.yaml:17: jobs[2].contents[1]: expected text, got 5",
+        "m.yaml:17: jobs[2].contents[1]: expected text, got the number 5 (quote a name made of digits, as in '2024')",
         "m.yaml:17: jobs[2].contents[2]: no such file 'images/content/nope.jpg'",
         "m.yaml:19: jobs[2].settings.size: must be between 32 and 8192 px, got 1",
     ]
