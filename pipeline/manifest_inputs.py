@@ -20,6 +20,7 @@ from nst_engine.settings import PRESETS, RenderSettings, setting_names
 from .jobs import slug
 from .manifest_images import IMAGE_SUFFIXES
 from .manifest_schema import show, unknown_name
+from .outputs import THUMBS_DIR
 from .yaml_lines import Loc, Problems
 
 _DEFAULTS = RenderSettings()
@@ -190,6 +191,8 @@ def check_name_template(template: str) -> str | None:
     # A name that fills to nothing (".png", "./") takes the default name instead.
     if template.startswith("/") or shape == ".." or shape.startswith("../") or (shape == "." and filled.strip("./")):
         return f"name '{template}' must stay inside the output folder"
+    if shape.split("/")[0].lower() == THUMBS_DIR:  # lower: a case-insensitive disk has one thumbs/
+        return f"name '{template}' puts renders in '{THUMBS_DIR}/', where the contact sheet keeps its thumbnails"
     return None
 
 

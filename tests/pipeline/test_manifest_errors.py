@@ -41,6 +41,7 @@ BAD = [
     ("same_render_renamed", PAIR + PAIR.replace("jobs:\n", "") + "    name: cat\n", "bad.yaml:4: jobs[1]: renders the same image as jobs[0] (a, s1, same settings) under another name", "('cat', not 'a--s1'); give it once"),
     ("name_escapes", PAIR + "    name: ../../evil\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
     ("name_absolute", PAIR + "    name: /etc/{content}\n", "bad.yaml:4: jobs[0].name:", "must stay inside the output folder"),
+    ("name_in_thumbs", PAIR + "    name: Thumbs/{content}\n", "bad.yaml:4: jobs[0].name:", "puts renders in 'thumbs/', where the contact sheet keeps its thumbnails"),
     ("name_unknown_field", PAIR + "    name: '{colour}'\n", "bad.yaml:4: jobs[0].name:", "unknown field '{colour}'"),
     ("blend_of_one", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg]\n", "bad.yaml:4: jobs[0].styles[0].blend:", "at least 2 different styles, got 1"),
     ("blend_weights", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg, images/style/s2.jpg]\n        weights: [1, 2, 3]\n", "bad.yaml:5: jobs[0].styles[0].weights:", "has 3 weights for 2 styles: give one weight per style"),
