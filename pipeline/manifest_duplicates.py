@@ -142,6 +142,11 @@ def _report_clash(path: Loc, pairs: list[tuple[RenderJob, RenderJob]], problems:
         problems.add(path + ("sweep",), f"the point {job.variant} {repeated}; leave that value out of the sweep")
         return
     names = f"'{_name(job)}', not '{_name(other)}'"
+    if job.source == other.source:  # two blends of one entry, named apart
+        problems.add(path, f"its blends '{other.style_label}' and '{job.style_label}' mix the same styles with the "
+                           f"same weights: one image under two names ('{_name(other)}' and '{_name(job)}'); "
+                           "give the blend once")
+        return
     fix = (f"leave {other.variant} out of {other.source}'s sweep, or this entry out" if other.variant
            else f"give {'them' if many else 'it'} once")
     if many:

@@ -44,6 +44,11 @@ BAD = [
     ("name_in_thumbs", PAIR + "    name: Thumbs/{content}\n", "bad.yaml:4: jobs[0].name:", "puts renders in 'thumbs/', where the contact sheet keeps its thumbnails"),
     ("name_unknown_field", PAIR + "    name: '{colour}'\n", "bad.yaml:4: jobs[0].name:", "unknown field '{colour}'"),
     ("blend_of_one", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg]\n", "bad.yaml:4: jobs[0].styles[0].blend:", "at least 2 different styles, got 1"),
+    ("blends_named_apart", "jobs:\n  - content: images/content/a.jpg\n    styles:\n"
+     "      - {blend: [images/style/s1.jpg, images/style/s2.jpg], name: one}\n"
+     "      - {blend: [images/style/s1.jpg, images/style/s2.jpg], name: two}\n",
+     "bad.yaml:2: jobs[0]: its blends 'one' and 'two' mix the same styles with the same weights: ",
+     "one image under two names ('a--one' and 'a--two'); give the blend once"),
     ("blend_weights", "jobs:\n  - content: images/content/a.jpg\n    styles:\n      - blend: [images/style/s1.jpg, images/style/s2.jpg]\n        weights: [1, 2, 3]\n", "bad.yaml:5: jobs[0].styles[0].weights:", "has 3 weights for 2 styles: give one weight per style"),
     ("blend_setting_on_one_style", "settings: {style_blend: [1, 2]}\n" + PAIR, "bad.yaml:1: settings.style_blend:", "has 2 weights for 1 style: give one weight per style"),
     ("unknown_preset", "preset: fast\n" + PAIR, "bad.yaml:1: preset: unknown preset 'fast'", "preview"),
