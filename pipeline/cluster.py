@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import cluster_connect
+from .cluster_connect import connect, wait_for_a_worker
 from .cluster_failures import (
     WorkerWatch,
     after_error,
@@ -30,49 +32,10 @@ from .cluster_failures import (
     interrupt_unfinished,
 )
 from .cluster_progress import ClusterProgress
-from .errors import PipelineError
 from .events import Listener, StopSignal
 from .jobs import RenderJob, checkpoint_path
 
 log = logging.getLogger("nst")
-
-
-# How long the client waits to connect to the scheduler: at the start, and
-# again after losing it mid-run, before the run gives up on it.
-SCHEDULER_TIMEOUT = 20.0
-
-
-def _connect(cluster):
-    from dask.distributed import Client
-
-    if not isinstance(cluster, str):
-        return cluster, False  # a Client handed in (notebooks)
-    try:
-        return Client(cluster, timeout=SCHEDULER_TIMEOUT, set_as_default=False), True
-    except (OSError, TimeoutError) as error:
-        raise PipelineError(f"--cluster: cannot reach the Dask scheduler at {cluster}: {error}") from None
-
-
-# How long a run waits for a cluster with no workers (they may still be
-# starting, or be autoscaled from zero) before it gives up on the night.
-NO_WORKER_PATIENCE = 300.0
-
-
-def _wait_for_a_worker(client, stop: StopSignal) -> bool:
-    """True once a worker has joined; False if a stop came first. Raises a
-    one-line PipelineError after NO_WORKER_PATIENCE seconds without one."""
-    address = client.scheduler.address
-    log.warning("the Dask cluster at %s has no workers yet: waiting up to %.0f s for one to join",
-                address, NO_WORKER_PATIENCE)
-    deadline = time.monotonic() + NO_WORKER_PATIENCE
-    while stop.level == 0:
-        if client.nthreads():  # asks the scheduler, unlike scheduler_info()'s cached copy
-            return True
-        if time.monotonic() > deadline:
-            raise PipelineError(f"the Dask cluster at {address} had no workers for "
-                                f"{NO_WORKER_PATIENCE:.0f} s; nothing was rendered")
-        time.sleep(0.5)
-    return False
 
 
 def _gpu_resources(client) -> dict[str, int]:
@@ -147,12 +110,14 @@ class DaskExecutor:
         self.grace_seconds = grace_seconds
 
     def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
-        client, owned = _connect(self.cluster)
+        client, owned = connect(self.cluster, stop)
+        if client is None:  # stopped while connecting
+            return
         pending, reported = list(todo), set()  # the round's jobs; the ids with a result
         try:
             workers = client.scheduler_info().get("workers", {})
             log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
-            if not workers and not _wait_for_a_worker(client, stop):
+            if not workers and not wait_for_a_worker(client, stop):
                 return
             progress = ClusterProgress(listener)
             while pending and stop.level == 0:
@@ -198,7 +163,7 @@ class DaskExecutor:
                                         wait_for_workers_timeout=0, **_gpu_resources(client)):
                 results = joblib.Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
                 error = self._collect(_read_in_background(results), jobs, listener, stop, stopping,
-                                      progress, reported, WorkerWatch(client, NO_WORKER_PATIENCE))
+                                      progress, reported, WorkerWatch(client, cluster_connect.NO_WORKER_PATIENCE))
         finally:
             progress.unfollow(client)
         if error is None:

@@ -21,6 +21,7 @@ from .cache_admin import warn_if_the_cache_cannot_be_written
 from .checkpoint_sweep import describe_removed, remove_finished, remove_stale
 from .devices import workers_for
 from .display import TERMINAL, ProgressDisplay, setup_logging
+from .errors import PipelineError
 from .events import StopSignal
 from .jobs import RenderJob, WorkerOptions, threads_per_worker
 from .labels import count, select
@@ -150,8 +151,15 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         recorder.write_start(devices, skipped=len(the_plan.done))
         display = ProgressDisplay(todo, live=live and not options.quiet, console=console,
                                   title=manifest.path.stem)
-        with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:
-            executor.run(todo, _Fanout(recorder, display), stop)
+        try:
+            with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:
+                executor.run(todo, _Fanout(recorder, display), stop)
+        except PipelineError as error:  # e.g. no cluster at the address, or one that never had a worker
+            # In nst.log and summary.json too: a killed run is the one that leaves exit_code null.
+            log.error("%s", error)
+            _tidy_checkpoints(manifest, options, interrupted=True)
+            recorder.write_summary(EXIT_USAGE, devices, skipped=len(the_plan.done))
+            return EXIT_USAGE
         _tidy_checkpoints(manifest, options, interrupted=stop.level > 0)
         code = _exit_code(recorder, todo, stop)
         summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))

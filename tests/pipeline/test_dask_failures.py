@@ -10,7 +10,7 @@ import pytest
 from dask_helpers import Collect, fake_jobs
 
 from pipeline import cluster as cluster_module
-from pipeline import cluster_task
+from pipeline import cluster_connect, cluster_task
 from pipeline.cluster import DaskExecutor
 from pipeline.errors import PipelineError
 from pipeline.events import StopSignal
@@ -100,7 +100,7 @@ def test_a_cluster_with_no_workers_says_so_and_a_stop_ends_the_wait(tmp_path, ca
 
 
 def test_a_cluster_that_never_gets_a_worker_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(cluster_module, "NO_WORKER_PATIENCE", 1.0)
+    monkeypatch.setattr(cluster_connect, "NO_WORKER_PATIENCE", 1.0)
     with pytest.raises(PipelineError) as caught:
         _run_with_no_workers(tmp_path, StopSignal(), Collect())
     assert re.fullmatch(r"the Dask cluster at \S+ had no workers for 1 s; nothing was rendered", str(caught.value))

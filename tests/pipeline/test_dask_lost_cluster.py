@@ -18,7 +18,7 @@ from dask_helpers import Collect, fake_jobs
 from process_helpers import results, write_manifest
 
 from pipeline import cluster as cluster_module
-from pipeline import cluster_failures, cluster_task
+from pipeline import cluster_connect, cluster_failures, cluster_task
 from pipeline.cluster import DaskExecutor
 from pipeline.events import StopSignal
 from pipeline.jobs import WorkerOptions
@@ -134,7 +134,7 @@ def interrupted_if_hung():
 
 @pytest.fixture
 def short_patience(monkeypatch):
-    monkeypatch.setattr(cluster_module, "NO_WORKER_PATIENCE", 1.0)
+    monkeypatch.setattr(cluster_connect, "NO_WORKER_PATIENCE", 1.0)
     monkeypatch.setattr(cluster_failures, "WORKER_CHECK_INTERVAL", 0.2)
 
 
@@ -161,7 +161,7 @@ def test_a_lost_scheduler_interrupts_the_jobs_not_reported_in_one_line(tmp_path,
 
 
 def test_a_scheduler_lost_while_the_run_waits_for_a_worker_interrupts_every_job(tmp_path, monkeypatch):
-    monkeypatch.setattr(cluster_module, "SCHEDULER_TIMEOUT", 2.0)  # the client's wait to reconnect
+    monkeypatch.setattr(cluster_connect, "SCHEDULER_TIMEOUT", 2.0)  # the client's wait to reconnect
     listener = Collect()
     with in_process_cluster(workers=0) as cluster:
         threading.Timer(1.0, cluster.sync, args=(cluster.scheduler.close,)).start()

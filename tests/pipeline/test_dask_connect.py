@@ -1,0 +1,97 @@
+"""`--cluster` pointed at something that is not a Dask scheduler: a web server,
+a dashboard's port that never answers, a worker. Dask's own client read a web
+server's "HTTP/1.1 400" as a frame length (a MemoryError and a 190-line
+traceback, exit 1) and waited on a silent port forever, deaf to Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+from process_helpers import run, write_manifest
+
+from pipeline import cluster_connect
+from pipeline.errors import PipelineError
+from pipeline.events import StopSignal
+
+
+@pytest.fixture
+def web_server():
+    """A port that answers anything with an HTTP 400, as a proxy or web server would."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed: the test is over
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+@pytest.fixture
+def silent_port():
+    """A port that takes connections (the kernel completes them) and never says a word."""
+    server = socket.create_server(("127.0.0.1", 0))
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def test_a_web_server_at_the_address_is_one_line_exit_2_and_recorded(gallery_dir, web_server):
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], ["night_cafe"], settings={"size": 32, "iterations": 2})
+    started = time.monotonic()
+    code, printed = run(manifest, "--cluster", web_server)
+    assert code == 2, printed
+    assert time.monotonic() - started < 60, printed
+    lines = [line for line in printed.splitlines() if " INFO " not in line]
+    assert len(lines) == 1 and f"ERROR --cluster: {web_server} did not answer as a Dask scheduler (" in lines[0], printed
+    # The folder says what happened: not the null exit code of a run killed outright.
+    out = gallery_dir.parent / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["exit_code"] == 2 and summary["finished_at"] and summary["pending"] == 1, summary
+    assert "did not answer as a Dask scheduler" in (out / "nst.log").read_text()
+
+
+def test_a_port_that_never_answers_is_given_up_on(silent_port, monkeypatch):
+    monkeypatch.setattr(cluster_connect, "SCHEDULER_TIMEOUT", 1.0)
+    monkeypatch.setattr(cluster_connect, "ANSWER_MARGIN", 1.0)
+    started = time.monotonic()
+    with pytest.raises(PipelineError) as caught:
+        cluster_connect.connect(silent_port, StopSignal())
+    assert time.monotonic() - started < 10
+    assert str(caught.value) == (f"--cluster: {silent_port} took the connection but did not answer as a Dask "
+                                 "scheduler in 2 s (is it the scheduler's port, 8786 unless changed, and not "
+                                 "its dashboard's?)")
+
+
+def test_a_stop_while_connecting_ends_the_wait_at_once(silent_port):
+    stop = StopSignal()
+    threading.Timer(0.5, stop.request).start()
+    started = time.monotonic()
+    assert cluster_connect.connect(silent_port, stop) == (None, False)
+    assert time.monotonic() - started < 3
+
+
+def test_a_workers_address_is_not_the_schedulers():
+    from distributed import LocalCluster
+
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        worker = next(iter(cluster.workers.values())).address
+        with pytest.raises(PipelineError) as caught:
+            cluster_connect.connect(worker, StopSignal())
+        assert str(caught.value) == (f"--cluster: {worker} is a Dask Worker, not the scheduler: give the "
+                                     "address the workers were started with")
+        client, owned = cluster_connect.connect(cluster.scheduler_address, StopSignal())
+        try:
+            assert owned and client.scheduler.address == cluster.scheduler_address
+        finally:
+            client.close()
