@@ -31,6 +31,7 @@ def connect(cluster, stop: StopSignal):
     Anything else that goes wrong is one line, as a PipelineError."""
     if not isinstance(cluster, str):
         return cluster, False
+    _quiet_reconnect_errors()
     outcome: dict = {}
 
     def attempt() -> None:
@@ -55,6 +56,19 @@ def connect(cluster, stop: StopSignal):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["client"], True
+
+
+def _quiet_reconnect_errors() -> None:
+    """Dask's client logs "Failed to reconnect to scheduler" on stderr when it
+    gives up on a lost scheduler; the run then says so in its own line (with
+    the jobs left), in nst.log too. Once per process: a filter is kept once."""
+    client_log = logging.getLogger("distributed.client")
+    if _drop_reconnect_errors not in client_log.filters:
+        client_log.addFilter(_drop_reconnect_errors)
+
+
+def _drop_reconnect_errors(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Failed to reconnect to scheduler")
 
 
 def _client(cluster: str):

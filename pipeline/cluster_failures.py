@@ -39,10 +39,12 @@ def cluster_lost(client, error: BaseException) -> ClusterLost | None:
     if isinstance(error, ClusterLost):
         return error
     address = client.scheduler.address
-    if isinstance(error, OSError):
-        return ClusterLost(f"the Dask scheduler at {address} stopped answering ({first_line(error)})")
+    # A client that gave up reconnecting is closed: its error then says only
+    # "ConnectionPool closing.", in Dask's words for its own state.
     if getattr(error, "reason", None) == "scheduler-connection-lost" or client.status != "running":
         return ClusterLost(f"the Dask scheduler at {address} stopped answering (the connection to it closed)")
+    if isinstance(error, OSError):
+        return ClusterLost(f"the Dask scheduler at {address} stopped answering ({first_line(error)})")
     return None
 
 

@@ -6,16 +6,23 @@ traceback, exit 1) and waited on a silent port forever, deaf to Ctrl-C."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
-from process_helpers import run, write_manifest
+from dask_helpers import Collect, fake_jobs
+from process_helpers import run, wait_for, write_manifest
 
 from pipeline import cluster_connect
+from pipeline.cluster import DaskExecutor
 from pipeline.errors import PipelineError
 from pipeline.events import StopSignal
+from pipeline.jobs import WorkerOptions
 
 
 @pytest.fixture
@@ -95,3 +102,43 @@ def test_a_workers_address_is_not_the_schedulers():
             assert owned and client.scheduler.address == cluster.scheduler_address
         finally:
             client.close()
+
+
+def test_a_scheduler_killed_outright_while_the_run_waits_is_one_line_of_its_own(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(cluster_connect, "SCHEDULER_TIMEOUT", 2.0)  # the client's wait to reconnect
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port),
+                                  "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dask_records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = dask_records.append
+    logging.getLogger("distributed").addHandler(handler)
+    try:
+        wait_for(lambda: _answers(port), what="the scheduler", process=scheduler)
+        threading.Timer(2.0, scheduler.kill).start()  # a machine gone: no goodbye to the client
+        listener = Collect()
+        with caplog.at_level("WARNING", logger="nst"):
+            DaskExecutor(address, WorkerOptions(str(tmp_path))).run(fake_jobs(tmp_path, 2), listener, StopSignal())
+    finally:
+        logging.getLogger("distributed").removeHandler(handler)
+        scheduler.kill()
+        scheduler.wait()
+    assert {r["status"] for r in listener.records.values()} == {"interrupted"}
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.ERROR]
+    # In the README's words, not Dask's ("ConnectionPool closing.").
+    assert re.fullmatch(r"the Dask scheduler at \S+ stopped answering \(the connection to it closed\); "
+                        r"2 jobs left for next run", said), said
+    # Dask's client printed "Failed to reconnect to scheduler after 2.00 seconds" on stderr as well.
+    assert not [r for r in dask_records if r.name == "distributed.client" and r.levelno >= logging.ERROR], \
+        [r.getMessage() for r in dask_records]
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+

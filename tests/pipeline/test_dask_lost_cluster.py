@@ -160,7 +160,7 @@ def test_a_lost_scheduler_interrupts_the_jobs_not_reported_in_one_line(tmp_path,
     assert not [r for r in dask_log if r.exc_info], [r.getMessage() for r in dask_log]
 
 
-def test_a_scheduler_lost_while_the_run_waits_for_a_worker_interrupts_every_job(tmp_path, monkeypatch):
+def test_a_scheduler_lost_while_the_run_waits_for_a_worker_interrupts_every_job(tmp_path, monkeypatch, dask_log):
     monkeypatch.setattr(cluster_connect, "SCHEDULER_TIMEOUT", 2.0)  # the client's wait to reconnect
     listener = Collect()
     with in_process_cluster(workers=0) as cluster:
@@ -169,6 +169,9 @@ def test_a_scheduler_lost_while_the_run_waits_for_a_worker_interrupts_every_job(
             fake_jobs(tmp_path, 2), listener, StopSignal())  # raised a RuntimeError: a traceback
     assert {r["status"] for r in listener.records.values()} == {"interrupted"}
     assert set(listener.records) == {"job0", "job1"}
+    # The run says it in its own line; Dask's client printed "Failed to reconnect …" beside it.
+    assert not [r for r in dask_log if r.name == "distributed.client" and r.levelno >= logging.ERROR], \
+        [r.getMessage() for r in dask_log]
 
 
 @pytest.mark.parametrize(("what", "said"), [
