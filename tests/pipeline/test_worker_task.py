@@ -164,3 +164,25 @@ def test_a_task_renders_from_the_bytes_it_carries_init_image_included(engine, op
     shutil.rmtree(away)
     (record,) = worker.render_task(engine, [job], options, inputs=inputs)
     assert record["status"] == "done", record.get("error")
+
+
+def test_a_cluster_task_shares_the_hosts_cores_again_when_workers_join(monkeypatch, options):
+    # A Dask worker alone on its host takes every core; when a second one joins,
+    # its next task takes its share (it kept 2 threads on 2 cores beside one more).
+    from pipeline import cluster_task
+
+    workers_here = [1]
+    monkeypatch.setattr(cluster_task, "_engine", object())  # built for the first task, alone
+    monkeypatch.setattr(cluster_task, "torch_threads_here", lambda device: 4 // workers_here[0])
+    monkeypatch.setattr(worker, "local_device", lambda: "cpu")
+    monkeypatch.setattr(worker, "render_task", lambda *args, **kwargs: [])
+    before = torch.get_num_threads()
+    try:
+        seen = []
+        for joined in (1, 2, 4):
+            workers_here[0] = joined
+            cluster_task._render([], options, {}, None, None, {}, None)
+            seen.append(torch.get_num_threads())
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [4, 2, 1]
