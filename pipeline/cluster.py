@@ -191,6 +191,11 @@ class DaskExecutor:
                 grace_until = time.monotonic() + self.grace_seconds
             if stop.level >= 2 or (grace_until is not None and time.monotonic() > grace_until):
                 log.warning("stopped: tasks still on the cluster are abandoned and rerun next time")
+                progress.deliver(by_id, reported)
+                # Started and not back: interrupted, as a local run records its running jobs.
+                for job_id in progress.started() - reported:
+                    listener.on_result(by_id[job_id], {"job_id": job_id, "status": "interrupted",
+                                                       "error": ABANDONED_REASON})
                 return None
             lost = workers.lost()
             if lost is not None:
@@ -214,6 +219,7 @@ class DaskExecutor:
 
 
 _END = object()
+ABANDONED_REASON = "interrupted: abandoned on the cluster by the stop; starts over next run"
 
 
 def _read_in_background(results) -> queue.Queue:

@@ -51,6 +51,10 @@ class ClusterProgress:
                 client.unsubscribe_topic(topic)
         self._topics.clear()
 
+    def started(self) -> set[str]:
+        """The ids of the jobs that started this round."""
+        return set(self._started_on)
+
     def deliver(self, jobs: Mapping[str, RenderJob], reported: Container[str]) -> None:
         """Hand the queued notes to the listener; call from the run's thread.
         Notes about jobs already `reported` came late, and are dropped."""

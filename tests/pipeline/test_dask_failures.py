@@ -11,7 +11,7 @@ from dask_helpers import Collect, fake_jobs
 
 from pipeline import cluster as cluster_module
 from pipeline import cluster_connect, cluster_task
-from pipeline.cluster import DaskExecutor
+from pipeline.cluster import ABANDONED_REASON, DaskExecutor
 from pipeline.errors import PipelineError
 from pipeline.events import StopSignal
 from pipeline.jobs import WorkerOptions
@@ -45,6 +45,7 @@ _task_running, _release_task = threading.Event(), threading.Event()
 def _stubborn_task(jobs, options, inputs, job_timeout, channel, checkpoints=None):
     """A task that never looks at the stop event (as one stuck in a long CUDA call):
     it ends when the test releases it, or after a minute."""
+    cluster_task._note_start(channel, jobs)  # as a real task does: the run knows it started
     _task_running.set()
     _release_task.wait(60)
     return [{"job_id": jobs[0].job_id, "status": "done"}]
@@ -77,7 +78,9 @@ def test_a_stop_does_not_wait_for_tasks_that_ignore_it(tmp_path, monkeypatch, re
             _release_task.set()  # the cluster's exit waits for the task
     assert pressed, "the task never started"
     assert took < 20, took  # a grace of 1 s or none; the task would run 60 s
-    assert listener.records == {}  # abandoned: nothing recorded, so all of it renders next run
+    # Abandoned: recorded interrupted, as a local run's running jobs are; it renders next run.
+    assert {job_id: record["status"] for job_id, record in listener.records.items()} == {"job0": "interrupted"}
+    assert listener.records["job0"]["error"] == ABANDONED_REASON
 
 
 def _run_with_no_workers(tmp_path, stop, listener, during=None):
