@@ -34,6 +34,7 @@ from .cluster_failures import (
 from .cluster_progress import ClusterProgress
 from .events import Listener, StopSignal
 from .jobs import RenderJob, checkpoint_path
+from .labels import count
 
 log = logging.getLogger("nst")
 
@@ -116,7 +117,7 @@ class DaskExecutor:
         pending, reported = list(todo), set()  # the round's jobs; the ids with a result
         try:
             workers = client.scheduler_info().get("workers", {})
-            log.info("Dask cluster at %s with %d workers", client.scheduler.address, len(workers))
+            log.info("Dask cluster at %s with %s", client.scheduler.address, count(len(workers), "worker"))
             if not workers and not wait_for_a_worker(client, stop):
                 return
             progress = ClusterProgress(listener)

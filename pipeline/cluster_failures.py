@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from .display import job_name
 from .events import Listener, failure_record
 from .jobs import RenderJob
 from .labels import count
@@ -133,8 +134,8 @@ def after_error(error: BaseException, left: list[RenderJob], started, listener: 
     for job in left:
         if job.job_id in killers:
             starts = killers[job.job_id]
-            log.warning("Dask gave up on %s: every worker that ran it died; %d other jobs go on",
-                        job.output_name, len(again))
+            log.warning("Dask gave up on %s: every worker that ran it died; %s go on",
+                        job_name(job), count(len(again), "other job"))
             reason = f"Dask cluster: the worker died each of the {starts} times it ran this job ({type(error).__name__})"
             listener.on_result(job, {**failure_record(job, reason), "attempts": starts})
     return again

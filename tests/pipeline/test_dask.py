@@ -7,13 +7,14 @@ lives here; the local reference run still renders in a spawned worker.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from process_helpers import done_counts, output_pngs, results, sidecars, write_manifest
+from process_helpers import done_counts, log_text, output_pngs, results, sidecars, write_manifest
 
 from pipeline.manifest import load_manifest
 from pipeline.run import RenderOptions, execute
@@ -135,6 +136,7 @@ def test_a_cluster_of_one_single_thread_worker_renders_there_not_here(reference,
     assert threads == [os.cpu_count() or 1]
     assert os.getpid() not in worker_pids
     _assert_same_gallery(out, reference / "out-local")
+    assert re.search(r"INFO Dask cluster at tcp://127\.0\.0\.1:\d+ with 1 worker\n", log_text(out))
 
 
 def test_a_cluster_job_past_its_timeout_fails_and_the_others_render(reference, one_torch_thread, monkeypatch):
@@ -249,3 +251,6 @@ def test_a_job_that_kills_every_worker_it_runs_on_fails_alone(reference, monkeyp
                                          " (KilledWorker)"),
         "neuschwanstein×starry_night": ("done", None), "neuschwanstein×night_cafe": ("done", None),
     }
+    # Named as every other line names a job: without ".png".
+    assert re.search(r"WARNING Dask gave up on chelsea--night_cafe-[0-9a-f]{12}: every worker that ran it died; "
+                     r"\d+ other jobs? go on\n", log_text(reference / "out-crash"))
