@@ -9,12 +9,14 @@ shown changes: labels, output names and job ids stay as they are, so adding
 
 Also here, as names the tool shows: how `--only` matches a job by any of
 them (`select`), and how a variant's name splits into its settings
-(`setting_parts`), for the plan's variant column and the sheet's chips.
+(`setting_parts`), for the plan's variant column and the sheet's chips; and
+how jobs that share a cell (or a plan row's names) are told apart (`tell_apart`).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +25,7 @@ from pathlib import Path, PurePath
 
 from nst_engine.settings import RenderSettings
 
-from .jobs import RenderJob
+from .jobs import RenderJob, format_value
 
 
 class ShownNames:
@@ -110,3 +112,30 @@ def setting_parts(label: str) -> list[str]:
 @lru_cache(maxsize=1)
 def _setting_names() -> tuple[str, ...]:
     return tuple(sorted(RenderSettings().to_dict(), key=len, reverse=True))
+
+
+def differing_settings(jobs: Sequence[RenderJob]) -> list[str]:
+    """The settings whose values are not the same in every one of `jobs`."""
+    return _differing([job.settings.to_dict() for job in jobs])
+
+
+def _differing(settings: Sequence[Mapping]) -> list[str]:
+    return [key for key in settings[0] if len({json.dumps(values[key], sort_keys=True) for values in settings}) > 1]
+
+
+def tell_apart(jobs: Sequence[RenderJob]) -> list[str]:
+    """A tag for each of several jobs that share one cell (same photo, style and
+    variant): the settings in which they differ ("init=night_cafe", "size=72"),
+    so the stacked cards say how they differ; their manifest entries if none do."""
+    settings = [job.settings.to_dict() for job in jobs]
+    differing = _differing(settings)
+    if not differing:
+        return [job.source or job.job_id[:6] for job in jobs]
+    return [",".join(f"{key}={_short(values[key])}" for key in differing) for values in settings]
+
+
+def _short(value) -> str:
+    """A setting as a tag shows it: a file (an init image, a weights file) by its name."""
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return PurePath(value).stem
+    return format_value(value)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from rich import box
@@ -14,7 +15,8 @@ from .checkpoint_sweep import stale_note
 from .devices import cpu_oversubscription
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
-from .labels import ShownNames, count, setting_parts
+from .jobs import RenderJob
+from .labels import ShownNames, count, setting_parts, tell_apart
 from .lock import running_render
 from .manifest import Manifest
 from .renames import unclaimed_outputs
@@ -50,6 +52,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     # Two photos named cat.jpg and cat.png are both labelled "cat": show which is
     # which, over the whole manifest so that --only does not change what a job is called.
     names = ShownNames(manifest.jobs)
+    tags = _tags(manifest.jobs)
     rows = []
     for index, job in enumerate(listed, start=1):
         status = "rename" if job.job_id in renamed else "done" if job.job_id in done_ids else "todo"
@@ -57,7 +60,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         # The size it renders at: a smaller photo is not upscaled unless asked.
         size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"
         rows.append({"#": str(index), "status": status, "content": names.contents[job.content],
-                     "style": names.style(job), "variant": "; ".join(setting_parts(job.variant)) or "-", "size": size,
+                     "style": names.style(job), "variant": "; ".join([*setting_parts(job.variant), *tags.get(job.job_id, ())]) or "-", "size": size,
                      "iters": str(job.settings.iterations), "schedule": "→".join(str(x) for x in sides),
                      "job id": job.job_id})
     console.print(_table(console, f"{manifest.path.name} -> {manifest.output_dir}", rows))
@@ -97,6 +100,17 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         _line(console, f"note: {count(len(unclaimed), 'image')} in {manifest.output_dir} "
                        f"{'belongs' if len(unclaimed) == 1 else 'belong'} to no job of this manifest "
                        f"(a setting or an input changed since), e.g. {examples}; no run deletes them")
+
+
+def _tags(jobs: Sequence[RenderJob]) -> dict[str, tuple[str, ...]]:
+    """Job id -> what tells it from the other jobs of its photo, style and
+    variant (entries that differ only in their own settings), as the sheet tags
+    the cards stacked in one cell; whole manifest, so --only changes no row."""
+    cells: dict[tuple, list[RenderJob]] = defaultdict(list)
+    for job in jobs:
+        cells[job.content, job.styles, job.style_label, job.variant].append(job)
+    return {job.job_id: (tag,) for cell in cells.values() if len(cell) > 1
+            for job, tag in zip(cell, tell_apart(cell), strict=True)}
 
 
 def _table(console: Console, title: str, rows: list[dict[str, str]]) -> Table:

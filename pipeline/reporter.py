@@ -22,10 +22,10 @@ import jinja2
 from PIL import Image
 
 from .jobs import RenderJob
-from .labels import ShownNames, setting_parts
+from .labels import ShownNames, differing_settings, setting_parts, tell_apart
 from .outputs import source_thumbnail, write_text_atomic
 from .sheet_cards import STATUSES, Card, duration, make_card, seconds
-from .sheet_variants import differing_settings, order_variants, tell_apart
+from .sheet_variants import order_variants
 
 SHEET_NAME = "index.html"
 

@@ -11,10 +11,8 @@ be listed (5, 1, 2, 10, 25).
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Collection, Mapping, Sequence
-from pathlib import PurePath
+from collections.abc import Collection, Mapping
 
 from .jobs import RenderJob, format_value
 
@@ -81,30 +79,3 @@ def _names(key: str, variant: str) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def differing_settings(jobs: Sequence[RenderJob]) -> list[str]:
-    """The settings whose values are not the same in every one of `jobs`."""
-    return _differing([job.settings.to_dict() for job in jobs])
-
-
-def _differing(settings: Sequence[Mapping]) -> list[str]:
-    return [key for key in settings[0] if len({json.dumps(values[key], sort_keys=True) for values in settings}) > 1]
-
-
-def tell_apart(jobs: Sequence[RenderJob]) -> list[str]:
-    """A tag for each of several jobs that share one cell (same photo, style and
-    variant): the settings in which they differ ("init=night_cafe", "size=72"),
-    so the stacked cards say how they differ; their manifest entries if none do."""
-    settings = [job.settings.to_dict() for job in jobs]
-    differing = _differing(settings)
-    if not differing:
-        return [job.source or job.job_id[:6] for job in jobs]
-    return [",".join(f"{key}={_short(values[key])}" for key in differing) for values in settings]
-
-
-def _short(value) -> str:
-    """A setting as a tag shows it: a file (an init image, a weights file) by its name."""
-    if isinstance(value, str) and ("/" in value or "\\" in value):
-        return PurePath(value).stem
-    return format_value(value)

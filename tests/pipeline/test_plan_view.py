@@ -189,6 +189,20 @@ def test_a_variant_column_of_dashes_only_is_left_out(gallery_dir, tmp_path):
     assert "variant" in swept[0]
 
 
+def test_entries_that_differ_only_in_their_settings_get_rows_that_say_how(gallery_dir, tmp_path):
+    # As the sheet tags the cards stacked in one cell; their rows differed only in the job id.
+    pair = {"content": str(gallery_dir / "content" / "chelsea.jpg"), "style": str(gallery_dir / "style" / "night_cafe.jpg")}
+    path = tmp_path / "entries.yaml"
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 32, "iterations": 2}, "jobs": [
+        pair, {**pair, "settings": {"style_weight": 7}}, {**pair, "settings": {"tv_weight": 2}},
+        {"content": str(gallery_dir / "content" / "machu_picchu.jpg"), "style": pair["style"]}]}))
+    rows = [line.split("│") for line in _printed_plan(path, 200) if "todo" in line]
+    variants = {cells[3].strip(): cells[5].strip() for cells in rows}
+    assert variants == {"chelsea": variants["chelsea"], "machu_picchu": "-"}  # one row each, so far
+    shown = sorted(cells[5].strip() for cells in rows if cells[3].strip() == "chelsea")
+    assert shown == ["style_weight=5,tv_weight=0", "style_weight=5,tv_weight=2", "style_weight=7,tv_weight=0"]
+
+
 def test_a_japanese_file_name_shows_whole_where_the_terminal_has_room(gallery_dir, tmp_path):
     photo = tmp_path / "マチュピチュ.jpg"
     photo.write_bytes((gallery_dir / "content" / "chelsea.jpg").read_bytes())

@@ -270,7 +270,7 @@ def test_several_jobs_in_one_cell_are_all_shown(tmp_path):
 
 
 def test_stacked_cards_are_tagged_by_how_they_differ():
-    from pipeline.sheet_variants import tell_apart
+    from pipeline.labels import tell_apart
 
     base = make_job(Path("/p/cat.jpg"), Path("/a/starry.jpg"), "", RenderSettings(size=64), source="jobs[0]")
     other = replace(base, job_id="b" * 12, source="jobs[1]",
