@@ -52,7 +52,7 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
-ManifestArg = Annotated[str, typer.Argument(metavar="MANIFEST", help="Manifest file, or a bare name from manifests/ (e.g. demo).")]
+ManifestArg = Annotated[str, typer.Argument(metavar="MANIFEST", help="Manifest file, or a bare name: NAME.yaml here, else in manifests/ (e.g. demo).")]
 # One definition, so `nst plan --help` and `nst render --help` explain --only alike.
 OnlyOption = Annotated[str | None, typer.Option(metavar="GLOB", help="Only jobs whose output name, job id, content or style (label or file name) matches this glob.")]
 

@@ -66,18 +66,23 @@ class Manifest:
 
 
 def resolve_manifest_path(name: str, manifests_dir: Path) -> Path:
-    """A path that exists as given, else a bare name (`demo`, `gallery.yaml`) in `manifests_dir`."""
+    """A path that exists as given, else a bare name (`demo`, `gallery.yaml`):
+    `gallery.yaml` or `.yml` here, then in `manifests_dir` (the bundled ones)."""
     given = Path(os.path.expanduser(name))
     if os.path.isfile(given):
         return given
     if len(given.parts) == 1:
         has_suffix = given.suffix in (".yaml", ".yml")
-        for option in [name] if has_suffix else [name, f"{name}.yaml", f"{name}.yml"]:
-            if os.path.isfile(Path(manifests_dir) / option):
-                return Path(manifests_dir) / option
+        for folder in (Path(), Path(manifests_dir)):
+            for option in [name] if has_suffix else [name, f"{name}.yaml", f"{name}.yml"]:
+                if os.path.isfile(folder / option):
+                    return folder / option
     if os.path.isdir(given):
         raise ManifestError([Problem(name, None, "", "is a folder, expected a manifest (.yaml file)")])
-    message = f"no such manifest '{name}' (also looked in {manifests_dir})"
+    message = f"no such manifest '{name}'"
+    if len(given.parts) == 1:
+        wanted = name if given.suffix in (".yaml", ".yml") else f"{name}.yaml"
+        message += f" (looked for {wanted} here and in {manifests_dir})"
     raise ManifestError([Problem(given.name or name, None, "", message)])
 
 

@@ -214,8 +214,14 @@ def test_resolve_manifest_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert resolve_manifest_path("demo.yaml", manifests) == manifests / "demo.yaml"
     assert resolve_manifest_path("gallery", manifests) == manifests / "gallery.yml"
     assert resolve_manifest_path("manifests/demo.yaml", manifests) == Path("manifests/demo.yaml")
-    with pytest.raises(ManifestError, match="no such manifest 'nope'"):
+    with pytest.raises(ManifestError) as caught:
         resolve_manifest_path("nope", manifests)
+    assert str(caught.value) == f"nope: no such manifest 'nope' (looked for nope.yaml here and in {manifests})"
+    with pytest.raises(ManifestError, match=r"^nope.yaml: no such manifest 'a/nope.yaml'$"):
+        resolve_manifest_path("a/nope.yaml", manifests)
+    # A bare name is looked for in the folder you are in first: your own gallery.yaml.
+    write(tmp_path, PAIR, "gallery.yaml")
+    assert resolve_manifest_path("gallery", manifests) == Path("gallery.yaml")
 
 
 def test_a_bad_size_does_not_make_the_scales_answer_to_a_default_nobody_wrote(gallery: Path) -> None:
