@@ -126,3 +126,27 @@ def test_a_tag_naming_several_settings_wraps_inside_its_card(tmp_path):
     # Inside the card, its text inside its box, and under the picture, not over it.
     assert all(left >= 0 and right >= 0 and spill <= 0 and below >= 0 and bottom >= 0
                for left, right, spill, below, bottom in seen["boxes"]), seen
+
+
+WIDE_SWEEP = """
+const wrap = document.querySelector(".grid-wrap");
+const seen = [0, 1 / 3, 2 / 3].map(along => {  // from the start to two thirds of the way along
+  wrap.scrollLeft = wrap.scrollWidth * along;
+  const photos = document.querySelector("tbody th").getBoundingClientRect();
+  const name = document.querySelector("th.style .name").getBoundingClientRect();
+  return {scrolled: wrap.scrollLeft, photos: photos.right, name: [name.left, name.right], width: wrap.clientWidth};
+});
+document.body.dataset.measured = JSON.stringify(seen);
+"""
+
+
+def test_a_paintings_name_stays_in_sight_over_a_sweep_wider_than_the_screen(tmp_path):
+    # Centred over 14 columns, the name sat off-screen whichever way one scrolled.
+    (content,), (style,) = _sources(tmp_path, 1, 1)
+    jobs = [make_job(content, style, f"style_weight={weight}",
+                     RenderSettings(size=64).with_overrides(style_weight=float(weight))) for weight in range(1, 15)]
+    sheet = write_contact_sheet(tmp_path / "out", jobs, {}, title="Wide sweep")
+    for seen in _measured(sheet, tmp_path / "profile", WIDE_SWEEP, "--window-size=1200,900"):
+        left, right = seen["name"]
+        assert left >= seen["photos"] and right <= seen["width"], seen  # beside the photos' column, on screen
+    assert seen["scrolled"] > 1000, seen
