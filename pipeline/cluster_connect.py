@@ -37,7 +37,7 @@ def connect(cluster, stop: StopSignal):
     def attempt() -> None:
         try:
             outcome["client"] = _client(cluster)
-        except PipelineError as error:
+        except Exception as error:  # noqa: BLE001 - raised again on the run's thread, which owns it
             outcome["error"] = error
 
     # On a thread, so the run's own thread keeps reading signals and the clock.
