@@ -128,12 +128,11 @@ def _share_cores_again(device: str) -> None:
     """Workers join and leave a host during a run: a worker that started alone
     on it kept all its cores when a second one joined (3 threads on 2 cores,
     each render slower). Each task asks again; the sidecar says what it had."""
+    from .worker import share_cores
+
     threads = torch_threads_here(device)
     if device == "cpu" and threads:
-        import torch
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+        share_cores(threads)
 
 
 def torch_threads_here(device: str) -> int | None:

@@ -43,6 +43,14 @@ INJECT_OOM_ENV = "NST_TEST_INJECT_OOM"
 INJECT_CRASH_ENV = "NST_TEST_INJECT_CRASH"
 
 
+def share_cores(threads: int) -> None:
+    """This worker's torch threads. Several CPU workers on one machine must
+    share its cores: OpenMP threads that outnumber them spin against each
+    other, many times slower."""
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 # Rough device memory one image needs, per output pixel: VGG19 activations kept
 # for the backward pass plus the L-BFGS history. Used only to size GPU batches.
 BYTES_PER_PIXEL_ESTIMATE = 8_000
@@ -51,9 +59,7 @@ GPU_MEMORY_SHARE = 0.7
 
 def build_engine(device: str, options: WorkerOptions) -> Engine:
     if options.threads:
-        # Several CPU workers on one machine must share its cores: OpenMP
-        # threads that outnumber them spin against each other, many times slower.
-        torch.set_num_threads(options.threads)
+        share_cores(options.threads)
     cache = options.cache_dir if options.cache_dir is not None else "default"
     return Engine(
         device,
