@@ -59,11 +59,12 @@ def check_output_folder(folder: Path) -> None:
 
 
 class OutputLock:
-    def __init__(self, output_dir: Path, *, wait: bool) -> None:
+    def __init__(self, output_dir: Path, *, wait: bool, quiet: bool = False) -> None:
         self.output_dir = output_dir
         self._lock = FileLock(str(output_dir / LOCK_NAME), timeout=-1 if wait else 0)
         self._owner = output_dir / OWNER_NAME
         self.wait = wait
+        self.quiet = quiet  # -q from cron: waiting is no trouble, and must not mail
 
     def __enter__(self) -> OutputLock:
         check_output_folder(self.output_dir)
@@ -90,7 +91,8 @@ class OutputLock:
                 self._lock.acquire(timeout=0)
             except Timeout:
                 # stderr directly: logging goes to the folder's log, which we don't hold yet.
-                print(f"nst: {self.output_dir} is busy ({self._holder()}); waiting for it", file=sys.stderr)
+                if not self.quiet:
+                    print(f"nst: {self.output_dir} is busy ({self._holder()}); waiting for it", file=sys.stderr)
                 self._lock.acquire()
         else:
             self._lock.acquire()

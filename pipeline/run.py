@@ -107,7 +107,7 @@ def stop_on_signals(stop: StopSignal, *, cluster: bool = False):
 
 def execute(manifest: Manifest, options: RenderOptions) -> int:
     output_dir = manifest.output_dir
-    with OutputLock(output_dir, wait=options.wait):
+    with OutputLock(output_dir, wait=options.wait, quiet=options.quiet):
         live = sys.stderr.isatty() if options.live is None else options.live
         # One Console for the bars and the log lines, so lines print above the bars.
         console = Console(stderr=True) if live else None

@@ -94,7 +94,7 @@ def test_a_second_run_on_the_same_folder_is_refused_or_waits(gallery_dir):
                               settings={"size": 48, "iterations": 80})
     out = gallery_dir.parent / "out"
     first = start(manifest, "--devices", "cpu", log_name="first")
-    waiting = None
+    waiting = quiet = None
     try:
         wait_for(lambda: (out / OWNER_NAME).exists(), what="the first run to lock", process=first)
         first.send_signal(signal.SIGSTOP)  # it holds the folder, and cannot finish meanwhile
@@ -107,14 +107,18 @@ def test_a_second_run_on_the_same_folder_is_refused_or_waits(gallery_dir):
         assert "Traceback" not in printed
         assert first.poll() is None, "the first run ended too soon for this test to mean anything"
         waiting = start(manifest, "--devices", "cpu", "--wait", log_name="waiting")
+        # From cron: -q prints nothing on a night with nothing wrong, waiting included.
+        quiet = start(manifest, "--devices", "cpu", "--wait", "-q", log_name="quiet")
         assert first.wait(150) == 0
         assert waiting.wait(60) == 0, (gallery_dir.parent / "waiting.txt").read_text()
+        assert quiet.wait(60) == 0, (gallery_dir.parent / "quiet.txt").read_text()
     finally:
-        for process in (first, waiting):
+        for process in (first, waiting, quiet):
             if process is not None and process.poll() is None:
                 process.kill()
     waited = (gallery_dir.parent / "waiting.txt").read_text()
-    assert "nothing to render" in waited
+    assert "is busy" in waited and "waiting for it" in waited and "nothing to render" in waited
+    assert (gallery_dir.parent / "quiet.txt").read_text() == ""
     assert list(done_counts(out).values()) == [1]  # rendered by the first run only
 
 
