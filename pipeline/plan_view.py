@@ -13,12 +13,14 @@ from rich.table import Table
 
 from .checkpoint_sweep import stale_note
 from .devices import cpu_oversubscription
+from .display import job_name
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
 from .jobs import RenderJob
 from .labels import ShownNames, count, setting_parts, tell_apart
 from .lock import running_render
 from .manifest import Manifest
+from .outputs import read_results
 from .renames import unclaimed_outputs
 from .scheduler import Plan
 
@@ -53,9 +55,15 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     # which, over the whole manifest so that --only does not change what a job is called.
     names = ShownNames(manifest.jobs)
     tags = _tags(manifest.jobs)
+    # Failed last time: shown apart from the never tried, with why (a broken photo fails again).
+    latest = read_results(manifest.output_dir)
+    failed = [job for job in the_plan.todo if job.job_id not in renamed
+              and latest.get(job.job_id, {}).get("status") == "failed"]
+    failed_ids = {job.job_id for job in failed}
     rows = []
     for index, job in enumerate(listed, start=1):
-        status = "rename" if job.job_id in renamed else "done" if job.job_id in done_ids else "todo"
+        status = ("rename" if job.job_id in renamed else "done" if job.job_id in done_ids
+                  else "retry" if job.job_id in failed_ids else "todo")
         sides = planned_sides(job, content_sides)
         # The size it renders at: a smaller photo is not upscaled unless asked.
         size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"
@@ -79,6 +87,11 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     if holder:
         _line(console, f"note: a render is running in {manifest.output_dir} now ({holder}); "
                        "the jobs it has under way count as to do until they finish")
+    if failed:
+        example = failed[0]
+        _line(console, f"note: {count(len(failed), 'job')} failed on {'its' if len(failed) == 1 else 'their'} "
+                       f"last try and {'renders' if len(failed) == 1 else 'render'} again (retry), e.g. "
+                       f"{job_name(example)}: {latest[example.job_id].get('error') or 'no reason recorded'}")
     _print_input_problems(console, manifest, the_plan)
     crowded = cpu_oversubscription(devices) if devices and the_plan.todo else None
     if crowded:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import yaml
@@ -201,6 +202,23 @@ def test_entries_that_differ_only_in_their_settings_get_rows_that_say_how(galler
     assert variants == {"chelsea": variants["chelsea"], "machu_picchu": "-"}  # one row each, so far
     shown = sorted(cells[5].strip() for cells in rows if cells[3].strip() == "chelsea")
     assert shown == ["style_weight=5,tv_weight=0", "style_weight=5,tv_weight=2", "style_weight=7,tv_weight=0"]
+
+
+def test_jobs_that_failed_last_time_are_shown_apart_with_why(gallery_dir, tmp_path):
+    # From cron's side: a job that failed reads "retry", with its reason, not a plain "todo".
+    path = _sweep_manifest(gallery_dir, 3)
+    manifest = load_manifest(path)
+    failed, interrupted = manifest.jobs[0], manifest.jobs[1]
+    manifest.output_dir.mkdir(parents=True)
+    (manifest.output_dir / "results.jsonl").write_text(
+        json.dumps({"job_id": failed.job_id, "status": "failed", "error": "photo.jpg is truncated or corrupt"}) + "\n"
+        + json.dumps({"job_id": interrupted.job_id, "status": "interrupted", "error": "interrupted"}) + "\n")
+    lines = _printed_plan(path, 200)
+    statuses = {job.job_id: [cell.strip() for cell in line.split("│")][2]
+                for job in manifest.jobs for line in lines if job.job_id in line and line.startswith("│")}
+    assert statuses == {failed.job_id: "retry", interrupted.job_id: "todo", manifest.jobs[2].job_id: "todo"}
+    assert (f"note: 1 job failed on its last try and renders again (retry), e.g. "
+            f"{failed.output_name.removesuffix('.png')}: photo.jpg is truncated or corrupt") in lines
 
 
 def test_a_japanese_file_name_shows_whole_where_the_terminal_has_room(gallery_dir, tmp_path):
