@@ -10,10 +10,11 @@ class EngineError(Exception):
 class SettingsError(EngineError, ValueError):
     """A render setting has a value the engine cannot use."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, part: str | int | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.part = part  # the key or index inside the setting at fault (a layer, a scale), when one is
 
 
 class ImageError(EngineError):

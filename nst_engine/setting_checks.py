@@ -142,12 +142,12 @@ def _scale_problems(s: RenderSettings):
     if not isinstance(s.scales, tuple):
         yield "scales", f"expected a list of sizes like [256, 512], got {_show(s.scales)}"
         return
-    for side in s.scales:
+    for index, side in enumerate(s.scales):  # the index too, so a manifest can point at its line
         if isinstance(side, bool) or not isinstance(side, int) or side < SMALLEST_RENDER_SIDE:
-            yield "scales", f"must be whole sizes of at least {SMALLEST_RENDER_SIDE} px, got {_show(side)}"
+            yield "scales", f"must be whole sizes of at least {SMALLEST_RENDER_SIDE} px, got {_show(side)}", index
             return
         if side > s.size:
-            yield "scales", f"must not exceed size ({s.size}), got {_show(side)}"
+            yield "scales", f"must not exceed size ({s.size}), got {_show(side)}", index
             return
     # The schedule runs coarse to fine whatever the order, but [512, 256] and
     # [256, 512] would be one render under two job ids; a repeat is a typo.
@@ -173,10 +173,11 @@ def _layer_problems(name: str, layers: LayerWeights):
         yield name, "must name at least one layer"
         return
     for layer, weight in layers:
+        # The layer too, so a manifest can point at its own line.
         if layer not in FEATURE_LAYERS:
-            yield name, f"unknown layer '{layer}' (expected e.g. relu1_1 … relu5_4, conv4_2, pool3)"
+            yield name, f"unknown layer '{layer}' (expected e.g. relu1_1 … relu5_4, conv4_2, pool3)", layer
         elif not math.isfinite(weight) or weight < 0:
-            yield name, f"weight of '{layer}' must be a finite non-negative number"
+            yield name, f"weight of '{layer}' must be a finite non-negative number", layer
     # The style layers' weights are normalised to sum to 1, which all-zero
     # weights cannot be: the render would quietly return the photo. style_weight
     # is the one switch for no style.

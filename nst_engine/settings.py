@@ -56,8 +56,8 @@ class RenderSettings:
     precision: str = "auto"  # "auto": bf16 on CUDA and bf16-capable CPUs, else fp32
 
     def __post_init__(self) -> None:
-        for name, message in problems(self):
-            raise SettingsError(name, message)  # the first problem, as the field it names
+        for name, message, *part in problems(self):
+            raise SettingsError(name, message, *part)  # the first problem, as the field it names
 
     # -- derived values ------------------------------------------------------
     def schedule(self) -> tuple[int, ...]:

@@ -156,12 +156,14 @@ def resolve_settings(overrides: Layer, fallback: Loc, problems: Problems) -> Ren
             settings = _DEFAULTS.with_overrides(**{k: s.value for k, s in pending.items()})
             return None if bad else settings
         except SettingsError as exc:
-            key, message = exc.field, exc.message
+            key, message, part = exc.field, exc.message, exc.part
         bad = True
         if key not in pending:
             problems.add(fallback, f"{key}: {message}")
             return None
-        problems.add(pending.pop(key).path, message)
+        path = pending.pop(key).path
+        # The line of the layer or scale at fault, where the setting spans several lines.
+        problems.add(path, message, line_path=path + (part,) if part is not None else None)
         if key == "size":  # judge the scales by the largest size allowed, not by a default nobody wrote
             pending["size"] = Setting(LARGEST_SIDE, fallback)
     return None

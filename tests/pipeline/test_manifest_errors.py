@@ -272,3 +272,17 @@ def test_aliases_that_spell_out_billions_of_values_are_refused_at_once(gallery: 
         load_manifest(path)
     assert str(caught.value) == ("bad.yaml: invalid YAML: aliases (*name) in it spell out more than 2,000,000 "
                                  "values; is an anchor repeated inside another, many times over?")
+
+
+def test_a_bad_layer_in_a_block_mapping_is_reported_on_its_own_line(gallery: Path) -> None:
+    text = PAIR + "    settings:\n      style_layers:\n        relu1_1: 1\n        relu9_9: 2\n        relu2_1: -1\n"
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    assert str(caught.value).splitlines() == [
+        "m.yaml:7: jobs[0].settings.style_layers: unknown layer 'relu9_9' (expected e.g. relu1_1 … relu5_4, "
+        "conv4_2, pool3)"]
+    text = "settings:\n  size: 64\n  scales:\n    - 32\n    - 96\n" + PAIR
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    assert str(caught.value) == "m.yaml:5: settings.scales: must not exceed size (64), got 96"
+
