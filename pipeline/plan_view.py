@@ -56,7 +56,10 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     names = ShownNames(manifest.jobs)
     tags = _tags(manifest.jobs)
     # Failed last time: shown apart from the never tried, with why (a broken photo fails again).
-    latest = read_results(manifest.output_dir)
+    try:
+        latest = read_results(manifest.output_dir)
+    except OSError:  # said in one line by the estimate, which needs the folder's history, after the table
+        latest = {}
     failed = [job for job in the_plan.todo if job.job_id not in renamed
               and latest.get(job.job_id, {}).get("status") == "failed"]
     failed_ids = {job.job_id for job in failed}
