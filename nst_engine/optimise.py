@@ -115,6 +115,6 @@ def _checkpoint_all(ctx: StageContext, x: torch.Tensor, iteration: int) -> None:
     if ctx.on_checkpoint is None:
         return
     pixels = x.detach().float().cpu()
+    seconds = ctx.render_seconds()  # one moment for the whole batch
     for index in range(pixels.shape[0]):
-        ctx.on_checkpoint(index, Checkpoint(ctx.stage, iteration, pixels[index : index + 1].clone(),
-                                            seconds=ctx.render_seconds()))
+        ctx.on_checkpoint(index, Checkpoint(ctx.stage, iteration, pixels[index : index + 1].clone(), seconds=seconds))

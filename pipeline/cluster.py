@@ -22,8 +22,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cluster_connect
-from .cluster_connect import connect, wait_for_a_worker
+from . import cluster_connect  # as a module: tests shorten its timeouts
 from .cluster_failures import (
     WorkerWatch,
     after_error,
@@ -111,14 +110,14 @@ class DaskExecutor:
         self.grace_seconds = grace_seconds
 
     def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
-        client, owned = connect(self.cluster, stop)
+        client, owned = cluster_connect.connect(self.cluster, stop)
         if client is None:  # stopped while connecting
             return
         pending, reported = list(todo), set()  # the round's jobs; the ids with a result
         try:
             workers = client.scheduler_info().get("workers", {})
             log.info("Dask cluster at %s with %s", client.scheduler.address, count(len(workers), "worker"))
-            if not workers and not wait_for_a_worker(client, stop):
+            if not workers and not cluster_connect.wait_for_a_worker(client, stop):
                 return
             progress = ClusterProgress(listener)
             while pending and stop.level == 0:

@@ -83,17 +83,21 @@ def render_on_cluster(
 
 def _render(jobs, options, inputs, job_timeout, stop, checkpoints, on_progress) -> list[dict[str, Any]]:
     global _engine
-    from .worker import build_engine, local_device, render_task
+    from .worker import build_engine, local_device, render_task, share_cores
 
     with _engine_lock:
         device = local_device()
+        # Asked at every task: workers join and leave a host during a run, and a
+        # worker that started alone kept all its cores when a second one joined
+        # (3 threads on 2 cores, each render slower). The sidecar says what it had.
+        threads = torch_threads_here(device)
         if _engine is None:
             # No checkpoints every N iterations: they would stay on this
             # worker, where a crash takes them too. Only the one a stop or a
             # timeout makes goes back to the submitting machine.
-            _engine = build_engine(device, replace(options, checkpoint_every=0, threads=torch_threads_here(device)))
-        else:
-            _share_cores_again(device)
+            _engine = build_engine(device, replace(options, checkpoint_every=0, threads=threads))
+        elif device == "cpu" and threads:
+            share_cores(threads)
         deadline = _Deadline(job_timeout * len(jobs)) if job_timeout else None
         checks = ([deadline.passed] if deadline else []) + ([stop.requested] if stop else [])
         # The run's output folder is on the submitting machine, out of sight
@@ -122,17 +126,6 @@ def _with_checkpoint(scratch: str, record: dict[str, Any]) -> dict[str, Any]:
         return record
     path = checkpoint_path(scratch, record["job_id"])
     return {**record, "checkpoint": path.read_bytes() if path.is_file() else b""}
-
-
-def _share_cores_again(device: str) -> None:
-    """Workers join and leave a host during a run: a worker that started alone
-    on it kept all its cores when a second one joined (3 threads on 2 cores,
-    each render slower). Each task asks again; the sidecar says what it had."""
-    from .worker import share_cores
-
-    threads = torch_threads_here(device)
-    if device == "cpu" and threads:
-        share_cores(threads)
 
 
 def torch_threads_here(device: str) -> int | None:

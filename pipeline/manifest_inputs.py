@@ -108,7 +108,7 @@ def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems:
         problems.add(parent, unknown_name("setting", str(key), names), line_path=parent + (key,))
         return None
     label = None
-    if isinstance(getattr(_DEFAULTS, key), float) and _is_number(value):
+    if isinstance(getattr(_DEFAULTS, key), float) and _is_whole_number(value):
         # `1000` and `1000.0` are the same render, so they must make the same job id.
         value = to_float(value)
     elif key in ("init", "weights") and isinstance(value, str) and value not in INIT_MODES + BUILTIN_WEIGHTS:
@@ -139,7 +139,7 @@ def _looks_like_a_torch_file(file: Path) -> bool:
     return head == b"PK\x03\x04" or head[:1] == b"\x80"
 
 
-def _is_number(value: Any) -> bool:
+def _is_whole_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -70,8 +70,9 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         sides = planned_sides(job, content_sides)
         # The size it renders at: a smaller photo is not upscaled unless asked.
         size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"
+        variant = [*setting_parts(job.variant), *([tags[job.job_id]] if job.job_id in tags else [])]
         rows.append({"#": str(index), "status": status, "content": names.contents[job.content],
-                     "style": names.style(job), "variant": "; ".join([*setting_parts(job.variant), *tags.get(job.job_id, ())]) or "-", "size": size,
+                     "style": names.style(job), "variant": "; ".join(variant) or "-", "size": size,
                      "iters": str(job.settings.iterations), "schedule": "→".join(str(x) for x in sides),
                      "job id": job.job_id})
     console.print(_table(console, f"{manifest.path.name} -> {manifest.output_dir}", rows))
@@ -118,14 +119,14 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                        f"(a setting or an input changed since), e.g. {examples}; no run deletes them")
 
 
-def _tags(jobs: Sequence[RenderJob]) -> dict[str, tuple[str, ...]]:
+def _tags(jobs: Sequence[RenderJob]) -> dict[str, str]:
     """Job id -> what tells it from the other jobs of its photo, style and
     variant (entries that differ only in their own settings), as the sheet tags
     the cards stacked in one cell; whole manifest, so --only changes no row."""
     cells: dict[tuple, list[RenderJob]] = defaultdict(list)
     for job in jobs:
         cells[job.content, job.styles, job.style_label, job.variant].append(job)
-    return {job.job_id: (tag,) for cell in cells.values() if len(cell) > 1
+    return {job.job_id: tag for cell in cells.values() if len(cell) > 1
             for job, tag in zip(cell, tell_apart(cell), strict=True)}
 
 
