@@ -166,17 +166,19 @@ def _render_group(engine, group, options, on_progress, should_cancel):
     fallback = None
     try:
         outcomes = _attempt(engine, jobs, requests, options, on_progress, should_cancel, first=True)
-        if outcomes is None:  # out of memory
-            fallback = f"one image at a time, lbfgs_history={FALLBACK_HISTORY}"
-            outcomes = _memory_fallback(engine, jobs, requests, options, on_progress, should_cancel)
-    except RenderCancelledError:  # during the fallback too
+    except RenderCancelledError:
         return [(job, _interrupted(engine, job)) for job in jobs]
+    if outcomes is None:  # out of memory
+        fallback = f"one image at a time, lbfgs_history={FALLBACK_HISTORY}"
+        outcomes = _memory_fallback(engine, jobs, requests, options, on_progress, should_cancel)
     seconds = time.perf_counter() - started
     for job, outcome in zip(jobs, outcomes):
         if isinstance(outcome, RenderDivergedError):  # resumed, it would blow up again
             checkpoint_path(options.output_dir, job.job_id).unlink(missing_ok=True)
     return [
-        (job, _result(engine, job, outcome, seconds, fallback)) for job, outcome in zip(jobs, outcomes)
+        (job, _interrupted(engine, job) if isinstance(outcome, RenderCancelledError)
+         else _result(engine, job, outcome, seconds, fallback))
+        for job, outcome in zip(jobs, outcomes)
     ]
 
 
@@ -218,12 +220,18 @@ def _batch(engine, jobs, requests, options, on_progress, should_cancel):
 
 
 def _memory_fallback(engine, jobs, requests, options, on_progress, should_cancel):
+    """Each image of the batch alone. A stop keeps the images already finished;
+    the one it cuts short and those not started come back as the cancel, and
+    resume next run."""
     _free_device_memory(engine)
-    outcomes = []
-    for job, request in zip(jobs, requests):
+    outcomes: list = []
+    for index, (job, request) in enumerate(zip(jobs, requests)):
         history = min(FALLBACK_HISTORY, request.settings.lbfgs_history)
         smaller = replace(request, settings=replace(request.settings, lbfgs_history=history))
-        (outcome,) = _attempt(engine, [job], [smaller], options, on_progress, should_cancel) or (None,)
+        try:
+            (outcome,) = _attempt(engine, [job], [smaller], options, on_progress, should_cancel) or (None,)
+        except RenderCancelledError as cancelled:
+            return outcomes + [cancelled] * (len(jobs) - index)
         if outcome is None:
             _free_device_memory(engine)
             w, h = request.content.size

@@ -186,3 +186,21 @@ def test_a_cluster_task_shares_the_hosts_cores_again_when_workers_join(monkeypat
     finally:
         torch.set_num_threads(before)
     assert seen == [4, 2, 1]
+
+
+def test_a_stop_during_the_memory_fallback_keeps_the_images_it_finished(engine, options, monkeypatch):
+    # Out of memory as a batch, the jobs render one at a time; a Ctrl-C while
+    # the second renders must not throw away the first, finished image.
+    from dataclasses import replace
+
+    monkeypatch.setenv(worker.INJECT_OOM_ENV, "*")
+    longer = SETTINGS.with_overrides(iterations=12)  # past the engine's first progress report, at 10
+    first, second, third = (replace(_job(name, content), settings=longer) for name, content in
+                            (("first", "chelsea"), ("second", "neuschwanstein"), ("third", "chelsea")))
+    rendering = []
+    records = worker.render_task(
+        engine, [first, second, third], options,
+        on_progress=lambda event: rendering.append(event["job_ids"]),
+        should_cancel=lambda: bool(rendering) and rendering[-1] == ["second"])
+    assert [r["status"] for r in records] == ["done", "interrupted", "interrupted"]
+    assert records[0]["memory_fallback"] and records[0]["png"]
