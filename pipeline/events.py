@@ -52,10 +52,13 @@ def internal_error_reason(error: BaseException) -> str:
 
 def failure_record(job: RenderJob, reason: str) -> dict[str, Any]:
     """A failed result made by the parent (timeout, dead worker), not by a worker."""
-    return {
-        "job_id": job.job_id,
-        "status": "failed",
-        "error": reason,
-        "worker_pid": None,
-        "parent_pid": os.getpid(),
-    }
+    return _parent_record(job, "failed", reason)
+
+
+def interrupted_record(job: RenderJob, reason: str) -> dict[str, Any]:
+    """An interrupted result made by the parent: the stop killed the job's worker."""
+    return _parent_record(job, "interrupted", reason)
+
+
+def _parent_record(job: RenderJob, status: str, reason: str) -> dict[str, Any]:
+    return {"job_id": job.job_id, "status": status, "error": reason, "worker_pid": None, "parent_pid": os.getpid()}

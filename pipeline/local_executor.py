@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from multiprocessing.connection import wait
 
-from .events import Listener, StopSignal, failure_record, timeout_reason
+from .events import Listener, StopSignal, failure_record, interrupted_record, timeout_reason
 from .jobs import RenderJob, checkpoint_path
 from .scheduler import DEFAULT_BATCH_CAP, next_batch
 from .worker_handle import WorkerHandle
@@ -92,7 +92,7 @@ class LocalExecutor:
             self._pump(workers)
             self._listener.on_idle()
             for index, worker in enumerate(workers):
-                workers[index] = self._supervise(worker)
+                workers[index] = self._supervise(worker, stopping=cancel_deadline is not None)
             if cancel_deadline is None and stop.level == 0:  # a signal may have come during _pump
                 self._dispatch(workers)
             if not any(w.alive or w.restartable for w in workers):
@@ -133,8 +133,10 @@ class LocalExecutor:
             self._last_fatal = payload["error"]
             worker.retire()
 
-    def _supervise(self, worker: WorkerHandle) -> WorkerHandle:
-        """Replace a dead worker; enforce the timeout on a busy one."""
+    def _supervise(self, worker: WorkerHandle, *, stopping: bool = False) -> WorkerHandle:
+        """Replace a dead worker; enforce the timeout on a busy one. During a
+        stop a dead worker's jobs are interrupted, not retried, and it is not
+        replaced: a fresh worker would only load the weights to be stopped."""
         allowed = self._allowed_seconds(worker)
         if allowed is not None and worker.busy and worker.busy_seconds() > allowed:
             held = worker.kill()
@@ -154,6 +156,13 @@ class LocalExecutor:
         self._discard_partial_checkpoints(worker, held)
         log.warning("worker %d on %s (pid %s) died (%s)%s", worker.slot, worker.device, worker.process.pid,
                     _exit_reason(exit_code), f" under {', '.join(job.output_name for job in held)}" if held else "")
+        if stopping:
+            for job in held:
+                self._close(job, f"interrupted: its worker died during the stop ({_exit_reason(exit_code)}); "
+                                 "resumes next run", status="interrupted")
+            worker.shutdown()
+            worker.retire()
+            return worker
         for job in reversed(held):
             self._attempts[job.job_id] = self._attempts.get(job.job_id, 0) + 1
             if self._attempts[job.job_id] < MAX_ATTEMPTS:
@@ -197,7 +206,9 @@ class LocalExecutor:
 
     def _shutdown(self, workers: list[WorkerHandle], *, now: bool) -> None:
         """No worker outlives the run. All are asked at once and waited for
-        together (not 5 s each in turn); after a second signal they are killed."""
+        together (not 5 s each in turn); after a second signal they are killed.
+        The jobs of a worker killed here are recorded interrupted: the last
+        checkpoint each saved, if any, resumes it next run."""
         if not now:
             for worker in workers:
                 worker.request_stop()
@@ -210,7 +221,11 @@ class LocalExecutor:
                 self._read(worker)
         for worker in workers:
             if worker.process.is_alive():
-                self._discard_partial_checkpoints(worker, worker.kill())
+                held = worker.kill()
+                self._discard_partial_checkpoints(worker, held)
+                why = "stopped at once by a second signal" if now else "still rendering when the stop's grace period ran out"
+                for job in held:
+                    self._close(job, f"interrupted: {why}; resumes next run", status="interrupted")
             worker.shutdown()
 
     def _discard_partial_checkpoints(self, worker: WorkerHandle, jobs: list[RenderJob]) -> None:
@@ -242,10 +257,11 @@ class LocalExecutor:
     def _start(self, slot: int, device: str) -> WorkerHandle:
         return WorkerHandle.start(self._context, slot, device, self.options)
 
-    def _close(self, job: RenderJob, reason: str) -> None:
+    def _close(self, job: RenderJob, reason: str, *, status: str = "failed") -> None:
         if job.job_id in self._open:
             self._open.discard(job.job_id)
-            self._listener.on_result(job, failure_record(job, reason))
+            record = failure_record(job, reason) if status == "failed" else interrupted_record(job, reason)
+            self._listener.on_result(job, record)
 
     def _fail_remaining(self, reason: str) -> None:
         for job in list(self._pending):

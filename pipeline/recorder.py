@@ -237,8 +237,8 @@ class Recorder:
         self._write(self._summary(None, devices, skipped))
 
     def write_summary(self, exit_code: int, devices: list[str], skipped: int) -> dict[str, Any]:
-        # The run is over: a job still shown rendering got no result (it never
-        # should), and the sheet must not say it is under way.
+        # The run is over: the executors record every job they started, but a
+        # job still shown rendering must not be shown under way by the sheet.
         for job_id in [i for i, shown in self.results.items() if shown.get("status") == "rendering"]:
             del self.results[job_id]
             self._sheet_stale = True

@@ -136,3 +136,57 @@ def test_a_stop_that_lands_while_results_are_read_starts_no_new_job():
     executor._loop(workers, stop)
     assert [w.held for w in workers] == [[], []]
     assert executor._pending == []  # cleared: they render next run
+
+
+class _StubbornWorker(_Worker):
+    """A busy worker that will not leave when asked: only a kill ends it."""
+
+    def __init__(self, held: list[RenderJob]) -> None:
+        super().__init__(held, alive=False)  # nothing to read from its pipe
+        self.retire = lambda: setattr(self, "retired", True)
+        self.request_stop = lambda: None
+        self.process = type("Process", (), {"is_alive": lambda _: True, "pid": 1})()
+
+    def kill(self):
+        return self.take_held()
+
+
+def _recording_executor(jobs: list[RenderJob]):
+    executor, recorded = _Executor([]), []
+    executor._open = {job.job_id for job in jobs}
+    executor._listener.on_result = lambda job, record: recorded.append((job.job_id, record["status"], record["error"]))
+    return executor, recorded
+
+
+def test_the_jobs_a_second_signal_kills_are_recorded_interrupted():
+    jobs = _jobs(2)
+    executor, recorded = _recording_executor(jobs)
+    executor._shutdown([_StubbornWorker(jobs)], now=True)
+    reason = "interrupted: stopped at once by a second signal; resumes next run"
+    assert recorded == [("j0", "interrupted", reason), ("j1", "interrupted", reason)]
+
+
+def test_the_jobs_still_running_when_the_grace_period_ends_are_recorded_interrupted(monkeypatch):
+    from pipeline import local_executor
+
+    monkeypatch.setattr(local_executor, "SHUTDOWN_SECONDS", 0.1)
+    (job,) = _jobs(1)
+    executor, recorded = _recording_executor([job])
+    executor._shutdown([_StubbornWorker([job])], now=False)
+    assert recorded == [("j0", "interrupted",
+                         "interrupted: still rendering when the stop's grace period ran out; resumes next run")]
+
+
+def test_a_worker_that_dies_during_a_stop_is_not_replaced_and_its_job_is_interrupted():
+    # Replaced, a fresh worker would load the weights only to be stopped, and
+    # its job would be queued again after the queue was cleared for the stop.
+    (job,) = _jobs(1)
+    executor, recorded = _recording_executor([job])
+    starts = []
+    executor._start = lambda slot, device: starts.append(device) or _Worker()
+    dead = _Worker([job], alive=False)
+    dead.retire = lambda: setattr(dead, "retired", True)
+    assert executor._supervise(dead, stopping=True) is dead
+    assert dead.retired and starts == [] and executor._pending == []
+    assert recorded == [("j0", "interrupted",
+                         "interrupted: its worker died during the stop (killed by SIGKILL); resumes next run")]
