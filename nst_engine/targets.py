@@ -29,6 +29,7 @@ from .cache_location import TARGETS_FOLDER
 
 MEMORY_ENTRIES = 256  # a few MB each; bounds an engine that sees thousands of styles
 ENTRY_SUFFIX = ".pt"
+TEMP_PREFIX = ".tmp-"  # an entry being written; a writer killed mid-write leaves one
 
 
 def target_key(
@@ -124,7 +125,7 @@ class StyleTargetCache:
         torch.save({name: g.cpu() for name, g in grams.items()}, buffer)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=ENTRY_SUFFIX)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=ENTRY_SUFFIX)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(buffer.getbuffer())
             os.replace(tmp, path)
@@ -135,21 +136,23 @@ class StyleTargetCache:
                 Path(tmp).unlink(missing_ok=True)
 
     def clear(self) -> int:
-        """Delete every disk entry; returns how many were removed."""
+        """Delete every disk entry, and the temp files of killed writers; returns
+        how many entries were removed. A writer still at work only loses its
+        entry (its rename fails, which it ignores)."""
         self._memory.clear()
         if self.directory is None or not self.directory.exists():
             return 0
         removed = 0
-        for entry in self.directory.rglob(f"*{ENTRY_SUFFIX}"):
-            entry.unlink(missing_ok=True)
-            removed += 1
+        for path in self.directory.rglob(f"*{ENTRY_SUFFIX}"):
+            path.unlink(missing_ok=True)
+            removed += not path.name.startswith(TEMP_PREFIX)
         return removed
 
     def disk_usage(self) -> tuple[int, int, int]:
-        """(entries, bytes, entries that are not whole) on disk."""
+        """(entries, bytes, entries that are not whole) on disk; temp files are not entries."""
         if self.directory is None or not self.directory.exists():
             return 0, 0, 0
-        files = list(self.directory.rglob(f"*{ENTRY_SUFFIX}"))
+        files = [path for path in self.directory.rglob(f"*{ENTRY_SUFFIX}") if not path.name.startswith(TEMP_PREFIX)]
         return len(files), sum(f.stat().st_size for f in files), sum(1 for f in files if not entry_is_whole(f))
 
 

@@ -139,7 +139,11 @@ def test_clear_and_disk_usage(tmp_path):
     entry = sorted(tmp_path.rglob("*.pt"))[0]
     entry.write_bytes(entry.read_bytes()[: size // 4])
     assert cache.disk_usage()[::2] == (2, 1)
+    # A writer killed mid-write leaves its temp file: not an entry, and clear removes it.
+    (entry.parent / ".tmp-k1l2m3.pt").write_bytes(b"PK\x03\x04 half")
+    assert cache.disk_usage()[::2] == (2, 1)
     assert cache.clear() == 2 and cache.disk_usage() == (0, 0, 0)
+    assert list(tmp_path.rglob("*.pt")) == []
 
 
 def test_the_key_covers_everything_the_grams_depend_on():
