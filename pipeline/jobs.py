@@ -179,7 +179,8 @@ def slug(text: str, limit: int = 60) -> str:
     cleaned = cleaned[:limit]
     while len(cleaned.encode()) > _SLUG_BYTES:
         cleaned = cleaned[:-1]
-    return cleaned
+    # Cut short, a name may end in a "_" or "." it had inside: dropped as at the ends.
+    return cleaned.rstrip("._") or "x"
 
 
 def format_value(value: Any) -> str:

@@ -27,6 +27,8 @@ ASCII_NAMES = [
     ("..hidden.", "hidden"),
     ("a/b\\c", "a_b_c"),
     ("x" * 80, "x" * 60),
+    ("x" * 59 + " tail", "x" * 59),  # cut at 60, it would end in "_"
+    ("x" * 59 + ".tail", "x" * 59),
     ("", "x"),
     ("style_weight=1,tv_weight=0.5", "style_weight=1_tv_weight=0.5"),
     ("photo #2 [final]", "photo_2_final"),
@@ -49,6 +51,7 @@ def test_ascii_labels_keep_their_names(label: str, expected: str) -> None:
         ("Katze u\u0308", "Katze_ü"),  # macOS's decomposed ü: NFC, one name for one photo
         ("हिन्दी", "हिन्दी"),  # combining vowel signs stay
         (".猫", "猫"),
+        ("é" * 59 + " ü", "é" * 59),  # cut at 60, it would end in "_"
         ("a\x00b\nc\u202ed", "a_b_c_d"),  # control and bidi-override characters go
     ],
 )
