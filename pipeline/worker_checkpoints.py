@@ -21,7 +21,13 @@ def save_checkpoint(options: WorkerOptions, job: RenderJob, checkpoint: Checkpoi
     data = checkpoint.to_bytes()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            # On disk before the rename: after a power cut the name must hold a
+            # whole checkpoint (or the previous one), never an empty file that
+            # costs the job its progress.
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)  # the last whole checkpoint, if any, stays

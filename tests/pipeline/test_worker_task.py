@@ -204,3 +204,15 @@ def test_a_stop_during_the_memory_fallback_keeps_the_images_it_finished(engine, 
         should_cancel=lambda: bool(rendering) and rendering[-1] == ["second"])
     assert [r["status"] for r in records] == ["done", "interrupted", "interrupted"]
     assert records[0]["memory_fallback"] and records[0]["png"]
+
+
+def test_a_checkpoint_is_on_disk_before_it_takes_its_name(options, monkeypatch):
+    import os
+
+    job, events = _job("durable", "chelsea"), []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("rename") or real_replace(a, b))
+    worker_checkpoints.save_checkpoint(options, job, _checkpoint(torch.full((1, 3, 4, 4), 0.5)))
+    assert events == ["fsync", "rename"]
+    assert worker_checkpoints.load_checkpoint(options, job) is not None
