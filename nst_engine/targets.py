@@ -91,13 +91,14 @@ class StyleTargetCache:
         while len(self._memory) > MEMORY_ENTRIES:
             self._memory.popitem(last=False)
 
-    def _path(self, key: str) -> Path | None:
+    def entry_path(self, key: str) -> Path | None:
+        """Where the disk entry of `key` is (whether or not it exists); None without a disk cache."""
         if self.directory is None:
             return None
         return self.directory / key[:2] / f"{key}{ENTRY_SUFFIX}"
 
     def _read_disk(self, key: str, layers: tuple[str, ...]) -> dict[str, torch.Tensor] | None:
-        path = self._path(key)
+        path = self.entry_path(key)
         if path is None or not path.is_file():
             return None
         try:
@@ -115,7 +116,7 @@ class StyleTargetCache:
         return {name: data[name] for name in layers}
 
     def _write_disk(self, key: str, grams: dict[str, torch.Tensor]) -> None:
-        path = self._path(key)
+        path = self.entry_path(key)
         if path is None:
             return
         tmp: str | None = None

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checksums import CAFFE_SHA256, TORCHVISION_CHECKPOINT, sha256_file
+from .checksums import CAFFE_IDENTITY, CAFFE_SHA256, TORCHVISION_CHECKPOINT, sha256_file
 from .errors import WeightsError
 from .setting_values import VGG19_BLOCK_DEPTHS
 
@@ -200,7 +200,7 @@ def _load_caffe(path: Path, *, bundled: bool) -> LoadedWeights:
             state[f"{name}.bias"] = raw[f"{key}_b"].float()
         except KeyError as missing:
             raise WeightsError(f"weight file {path} lacks {missing} (conv #{block_index + 1})") from None
-    return LoadedWeights(state, CAFFE_PREPROCESS, f"caffe:{digest}")
+    return LoadedWeights(state, CAFFE_PREPROCESS, CAFFE_IDENTITY)
 
 
 def _from_torchvision_layout(raw: dict, path: Path | str) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from nst_engine.checksums import CAFFE_SHA256
+from nst_engine.checksums import CAFFE_IDENTITY
 from nst_engine.settings import RenderSettings
 
 
@@ -70,7 +70,8 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
     """
     from nst_engine import images
     from nst_engine.engine import cpu_has_native_bf16
-    from nst_engine.targets import entry_is_whole, target_key
+    from nst_engine.stage_targets import style_target_key
+    from nst_engine.targets import entry_is_whole
 
     cache = _cache()
     if cache.directory is None:
@@ -89,9 +90,8 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
             native_bf16 = "cpu" in device_types and cpu_has_native_bf16()
             precisions[settings.precision] = sorted(
                 {settings.resolved_precision(kind, native_bf16) for kind in device_types})
-        side = settings.style_side(final_side)
         layers = tuple(name for name, _ in settings.style_layers)
-        question = (path, side, layers, settings.pooling, settings.precision)
+        question = (path, settings.style_side(final_side), layers, settings.pooling, settings.precision)
         if question in asked:
             continue
         asked.add(question)
@@ -102,11 +102,9 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
                 decoded[path] = None  # a broken style fails its jobs at render time, with its reason
         if decoded[path] is None:
             continue
-        resized = images.fit_longest_side(decoded[path], side, upscale=False)
-        digest = images.image_digest(resized)
         for precision in precisions[settings.precision]:
-            key = target_key(digest, resized.size, f"caffe:{CAFFE_SHA256}", layers, settings.pooling, precision)
-            if entry_is_whole(cache.directory / key[:2] / f"{key}.pt"):
+            key, _ = style_target_key(decoded[path], final_side, settings, precision, CAFFE_IDENTITY)
+            if entry_is_whole(cache.entry_path(key)):
                 found.add(path)
                 break
     return len(found)
