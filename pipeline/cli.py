@@ -1,4 +1,5 @@
-"""The `nst` command. Only this module (and display.py) talk to the terminal.
+"""The `nst` command. This module, display.py (the run's log and bars) and the
+lock's one "waiting" line are all that talk to the terminal.
 
 A user's mistake (bad manifest, busy folder, unknown device) is one line on
 stderr and an exit code, never a traceback.

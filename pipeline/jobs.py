@@ -121,10 +121,6 @@ def _settings_dict(settings: RenderSettings) -> dict[str, Any]:
     return settings.to_dict()
 
 
-def compute_job_id(content: str, styles: tuple[str, ...], settings: RenderSettings) -> str:
-    return job_identity(content, styles, settings)[0]
-
-
 def job_identity(
     content: str, styles: tuple[str, ...], settings: RenderSettings
 ) -> tuple[str, tuple[tuple[str, str], ...]]:

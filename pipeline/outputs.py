@@ -106,11 +106,6 @@ def encode_png(image: Image.Image, text: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def write_png_atomic(path: Path, image: Image.Image, text: dict[str, str]) -> None:
-    """Save `image` as a PNG with text chunks, atomically."""
-    write_bytes_atomic(path, encode_png(image, text))
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 

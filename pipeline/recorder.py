@@ -2,7 +2,8 @@
 
 Results arrive as plain dicts with PNG bytes (from a local worker or a Dask
 worker alike) and are written here, in one process, so two workers can never
-race on the same output file and the sheet is rebuilt after every job.
+race on the same output file. The sheet is rebuilt as results come in, with a
+pause after each rebuild that grows with its cost (SHEET_PAUSE).
 """
 
 from __future__ import annotations

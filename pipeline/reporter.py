@@ -1,7 +1,7 @@
 """The contact sheet: `index.html` with contents as rows and styles as columns.
 
-It is rewritten after every finished job, so a half-done night already has a
-useful page. That makes cost matter: thumbnails are made once per image and
+It is rewritten as jobs finish (the recorder paces it), so a half-done night
+already has a useful page. That makes cost matter: thumbnails are made once per image and
 reused while they are newer than their source, so a rewrite is mostly `stat`
 calls plus one template render. All names go through Jinja's autoescaping and
 every URL through `quote`, because file names are user data (`<img …>.jpg` is

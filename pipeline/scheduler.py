@@ -22,10 +22,6 @@ class Plan:
     todo: tuple[RenderJob, ...]  # in the order workers should take them
     done: tuple[RenderJob, ...]  # outputs already complete (skipped)
 
-    @property
-    def total_work(self) -> int:
-        return sum(job.pixels for job in self.todo)
-
     def with_done(self, job_ids: Iterable[str]) -> Plan:
         """This plan with the jobs to do named by `job_ids` counted as done."""
         ids = set(job_ids)

@@ -25,11 +25,12 @@ from pipeline.outputs import (
     JOB_ID_KEY,
     SETTINGS_KEY,
     append_result,
+    encode_png,
     output_is_complete,
     read_results,
     source_thumbnail,
+    write_bytes_atomic,
     write_json_atomic,
-    write_png_atomic,
     write_thumbnail,
 )
 
@@ -51,7 +52,7 @@ def _job(job_id="3fa2b1c9d0e1") -> RenderJob:
 
 
 def _finish(out: Path, job: RenderJob, png_id: str | None = None, sidecar_id: str | None = None):
-    write_png_atomic(out / job.output_name, _image(), {JOB_ID_KEY: png_id or job.job_id})
+    write_bytes_atomic(out / job.output_name, encode_png(_image(), {JOB_ID_KEY: png_id or job.job_id}))
     write_json_atomic(out / job.sidecar_name, {"job_id": sidecar_id or job.job_id})
 
 
@@ -65,7 +66,7 @@ def _leftovers(folder: Path) -> list[Path]:
 def test_png_round_trips_text_chunks_and_leaves_no_temp_files(tmp_path):
     path = tmp_path / "a" / "b" / "out.png"
     settings = json.dumps({"size": 512, "init": "/photos/café.jpg"})  # non-Latin-1 → iTXt
-    write_png_atomic(path, _image(), {JOB_ID_KEY: "abc", SETTINGS_KEY: settings})
+    write_bytes_atomic(path, encode_png(_image(), {JOB_ID_KEY: "abc", SETTINGS_KEY: settings}))
     with Image.open(path) as image:
         assert image.text == {JOB_ID_KEY: "abc", SETTINGS_KEY: settings}
         assert image.size == (20, 12) and image.getpixel((0, 0)) == (200, 40, 90)
@@ -85,7 +86,7 @@ def test_a_crash_before_the_rename_keeps_the_previous_version(tmp_path, monkeypa
 
     def do_write(tag: str) -> None:
         if write == "png":
-            write_png_atomic(path, _image(), {JOB_ID_KEY: tag})
+            write_bytes_atomic(path, encode_png(_image(), {JOB_ID_KEY: tag}))
         else:
             write_json_atomic(path, {"job_id": tag})
 
@@ -111,7 +112,7 @@ def test_a_crash_during_the_first_write_leaves_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
     with pytest.raises(OSError, match="disk pulled"):
-        write_png_atomic(path, _image(), {JOB_ID_KEY: "x"})
+        write_bytes_atomic(path, encode_png(_image(), {JOB_ID_KEY: "x"}))
     assert not path.exists() and _leftovers(tmp_path) == []
 
 

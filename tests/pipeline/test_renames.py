@@ -15,7 +15,7 @@ from PIL import Image
 
 from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
-from pipeline.outputs import JOB_ID_KEY, write_json_atomic, write_png_atomic
+from pipeline.outputs import JOB_ID_KEY, encode_png, write_bytes_atomic, write_json_atomic
 from pipeline.renames import adopt_renamed, find_renamed
 
 JOB_ID = "3fa2b1c9d0e1"
@@ -29,7 +29,7 @@ def _job(name: str) -> RenderJob:
 
 def _finish(out: Path, name: str, png_id: str = JOB_ID, sidecar: dict | None = None) -> Path:
     png = out / f"{name}-{JOB_ID}.png"
-    write_png_atomic(png, Image.new("RGB", (8, 8), (1, 2, 3)), {JOB_ID_KEY: png_id})
+    write_bytes_atomic(png, encode_png(Image.new("RGB", (8, 8), (1, 2, 3)), {JOB_ID_KEY: png_id}))
     if sidecar is not False:
         write_json_atomic(png.with_suffix(".json"), sidecar or {"job_id": JOB_ID, "output": png.name})
     return png
