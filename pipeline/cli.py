@@ -7,16 +7,14 @@ stderr and an exit code, never a traceback.
 
 from __future__ import annotations
 
-import errno
-import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from .cli_errors import err, fail, one_line_errors
 from .errors import ManifestError, OutputFolderError, PipelineError
 from .labels import select
 from .lock import OutputLockedError, check_output_folder
@@ -24,8 +22,6 @@ from .manifest import Manifest, load_manifest, resolve_manifest_path
 from .plan_view import PLAN_ROWS, print_plan
 from .run import (
     EXIT_BUSY,
-    EXIT_FAILED,
-    EXIT_SIGNAL,
     EXIT_USAGE,
     RenderOptions,
     cluster_address,
@@ -50,7 +46,6 @@ cache_app = typer.Typer(help="Inspect or clear the style-target cache.", no_args
 app.add_typer(cache_app, name="cache")
 # Wide enough for the plan table when stdout is a file or a pipe (cron mail).
 out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 ManifestArg = Annotated[str, typer.Argument(metavar="MANIFEST", help="Manifest file, or a bare name: NAME.yaml here, else in manifests/ (e.g. demo).")]
@@ -89,54 +84,6 @@ def _load(name: str):
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def _fail(message: str, code: int) -> None:
-    err.print(f"nst: {message}", markup=False, highlight=False)
-    raise typer.Exit(code)
-
-
-# OSErrors that mean a path the user gave is wrong (usage, exit 2), as opposed
-# to the machine failing (a full disk, an I/O error: exit 1).
-_USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
-                 errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
-
-
-class _Terminated(BaseException):
-    """SIGTERM or SIGHUP outside the render's own handling: unwinds like Ctrl-C does."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum, frame):
-    raise _Terminated(signum)
-
-
-_TERMINATED = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
-
-
-@contextmanager
-def _one_line_errors():
-    """The safety net under every command that touches files: an OSError that
-    no check foresaw is still one line, never a traceback. A Ctrl-C or SIGTERM
-    outside the render's own signal handling (planning, waiting with --wait)
-    exits 130, 143 or 129 (SIGHUP) as the README promises, with a line that says so, where
-    click would print "Aborted!" and exit 1, and SIGTERM would end it silently."""
-    previous = {signum: signal.signal(signum, _raise_terminated) for signum in _TERMINATED}
-    try:
-        yield
-    except KeyboardInterrupt:
-        _fail("interrupted (SIGINT)", EXIT_SIGNAL[signal.SIGINT])
-    except _Terminated as stopped:
-        _fail(_TERMINATED[stopped.signum], EXIT_SIGNAL[stopped.signum])
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        _fail(f"{where}{error.strerror or error}", EXIT_USAGE if error.errno in _USAGE_ERRNOS else EXIT_FAILED)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def _check_output(loaded, *, reading_will_do: bool = False) -> None:
     """Stop here (exit 2) if the output folder cannot hold a run. `nst plan` only
     reads it: a finished gallery on a read-only share gets its table and a note."""
@@ -145,7 +92,7 @@ def _check_output(loaded, *, reading_will_do: bool = False) -> None:
     except OutputFolderError as error:
         problem = str(loaded.output_problem(str(error)))
         if not (reading_will_do and error.readable):
-            _fail(problem, EXIT_USAGE)
+            fail(problem, EXIT_USAGE)
         err.print(f"nst: note: {problem} (nst render would stop there)", markup=False, highlight=False)
 
 
@@ -162,12 +109,12 @@ def render(
     job_timeout: Annotated[float | None, typer.Option(metavar="SECONDS", help="Seconds a job may run (a batch of N: N × this) before it is stopped and failed.")] = None,
 ) -> None:
     """Render every job of MANIFEST that is not already done."""
-    with _one_line_errors():
+    with one_line_errors():
         loaded = _load(manifest)
         _check_only(loaded, only)
         _check_run_flags(cluster=cluster, job_timeout=job_timeout)
         if devices is not None and cluster is not None:
-            _fail("--devices and --cluster: give one (a cluster's workers use their own devices)", EXIT_USAGE)
+            fail("--devices and --cluster: give one (a cluster's workers use their own devices)", EXIT_USAGE)
         options = RenderOptions(devices=_devices(devices), cluster=cluster, force=force, only=only,
                                 quiet=quiet, wait=wait, job_timeout=job_timeout)
         _check_output(loaded)
@@ -178,25 +125,25 @@ def render(
         try:
             code = execute(loaded, options)
         except OutputLockedError as error:
-            _fail(str(error), EXIT_BUSY)
+            fail(str(error), EXIT_BUSY)
         except OutputFolderError as error:  # a folder that changed since the check
-            _fail(str(loaded.output_problem(str(error))), EXIT_USAGE)
+            fail(str(loaded.output_problem(str(error))), EXIT_USAGE)
         except PipelineError as error:
-            _fail(str(error), EXIT_USAGE)
+            fail(str(error), EXIT_USAGE)
     raise typer.Exit(code)
 
 
 def _check_only(loaded, only: str | None) -> None:
     # `--only "$JOB"` with JOB unset would take every job: with --force, a whole gallery again.
     if only is not None and not only.strip():
-        _fail(f"--only {only!r} is empty: give a name or a glob, or leave --only out for every job", EXIT_USAGE)
+        fail(f"--only {only!r} is empty: give a name or a glob, or leave --only out for every job", EXIT_USAGE)
     # A glob that matches nothing is a typo; "nothing to render" would hide it.
     if only and not select(loaded.jobs, only):
         # The wildcard form is offered only where it would pick something.
         wider = f"*{only}*"
         hint = "" if set("*?[") & set(only) or not select(loaded.jobs, wider) else (
             f"; for part of a name, use a wildcard: '{wider}'")
-        _fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs (it is matched against output "
+        fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs (it is matched against output "
               f"names, job ids, and the names the plan gives photos and paintings{hint})", EXIT_USAGE)
 
 
@@ -207,7 +154,7 @@ def _check_run_flags(**flags) -> None:
 
     problems = check_run_flags(**flags)
     if problems:
-        _fail("; ".join(problems), EXIT_USAGE)
+        fail("; ".join(problems), EXIT_USAGE)
 
 
 def _devices(spec: str | None):
@@ -218,7 +165,7 @@ def _devices(spec: str | None):
     try:
         return parse_devices(spec)
     except ValueError as error:
-        _fail(f"--devices: {error}", EXIT_USAGE)
+        fail(f"--devices: {error}", EXIT_USAGE)
 
 
 def _check_cuda(devices, source: str, cluster) -> None:
@@ -232,7 +179,7 @@ def _check_cuda(devices, source: str, cluster) -> None:
     try:
         resolve_devices(devices, source)
     except PipelineError as error:
-        _fail(str(error), EXIT_USAGE)
+        fail(str(error), EXIT_USAGE)
 
 
 @app.command()
@@ -240,7 +187,7 @@ def plan(manifest: ManifestArg, only: OnlyOption = None,
          every_job: Annotated[bool, typer.Option("--all", metavar="", help=f"List every job (not only the first {PLAN_ROWS}) and every copied file.")]
          = False) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
-    with _one_line_errors():
+    with one_line_errors():
         loaded = _load(manifest)
         _check_only(loaded, only)
         _check_output(loaded, reading_will_do=True)
@@ -262,14 +209,14 @@ def report(output_dir: Annotated[Path, typer.Argument(metavar="OUTPUT_DIR", help
     """Rebuild index.html: laid out by the manifest given, else by the one the last run recorded."""
     from .rebuild import rebuild_report, recorded_manifest
 
-    with _one_line_errors():
+    with one_line_errors():
         loaded, source = (_load(manifest), "") if manifest else recorded_manifest(output_dir)
         try:
             path = rebuild_report(output_dir, loaded, wait=wait)
         except OutputLockedError as error:
-            _fail(str(error), EXIT_BUSY)
+            fail(str(error), EXIT_BUSY)
         except PipelineError as error:
-            _fail(str(error), EXIT_USAGE)
+            fail(str(error), EXIT_USAGE)
     out.print(f"wrote {path}" + (f" ({source})" if source else ""), markup=False, highlight=False, soft_wrap=True)
 
 
