@@ -10,7 +10,8 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 
-from .run import EXIT_FAILED, EXIT_SIGNAL, EXIT_USAGE
+from .run import EXIT_FAILED, EXIT_USAGE
+from .stop_signals import EXIT_SIGNAL
 
 err = Console(stderr=True, soft_wrap=True)
 

@@ -8,10 +8,7 @@ it), 130 interrupted (SIGINT), 143 terminated (SIGTERM), 129 hung up (SIGHUP).
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,12 +28,11 @@ from .outputs import output_is_complete
 from .recorder import Recorder
 from .renames import adopt_renamed, find_renamed
 from .scheduler import DEFAULT_BATCH_CAP, Plan, plan
+from .stop_signals import EXIT_SIGNAL, stop_on_signals
 
 log = logging.getLogger("nst")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 75
-# SIGHUP: the SSH session of a run started by hand closed; stopped as gently.
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 @dataclass(frozen=True)
@@ -67,44 +63,6 @@ def pending_renames(manifest: Manifest, options: RenderOptions, the_plan: Plan) 
     return find_renamed(manifest.output_dir, the_plan.todo)
 
 
-# A second signal sooner than this after the first is the same one delivered twice.
-SAME_SIGNAL_SECONDS = 0.25
-
-# What a first signal does, in words that match what the executors do.
-_STOPPING = {
-    "local": "stopping: no new jobs start; running jobs save a checkpoint at their next "
-             "iteration and stop, and resume from it next run (signal again to stop at once)",
-    "cluster": "stopping: no new jobs start; running cluster tasks stop within about a second, "
-               "send back a checkpoint and resume from it next run (signal again to stop at once)",
-}
-
-
-@contextmanager
-def stop_on_signals(stop: StopSignal, *, cluster: bool = False):
-    """First SIGINT/SIGTERM/SIGHUP: stop gracefully. Second: stop now."""
-    first_at: list[float] = []
-
-    def handler(signum, frame):
-        now = time.monotonic()
-        if first_at and stop.level == 1 and now - first_at[0] < SAME_SIGNAL_SECONDS:
-            # One signal delivered twice, not a second request: GNU `timeout`
-            # (as in a cron line `timeout 8h nst render …`) signals the process
-            # and then its whole group, and both can reach this handler. Taken
-            # as "stop now", the running jobs would lose their checkpoints.
-            return
-        first_at.append(now)
-        stop.request(signum)
-        word = "again: stopping now" if stop.level > 1 else _STOPPING["cluster" if cluster else "local"]
-        log.warning("received %s, %s", signal.Signals(signum).name, word)
-
-    previous = {sig: signal.signal(sig, handler) for sig in EXIT_SIGNAL}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def execute(manifest: Manifest, options: RenderOptions) -> int:
     output_dir = manifest.output_dir
     with OutputLock(output_dir, wait=options.wait, quiet=options.quiet):
@@ -112,61 +70,73 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         # One Console for the bars and the log lines, so lines print above the bars.
         console = Console(stderr=True) if live else None
         setup_logging(output_dir / "nst.log", console=console, quiet=options.quiet)
-        # Notes, not warnings: a copied photo or a render inside a scanned folder
-        # is handled, and -q from cron must not mail about it every night. Copies
-        # are capped here and in nst.log too: the log grows by every night's notes,
-        # and `nst plan --all` lists every copy as the folder is now.
-        for notice in manifest.shown_notices():
-            log.info("%s: note: %s", manifest.path.name, notice)
-        if cluster_address(manifest, options) is None:  # a cluster's workers keep their own caches
-            warn_if_the_cache_cannot_be_written()
-        removed = remove_dead_runs_temp_files(output_dir)
-        if removed:
-            log.info("removed %d half-written temp files left by an earlier run that was killed", removed)
-        the_plan = make_plan(manifest, options)
-        found = pending_renames(manifest, options, the_plan)
-        if found:
-            renamed = adopt_renamed(output_dir, the_plan.todo, found, manifest=str(manifest.path))
-            log.info("%s renamed, not rendered again: their names changed, their renders did not",
-                     count(len(renamed), "output"), extra=TERMINAL)
-            the_plan = the_plan.with_done(renamed)  # moved whole: no need to read every output again
-        jobs = select(manifest.jobs, options.only)
+        the_plan = _prepare(manifest, options)
         # The sheet and summary.json cover the whole gallery; --only limits what renders.
         recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
-        log.info("%s: %s, %d already done, %d to render -> %s",
-                 manifest.path.name, count(len(jobs), "job"), len(the_plan.done), len(the_plan.todo), output_dir,
-                 extra=TERMINAL)
+        log.info("%s: %s, %d already done, %d to render -> %s", manifest.path.name,
+                 count(len(the_plan.done) + len(the_plan.todo), "job"), len(the_plan.done), len(the_plan.todo),
+                 output_dir, extra=TERMINAL)
         # Left by a killed --force re-render: nothing to resume (checkpoint_sweep).
         remove_finished(output_dir, manifest.jobs)
-        todo = list(the_plan.todo)
-        recorder.mark_queued(todo, forced=options.force)
-        if not todo:
+        recorder.mark_queued(list(the_plan.todo), forced=options.force)
+        if not the_plan.todo:
             log.info("nothing to render: every output is up to date (use --force to render again)",
                      extra=TERMINAL)
             _tidy_checkpoints(manifest, options, interrupted=False)
             recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
             return EXIT_OK
-        stop = StopSignal()
-        executor, devices = _executor(manifest, options, len(todo))
-        recorder.write_start(devices, skipped=len(the_plan.done))
-        display = ProgressDisplay(todo, live=live and not options.quiet, console=console,
-                                  title=manifest.path.stem)
-        try:
-            with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:
-                executor.run(todo, _Fanout(recorder, display), stop)
-        except PipelineError as error:  # e.g. no cluster at the address, or one that never had a worker
-            # In nst.log and summary.json too: a killed run is the one that leaves exit_code null.
-            log.error("%s", error)
-            _tidy_checkpoints(manifest, options, interrupted=True)
-            recorder.write_summary(EXIT_USAGE, devices, skipped=len(the_plan.done))
-            return EXIT_USAGE
-        _tidy_checkpoints(manifest, options, interrupted=stop.level > 0)
-        code = _exit_code(recorder, todo, stop)
-        summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
-        log.info("finished: %d rendered, %d failed; %s, %.1f s -> %s",
-                 summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"]),
-                 summary["wall_seconds"], output_dir / "index.html", extra=TERMINAL)
-        return code
+        return _render(manifest, options, the_plan, recorder, live=live, console=console)
+
+
+def _prepare(manifest: Manifest, options: RenderOptions) -> Plan:
+    """Everything before the render, under the lock: the manifest's notes, the
+    cache check, a killed run's temp files, and the plan, with renamed outputs
+    moved and counted as done."""
+    # Notes, not warnings: a copied photo or a render inside a scanned folder
+    # is handled, and -q from cron must not mail about it every night. Copies
+    # are capped here and in nst.log too: the log grows by every night's notes,
+    # and `nst plan --all` lists every copy as the folder is now.
+    for notice in manifest.shown_notices():
+        log.info("%s: note: %s", manifest.path.name, notice)
+    if cluster_address(manifest, options) is None:  # a cluster's workers keep their own caches
+        warn_if_the_cache_cannot_be_written()
+    removed = remove_dead_runs_temp_files(manifest.output_dir)
+    if removed:
+        log.info("removed %d half-written temp files left by an earlier run that was killed", removed)
+    the_plan = make_plan(manifest, options)
+    found = pending_renames(manifest, options, the_plan)
+    if found:
+        renamed = adopt_renamed(manifest.output_dir, the_plan.todo, found, manifest=str(manifest.path))
+        log.info("%s renamed, not rendered again: their names changed, their renders did not",
+                 count(len(renamed), "output"), extra=TERMINAL)
+        the_plan = the_plan.with_done(renamed)  # moved whole: no need to read every output again
+    return the_plan
+
+
+def _render(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder: Recorder, *,
+            live: bool, console: Console | None) -> int:
+    """Run the plan's jobs on the executor; the exit code."""
+    todo = list(the_plan.todo)
+    stop = StopSignal()
+    executor, devices = _executor(manifest, options, len(todo))
+    recorder.write_start(devices, skipped=len(the_plan.done))
+    display = ProgressDisplay(todo, live=live and not options.quiet, console=console, title=manifest.path.stem)
+    try:
+        with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:
+            executor.run(todo, _Fanout(recorder, display), stop)
+    except PipelineError as error:  # e.g. no cluster at the address, or one that never had a worker
+        # In nst.log and summary.json too: a killed run is the one that leaves exit_code null.
+        log.error("%s", error)
+        _tidy_checkpoints(manifest, options, interrupted=True)
+        recorder.write_summary(EXIT_USAGE, devices, skipped=len(the_plan.done))
+        return EXIT_USAGE
+    _tidy_checkpoints(manifest, options, interrupted=stop.level > 0)
+    code = _exit_code(recorder, todo, stop)
+    summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
+    log.info("finished: %d rendered, %d failed; %s, %.1f s -> %s",
+             summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"]),
+             summary["wall_seconds"], manifest.output_dir / "index.html", extra=TERMINAL)
+    return code
 
 
 def next_run(failed: int, unfinished: int) -> str:

@@ -23,7 +23,7 @@ from process_helpers import (
     write_manifest,
 )
 
-from pipeline.run import SAME_SIGNAL_SECONDS
+from pipeline.stop_signals import SAME_SIGNAL_SECONDS
 
 pytestmark = pytest.mark.slow
 

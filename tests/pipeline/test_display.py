@@ -16,7 +16,7 @@ from nst_engine.settings import RenderSettings
 from pipeline.display import TERMINAL, ProgressDisplay, setup_logging
 from pipeline.events import StopSignal
 from pipeline.jobs import RenderJob
-from pipeline.run import SAME_SIGNAL_SECONDS, stop_on_signals
+from pipeline.stop_signals import SAME_SIGNAL_SECONDS, stop_on_signals
 
 
 def _job(job_id: str, iterations: int = 20) -> RenderJob:
