@@ -80,7 +80,7 @@ def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int |
     if speed is None:
         seconds = work * CPU_SECONDS_PER_ITERATION_MEGAPIXEL + _overhead(len(the_plan.todo), 1)
         # No render here to measure yet: the figure is the development machine's, whatever will run.
-        return f"estimated {duration(seconds)} at a 2-core CPU's speed (no render here to measure yet)"
+        return f"estimated {rough_duration(seconds)} at a 2-core CPU's speed (no render here to measure yet)"
     device_seconds = work * speed.seconds_per_unit
     renders = "render" if speed.renders == 1 else f"{speed.renders} renders"
     basis = f"at the speed of this folder's last {renders} on {speed.device_name}"
@@ -88,9 +88,9 @@ def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int |
     lanes = side_by_side(devices if devices is not None else tuple(_last_run_devices(output_dir)))
     if lanes > 1:
         wall = device_seconds / lanes + _overhead(len(the_plan.todo), lanes)
-        return (f"estimated {duration(wall)} on {lanes} devices{whose} "
-                f"({duration(device_seconds)} of device time {basis})")
-    return f"estimated {duration(device_seconds + _overhead(len(the_plan.todo), 1))} {basis}"
+        return (f"estimated {rough_duration(wall)} on {lanes} devices{whose} "
+                f"({rough_duration(device_seconds)} of device time {basis})")
+    return f"estimated {rough_duration(device_seconds + _overhead(len(the_plan.todo), 1))} {basis}"
 
 
 def _overhead(jobs: int, devices: int) -> float:
@@ -139,7 +139,8 @@ def _last_run_devices(output_dir: Path) -> list[str]:
     return [] if any(d.startswith("dask:") for d in devices) else devices
 
 
-def duration(seconds: float) -> str:
+def rough_duration(seconds: float) -> str:
+    """An estimate's length, as round as the estimate is: "40 s", "12 min", "3.5 h"."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

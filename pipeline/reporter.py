@@ -24,7 +24,7 @@ from PIL import Image
 from .jobs import RenderJob
 from .labels import ShownNames, differing_settings, setting_parts, tell_apart
 from .outputs import source_thumbnail, write_text_atomic
-from .sheet_cards import STATUSES, Card, duration, make_card, seconds
+from .sheet_cards import STATUSES, Card, make_card, measured_duration, seconds
 from .sheet_variants import order_variants
 
 SHEET_NAME = "index.html"
@@ -72,7 +72,7 @@ def write_contact_sheet(
         generated_at=generated_at or now.strftime("%Y-%m-%d %H:%M UTC"),
         counts=_counts(unique, results),
         total=len(unique),
-        render_time=duration(sum(seconds(results.get(j.job_id) or {}) for j in unique)),
+        render_time=measured_duration(sum(seconds(results.get(j.job_id) or {}) for j in unique)),
         columns=columns,
         rows=rows,
         has_variants=any(label for c in columns for label in c.variant_labels),

@@ -102,7 +102,7 @@ def _run_facts(record: dict) -> list[tuple[str, str]]:
     stats = record.get("stats") or {}
     facts = []
     if stats.get("seconds") is not None:
-        facts.append(("time", duration(seconds(record))))
+        facts.append(("time", measured_duration(seconds(record))))
     if _device(record):
         name = record.get("device_name")
         facts.append(("device", _device(record) + (f" ({name})" if name else "")))
@@ -111,7 +111,7 @@ def _run_facts(record: dict) -> list[tuple[str, str]]:
     if stats.get("resumed_from"):
         # "time" is the whole render's; this says how much of it came before the resume.
         before = stats.get("seconds_before_resume")
-        after = f" (after {duration(before)})" if isinstance(before, (int, float)) and before > 0 else ""
+        after = f" (after {measured_duration(before)})" if isinstance(before, (int, float)) and before > 0 else ""
         facts.append(("resumed at step", f"{stats['resumed_from']}{after}"))
     if isinstance(stats.get("peak_memory_mb"), (int, float)):
         facts.append(("peak memory", f"{stats['peak_memory_mb']:,.0f} MB"))
@@ -190,7 +190,7 @@ def _caption(record: dict) -> str:
     stats = record.get("stats") or {}
     bits = []
     if stats.get("seconds") is not None:
-        bits.append(duration(seconds(record)))
+        bits.append(measured_duration(seconds(record)))
     if _device(record):
         bits.append(_device(record))
     return " · ".join(bits)
@@ -204,7 +204,8 @@ def seconds(record: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
-def duration(seconds: float) -> str:
+def measured_duration(seconds: float) -> str:
+    """A time that was measured: "12.3 s", "4 min 05 s", "2 h 07 min"."""
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(round(seconds), 60)

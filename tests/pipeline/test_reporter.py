@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
-from pipeline.outputs import JOB_ID_KEY, write_json_atomic, write_png_atomic
+from pipeline.outputs import JOB_ID_KEY, encode_png, write_bytes_atomic, write_json_atomic
 from pipeline.reporter import write_contact_sheet
 from pipeline.sheet_cards import make_card
 
@@ -88,7 +88,7 @@ def record(job: RenderJob, status: str, seconds: float = 12.5) -> dict:
 
 def finish(output_dir: Path, job: RenderJob) -> None:
     image = _fake_render(job.content, job.styles[0], job.settings.style_weight)
-    write_png_atomic(output_dir / job.output_name, image, {JOB_ID_KEY: job.job_id})
+    write_bytes_atomic(output_dir / job.output_name, encode_png(image, {JOB_ID_KEY: job.job_id}))
     write_json_atomic(output_dir / job.sidecar_name, job.to_dict())
 
 
