@@ -9,20 +9,17 @@ pipe only ever breaks for the worker that died.
 from __future__ import annotations
 
 import os
-import signal
 from multiprocessing.connection import Connection
 from typing import Any
 
 from .jobs import WorkerOptions
 from .worker import build_engine, internal_error, max_batch_pixels, render_task
-from .worker_handle import PARENT_DECIDES
 
 
 def worker_main(slot: int, device: str, options: WorkerOptions, conn: Connection) -> None:
     # The parent decides what a Ctrl-C, SIGTERM or SIGHUP means (finish,
-    # checkpoint, stop); the worker hears about it through the pipe.
-    for parents_signal in PARENT_DECIDES:
-        signal.signal(parents_signal, signal.SIG_IGN)
+    # checkpoint, stop); the worker hears about it through the pipe. The
+    # process entry (worker_handle) ignores those signals before torch loads.
     parent = os.getppid()
     engine = _start_engine(device, options, conn)
     if engine is None:
