@@ -38,8 +38,14 @@ def read_image_file(path: str | os.PathLike, *, name: str | None = None) -> byte
     For a caller that must look at the bytes before they are decoded (the
     pipeline checks they are the ones a job was planned with): reading them
     here once, then `load_image(data)`, decodes exactly what was checked.
+    The header is checked first: a 2 GB video named .jpg is refused without
+    being read into memory.
     """
-    with file_errors(name or os.fspath(path)), open(path, "rb") as fp:
+    label = name or os.fspath(path)
+    with file_errors(label), open(path, "rb") as fp:
+        check_not_empty(fp, label)
+        open_image(fp, label)  # lazy: reads the header only
+        fp.seek(0)
         return fp.read()
 
 
@@ -69,6 +75,13 @@ def file_errors(label: str) -> Iterator[None]:
         raise ImageError(f"{label} cannot be read ({error.strerror or error})") from None
 
 
+def ignore_exif_warnings() -> None:
+    """Inside warnings.catch_warnings(): PIL reads a JPEG's EXIF as it opens it,
+    and a damaged block ("Corrupt EXIF data") costs only the orientation. Its
+    warning named no file and went to stderr, which cron mails every night."""
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+
+
 def check_not_empty(fp: BinaryIO, label: str) -> None:
     """An empty file gets its own reason: PIL would call it "not an image"."""
     if os.fstat(fp.fileno()).st_size == 0:
@@ -82,6 +95,7 @@ def open_image(fp: BinaryIO, label: str, max_pixels: int = MAX_PIXELS) -> Image.
             # PIL warns above ~89 MP; `check_pixels` applies our own limit with
             # the image's size in the message, so the warning is noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            ignore_exif_warnings()
             return Image.open(fp)
     except Image.DecompressionBombError as error:
         # PIL refuses above ~179 MP while reading the header, before we can see the size.

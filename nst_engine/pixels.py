@@ -9,11 +9,14 @@ rendered them scaled and on white.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from PIL import Image, ImageOps
 
 from .color_profile import to_srgb
 from .errors import ImageError
+from .image_files import ignore_exif_warnings
 
 # Modes whose alpha we flatten onto white, the colour of paper behind a cut-out.
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "PA"})
@@ -22,7 +25,10 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "PA"})
 def engine_view(image: Image.Image, label: str = "image") -> Image.Image:
     """`image` as the engine takes it: EXIF orientation applied, converted from
     its colour profile to sRGB, then made 8-bit RGB (to_rgb8)."""
-    return to_rgb8(to_srgb(ImageOps.exif_transpose(image)), label)
+    with warnings.catch_warnings():
+        ignore_exif_warnings()
+        upright = ImageOps.exif_transpose(image)
+    return to_rgb8(to_srgb(upright), label)
 
 
 def to_rgb8(image: Image.Image, label: str = "image") -> Image.Image:

@@ -10,6 +10,7 @@ from image_helpers import png, saved
 from PIL import Image
 
 from nst_engine.errors import ImageError
+from nst_engine.image_files import read_header
 from nst_engine.images import MAX_PIXELS, load_image, read_image_file
 
 
@@ -59,8 +60,58 @@ def test_reading_the_bytes_first_refuses_a_file_as_loading_it_does(tmp_path):
         with pytest.raises(ImageError) as caught:
             read_image_file(path, name="x.png")
         assert str(caught.value) == _refusal(path, name="x.png")
-    (tmp_path / "ok.bin").write_bytes(b"\x89PNG whatever")
-    assert read_image_file(tmp_path / "ok.bin") == b"\x89PNG whatever"
+    image = saved(tmp_path, Image.new("RGB", (4, 3)), "ok.bin", format="PNG")
+    assert read_image_file(image) == image.read_bytes()
+
+
+def test_a_file_that_is_no_image_is_refused_before_it_is_read_whole(tmp_path, monkeypatch):
+    # A sparse 2 GB "video.jpg" costs no memory: the header says it is no image.
+    big = tmp_path / "video.jpg"
+    with open(big, "wb") as handle:
+        handle.truncate(2 * 2**30)
+    reads = []
+    real_open = open
+
+    class Counting:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def read(self, size=-1):
+            reads.append(size)
+            return self.handle.read(size)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr("builtins.open", lambda *a, **k: Counting(real_open(*a, **k)))
+    with pytest.raises(ImageError, match="video.jpg is not an image PIL can read"):
+        read_image_file(big)
+    assert -1 not in reads and sum(reads) < 2**20
+
+
+def test_a_damaged_exif_block_is_no_warning(tmp_path):
+    # PIL warns "Corrupt EXIF data" on stderr, naming no file (cron mailed it
+    # every night); the photo loads, as if it had no EXIF.
+    import warnings
+
+    whole = saved(tmp_path, Image.new("RGB", (40, 30), (200, 30, 30)), "whole.jpg").read_bytes()
+    exif = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff" + b"\x01" * 16
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(whole[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + whole[2:])
+    # A PNG's eXIf chunk is read later, when the orientation is applied.
+    damaged_png = saved(tmp_path, Image.new("RGB", (40, 30)), "damaged.png", exif=exif[6:])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for path in (damaged, damaged_png):
+            assert load_image(path).size == (40, 30)
+            assert read_header(path) == (40, 30)
+    assert [str(w.message) for w in caught] == []
 
 
 def test_decompression_bomb_caught_by_pil_before_any_pixels(tmp_path):
