@@ -103,6 +103,21 @@ def file_digest(path: str | Path) -> str:
     return _file_digest_cached(str(path), stat.st_mtime_ns, stat.st_size)
 
 
+def input_digest(path: str | Path) -> str:
+    """file_digest of a photo, painting or init image. One that is there but
+    cannot be read (no permission, a bad disk sector) gets a stand-in naming
+    its path and error: its jobs fail at render time with that reason, and the
+    rest of the gallery renders. Once it can be read, its real digest gives its
+    jobs new ids, and they render."""
+    try:
+        return file_digest(path)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        reason = f"{Path(path)}\0{error.strerror or error}"
+        return "unreadable:" + hashlib.sha256(reason.encode()).hexdigest()
+
+
 def weights_identity(weights: str) -> str:
     """A stable name for the weight source: its checksum where we have the file."""
     if weights == "caffe":
@@ -130,12 +145,12 @@ def job_identity(
     init = settings.init_file()
     files: tuple[tuple[str, str], ...] = ()
     if init:
-        files = ((init, file_digest(init)),)
+        files = ((init, input_digest(init)),)
         settings_dict["init"] = f"file:{files[0][1]}"  # bytes, not the path
     if settings.weights not in BUILTIN_WEIGHTS:
         settings_dict["weights"] = "file"  # identified by checksum below
-    content_digest = file_digest(content)
-    style_digests = [file_digest(s) for s in styles]
+    content_digest = input_digest(content)
+    style_digests = [input_digest(s) for s in styles]
     payload = {
         "content": content_digest,
         "styles": style_digests,

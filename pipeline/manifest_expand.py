@@ -193,8 +193,8 @@ class Expander:
         styles = tuple(str(f) for f in column.files)
         try:
             job_id, digests = job_identity(str(content), styles, settings)
-        except OSError as exc:
-            self.problems.add(path, f"cannot read '{exc.filename}': {exc.strerror or exc}")
+        except OSError as exc:  # gone since the folder was listed, or weights that cannot be read
+            self.problems.add(path, f"cannot read '{exc.filename or 'a file'}': {exc.strerror or exc}")
             return None
         name = render_name(template, content.stem, column.label, variant)
         if not any(char.isalnum() for char in name):

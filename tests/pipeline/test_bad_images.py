@@ -145,3 +145,45 @@ def test_a_bad_init_image_is_named_as_the_init_image(tmp_path):
     assert rendered.returncode == 1, explain(rendered)
     (record,) = result_lines(tmp_path / "out")
     assert record["status"] == "failed" and record["error"] == reason, record
+
+
+def test_a_file_that_cannot_be_read_fails_only_its_own_job(tmp_path):
+    # Reading /proc/self/mem from its start fails with EIO for every user, root
+    # included: a real read error, as a bad disk sector gives. It stopped the
+    # whole manifest (exit 2, nothing rendered), as an unreadable file did.
+    (tmp_path / "in").mkdir()
+    good = tmp_path / "in" / "good.jpg"
+    shutil.copyfile(SAMPLES / "content" / "chelsea.jpg", good)
+    unreadable = tmp_path / "in" / "unreadable.jpg"
+    unreadable.symlink_to("/proc/self/mem")
+    manifest = write_manifest(tmp_path / "m.yaml", [good, unreadable], [SAMPLES / "style" / "starry_night.jpg"])
+    result = render(manifest)
+    assert result.returncode == 1, explain(result)
+    statuses = sorted(record["status"] for record in result_lines(tmp_path / "out"))
+    assert statuses == ["done", "failed"], explain(result)
+    assert "Traceback" not in result.stderr
+
+
+def test_an_input_that_cannot_be_read_gets_a_stand_in_digest_until_it_can(tmp_path, monkeypatch):
+    import errno
+
+    from pipeline import jobs
+
+    photo = tmp_path / "locked.jpg"
+    shutil.copyfile(SAMPLES / "content" / "chelsea.jpg", photo)
+    real = jobs.sha256_file
+
+    def no_permission(path):
+        if Path(path) == photo:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(jobs, "sha256_file", no_permission)
+    jobs._file_digest_cached.cache_clear()
+    locked = jobs.input_digest(photo)
+    assert locked.startswith("unreadable:")
+    monkeypatch.setattr(jobs, "sha256_file", real)
+    jobs._file_digest_cached.cache_clear()
+    assert jobs.input_digest(photo) == real(photo)  # readable again: a new job id, so it renders
+    with pytest.raises(FileNotFoundError):  # a missing file stays the manifest's error
+        jobs.input_digest(tmp_path / "gone.jpg")
