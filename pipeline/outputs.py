@@ -247,10 +247,14 @@ def write_thumbnail(src_png: Path, dest_jpg: Path, side: int = THUMB_SIDE) -> No
 def thumbnail_is_fresh(src: Path, thumb: Path) -> bool:
     """A thumbnail can be reused when it is at least as new as its source, and
     whole: it ends with JPEG's end-of-image marker (a cut-off one, as an older
-    version could leave on a full disk, is made again)."""
+    version could leave on a full disk, is made again). "New" counts the
+    source's ctime too: a photo replaced by an older file (`mv`, `cp -p`,
+    `rsync -a` keep its mtime) has an old mtime but a new ctime, which no tool
+    can set back, and the sheet kept showing the photo it replaced."""
     try:
         stat = thumb.stat()
-        if stat.st_mtime_ns < src.stat().st_mtime_ns:
+        source = src.stat()
+        if stat.st_mtime_ns < max(source.st_mtime_ns, source.st_ctime_ns):
             return False
     except OSError:
         return False

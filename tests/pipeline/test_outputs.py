@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -290,6 +291,22 @@ def test_source_thumbnail_is_made_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(outputs, "write_thumbnail", lambda *a: pytest.fail("rewrote thumbnail"))
     assert source_thumbnail(src, out) == relative
+
+
+def test_a_photo_replaced_by_an_older_file_gets_a_new_thumbnail(tmp_path):
+    # `mv`, `cp -p` and `rsync -a` keep the new file's older mtime.
+    src = tmp_path / "cat.png"
+    _image(color=(200, 40, 90)).save(src)
+    out = tmp_path / "out"
+    relative = source_thumbnail(src, out)
+    replacement = tmp_path / "castle.png"
+    _image(color=(20, 200, 40)).save(replacement)
+    os.utime(replacement, ns=(10**18, 10**18))  # 2001: long before the thumbnail
+    time.sleep(0.01)
+    replacement.replace(src)
+    assert source_thumbnail(src, out) == relative
+    with Image.open(out / relative) as thumb:
+        assert thumb.convert("RGB").getpixel((5, 5))[1] > 150  # the castle's green, not the cat's red
 
 
 def test_a_source_thumbnail_from_before_colour_management_is_not_reused(tmp_path):
