@@ -86,7 +86,11 @@ def select(jobs: Sequence[RenderJob], only: str | None) -> list[RenderJob]:
     if not only:
         return list(jobs)
     shown = ShownNames(jobs)
-    return [job for job in jobs if any(fnmatch.fnmatch(text, only) for text in _names(job, shown))]
+    names = {job.job_id: _names(job, shown) for job in jobs}
+    # A name shown as written is that name, glob characters and all: "photo [1]"
+    # picks that photo, and "what?" only the photo named so, not what1.
+    literal = [job for job in jobs if only in names[job.job_id]]
+    return literal or [job for job in jobs if any(fnmatch.fnmatch(text, only) for text in names[job.job_id])]
 
 
 def _names(job: RenderJob, shown: ShownNames) -> tuple[str, ...]:

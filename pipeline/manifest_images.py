@@ -33,7 +33,9 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
     A folder or glob leaves out the files inside `outputs`."""
     path = base / Path(os.path.expanduser(spec))
     try:
-        if _GLOB_CHARS & set(spec):
+        # A name that is there as written is that file or folder, glob
+        # characters and all ("photo [1].jpg", "Trip [2024]/", "what?.jpg").
+        if _GLOB_CHARS & set(spec) and not path.exists():
             found, problem = _glob_images(spec, base)
             return _outside(found, problem, _glob_root(spec, base), outputs, f"glob '{spec}' matched")
         if path.is_dir():
@@ -77,7 +79,8 @@ def natural_order(path: str | Path) -> list:
 def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
     # root_dir rather than joining: glob characters in the manifest's own folder
     # name must not be read as a pattern.
-    matched = sorted(glob.glob(os.path.expanduser(spec), root_dir=base, recursive=True), key=natural_order)
+    pattern = _any_case_suffix(_escape_existing_folders(os.path.expanduser(spec), base))
+    matched = sorted(glob.glob(pattern, root_dir=base, recursive=True), key=natural_order)
     files = [base / m for m in matched if (base / m).is_file()]
     if not files:
         return [], f"glob '{spec}' matched no files"
@@ -85,6 +88,27 @@ def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
     if not images:
         return [], f"glob '{spec}' matched no image files ({', '.join(IMAGE_SUFFIXES)})"
     return images, None
+
+
+def _escape_existing_folders(pattern: str, base: Path) -> str:
+    """The glob with its leading folders that exist as written taken literally:
+    in "Trip [2024]/*.jpg" the brackets are the folder's name, not a pattern."""
+    parts = Path(pattern).parts
+    for count in range(len(parts) - 1, 0, -1):
+        folder = Path(*parts[:count])
+        if _GLOB_CHARS & set(str(folder)) and (base / folder).is_dir():
+            return os.path.join(glob.escape(str(folder)), *parts[count:])
+    return pattern
+
+
+def _any_case_suffix(pattern: str) -> str:
+    """A glob's image extension in any case, as a folder takes it: "*.jpg"
+    also matches a camera's IMG_0001.JPG (it passed over it, silently)."""
+    for suffix in IMAGE_SUFFIXES:
+        if pattern.lower().endswith(suffix):
+            written = pattern[len(pattern) - len(suffix):]
+            return pattern[: -len(suffix)] + "." + "".join(f"[{c.lower()}{c.upper()}]" for c in written[1:])
+    return pattern
 
 
 def _outside(found: list[Path], problem: str | None, root: Path, outputs: OutputFolder | None,
@@ -105,6 +129,9 @@ def _outside(found: list[Path], problem: str | None, root: Path, outputs: Output
 def _glob_root(spec: str, base: Path) -> Path:
     """The folder a glob starts from: its parts up to the first with a glob character."""
     parts = Path(os.path.expanduser(spec)).parts
+    for count in range(len(parts) - 1, 0, -1):  # a folder there as written, brackets and all
+        if _GLOB_CHARS & set("".join(parts[:count])) and (base / Path(*parts[:count])).is_dir():
+            return (base / Path(*parts[:count])).resolve()
     literal = list(itertools.takewhile(lambda part: not _GLOB_CHARS & set(part), parts))
     return (base / Path(*literal)).resolve() if literal else base.resolve()
 

@@ -81,6 +81,17 @@ def test_only_takes_each_name_the_tool_shows_a_job_by():
     assert select(jobs, "cat--w=5") == []  # a glob matches whole names
 
 
+def test_only_takes_a_name_with_glob_characters_as_written_where_a_job_has_it():
+    settings = RenderSettings(size=32)
+    jobs = tuple(RenderJob(f"{index:012d}", f"/p/{name}.jpg", ("/a/starry.jpg",), settings,
+                           f"{name}--starry-{index:012d}.png", name, "starry")
+                 for index, name in enumerate(["photo [1]", "what?", "what1"]))
+    assert select(jobs, "photo [1]") == [jobs[0]]  # as a glob, [1] matched only "photo 1"
+    assert select(jobs, "what?") == [jobs[1]]  # not what1 too
+    assert select(jobs, "what?.jpg") == [jobs[1]]
+    assert select(jobs, "what*") == [jobs[1], jobs[2]]  # no job is named so: a glob
+
+
 def test_only_picks_an_image_by_the_part_of_its_path_the_plan_shows():
     # Camera folders: day1/IMG_0001.jpg and day2/IMG_0001.jpg show by folder.
     settings = RenderSettings(size=32)

@@ -124,6 +124,36 @@ def test_folders_and_globs_list_numbered_files_in_number_order(gallery: Path) ->
         assert [j.content_label for j in manifest.jobs] == ["c1", "c2", "c9", "c10"], spec
 
 
+def test_a_name_with_glob_characters_that_is_there_as_written_is_that_file_or_folder(gallery: Path) -> None:
+    photos = gallery / "Trip [2024]"
+    photos.mkdir()
+    for name in ("photo [1].jpg", "what?.jpg", "what1.jpg"):
+        (photos / name).write_bytes((gallery / "images/content/a.jpg").read_bytes() + name.encode())
+    labels = {}
+    for spec in ("'Trip [2024]/photo [1].jpg'", "'Trip [2024]/what?.jpg'", "'Trip [2024]/'", "'Trip [2024]/*.jpg'",
+                 "'Trip [2024]/what?.*'"):
+        manifest = load(gallery, f"jobs:\n  - contents: [{spec}]\n    style: images/style/s1.jpg\n")
+        labels[spec] = [job.content_label for job in manifest.jobs]
+    assert labels == {
+        "'Trip [2024]/photo [1].jpg'": ["photo [1]"],
+        "'Trip [2024]/what?.jpg'": ["what?"],  # not what1.jpg as well
+        "'Trip [2024]/'": ["photo [1]", "what1", "what?"],
+        "'Trip [2024]/*.jpg'": ["photo [1]", "what1", "what?"],  # the folder's brackets are its name
+        "'Trip [2024]/what?.*'": ["what1", "what?"],  # no such file: a glob
+    }
+
+
+def test_a_glob_takes_an_image_extension_in_any_case(gallery: Path) -> None:
+    camera = gallery / "camera"
+    camera.mkdir()
+    for name in ("IMG_0001.JPG", "IMG_0002.jpg", "IMG_0003.Jpeg"):
+        (camera / name).write_bytes((gallery / "images/content/a.jpg").read_bytes() + name.encode())
+    for spec, expected in (("camera/*.jpg", ["IMG_0001", "IMG_0002"]), ("camera/*.JPEG", ["IMG_0003"]),
+                           ("camera/", ["IMG_0001", "IMG_0002", "IMG_0003"])):
+        manifest = load(gallery, f"jobs:\n  - contents: {spec}\n    style: images/style/s1.jpg\n")
+        assert [job.content_label for job in manifest.jobs] == expected, spec
+
+
 def test_paths_resolve_from_the_manifest_folder(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir("/")
     text = """
