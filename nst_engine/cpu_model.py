@@ -33,3 +33,13 @@ def cpu_model_name() -> str:
     except OSError:  # not Linux
         name = None
     return name or platform.processor() or platform.machine() or "cpu"
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: the CPU multiplies bf16 natively (Linux: /proc/cpuinfo).
+    There `precision: auto` renders in bf16, about twice as fast as fp32."""
+    try:
+        flags = CPUINFO.read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags

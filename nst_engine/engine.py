@@ -21,7 +21,7 @@ from PIL import Image
 
 from . import images
 from .cache_location import default_cache_dir
-from .cpu_model import cpu_model_name
+from .cpu_model import cpu_has_native_bf16, cpu_model_name
 from .errors import EngineError, RenderDivergedError
 from .optimise import StageContext, evaluate, run_stage
 from .setting_values import BUILTIN_WEIGHTS
@@ -249,15 +249,6 @@ class Engine:
 
 
 @functools.cache
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPU multiplies bf16 natively (Linux: /proc/cpuinfo)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def _weights_version(weights: str) -> str | tuple[str, int, int]:
     """A weight source as loaded: a .pth file's path with its size and mtime, so
     an engine that outlives a run (a Dask worker's) reads a replaced file again."""

@@ -68,8 +68,7 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
     render reads, depends on it. With both (a cluster, or devices left to
     detection), an entry for either counts.
     """
-    from nst_engine import images
-    from nst_engine.engine import cpu_has_native_bf16
+    from nst_engine import cpu_model, images
     from nst_engine.stage_targets import style_target_key
     from nst_engine.targets import entry_is_whole
 
@@ -87,7 +86,7 @@ def cached_style_count(styles: Iterable[tuple[str, RenderSettings, int]],
         if path in found or settings.weights != "caffe":
             continue
         if settings.precision not in precisions:
-            native_bf16 = "cpu" in device_types and cpu_has_native_bf16()
+            native_bf16 = "cpu" in device_types and cpu_model.cpu_has_native_bf16()
             precisions[settings.precision] = sorted(
                 {settings.resolved_precision(kind, native_bf16) for kind in device_types})
         layers = tuple(name for name, _ in settings.style_layers)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nst_engine import cpu_model
 from nst_engine.settings import RenderSettings
 
 from .devices import side_by_side
@@ -34,6 +35,9 @@ from .scheduler import Plan
 # iterations) rendered in 61–81 s over the last rounds, 0.19–0.25 s per
 # iteration for ~0.065 MP (2.9–3.8); rounded up, so the estimate errs long.
 CPU_SECONDS_PER_ITERATION_MEGAPIXEL = 4.0
+# The same CPU in fp32, which `precision: auto` means on a CPU without native
+# bf16 (AVX2 only): bench row e2 puts bf16 at 0.47–0.52× fp32's time.
+CPU_FP32_SECONDS_PER_ITERATION_MEGAPIXEL = 8.0
 RECENT_RENDERS = 20  # the speed is the median of this many of the latest renders
 # A run's start (workers import torch and load the weights) and each job's own
 # overhead, on the development CPU: ~2 s and ~0.25 s with the machine idle
@@ -75,12 +79,10 @@ def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int |
     would start, where known; else the last run's devices stand in for them."""
     if not the_plan.todo:
         return "estimated 0 s"
-    work = sum(work_units(job.settings, planned_sides(job, content_sides)) for job in the_plan.todo)
     speed = measured_speed(output_dir)
     if speed is None:
-        seconds = work * CPU_SECONDS_PER_ITERATION_MEGAPIXEL + _overhead(len(the_plan.todo), 1)
-        # No render here to measure yet: the figure is the development machine's, whatever will run.
-        return f"estimated {rough_duration(seconds)} at a 2-core CPU's speed (no render here to measure yet)"
+        return _without_history(the_plan, content_sides)
+    work = sum(work_units(job.settings, planned_sides(job, content_sides)) for job in the_plan.todo)
     device_seconds = work * speed.seconds_per_unit
     renders = "render" if speed.renders == 1 else f"{speed.renders} renders"
     basis = f"at the speed of this folder's last {renders} on {speed.device_name}"
@@ -91,6 +93,22 @@ def describe(the_plan: Plan, output_dir: Path, content_sides: Mapping[str, int |
         return (f"estimated {rough_duration(wall)} on {lanes} devices{whose} "
                 f"({rough_duration(device_seconds)} of device time {basis})")
     return f"estimated {rough_duration(device_seconds + _overhead(len(the_plan.todo), 1))} {basis}"
+
+
+def _without_history(the_plan: Plan, content_sides: Mapping[str, int | None]) -> str:
+    """The development CPU's figure, at the precision each job would render at
+    on this machine's CPU: bf16 only where the CPU has it natively."""
+    native_bf16 = cpu_model.cpu_has_native_bf16()
+    seconds, in_fp32 = _overhead(len(the_plan.todo), 1), 0
+    for job in the_plan.todo:
+        fast = native_bf16 and job.settings.resolved_precision("cpu", native_bf16) == "bf16"
+        rate = CPU_SECONDS_PER_ITERATION_MEGAPIXEL if fast else CPU_FP32_SECONDS_PER_ITERATION_MEGAPIXEL
+        seconds += rate * work_units(job.settings, planned_sides(job, content_sides))
+        in_fp32 += not fast
+    where = "a 2-core CPU's speed"
+    if in_fp32:
+        where += " in fp32" + ("" if native_bf16 else " (this CPU has no native bf16)")
+    return f"estimated {rough_duration(seconds)} at {where} (no render here to measure yet)"
 
 
 def _overhead(jobs: int, devices: int) -> float:

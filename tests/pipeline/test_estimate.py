@@ -5,9 +5,12 @@ plus the run's start-up and each job's own overhead."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import pytest
 from PIL import Image
 
+from nst_engine import cpu_model
 from nst_engine.settings import RenderSettings
 from pipeline.estimate import PER_JOB_SECONDS, STARTUP_SECONDS, content_longest_sides, describe
 from pipeline.jobs import RenderJob
@@ -36,10 +39,27 @@ def _last_run(out, devices):
 NO_SIDES: dict = {}  # photos the plan could not open: the settings' own sizes
 
 
+@pytest.fixture(autouse=True)
+def bf16_cpu(monkeypatch):
+    """The development CPU (AVX-512 BF16), whatever this one has: the figures below are its."""
+    monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: True)
+
+
 def test_without_history_the_estimate_is_the_cpu_figure(tmp_path):
     # 4 jobs × 26.2144 units × 4 s per unit = 419 s, + 5 s start + 4 × 0.5 s.
     assert (STARTUP_SECONDS, PER_JOB_SECONDS) == (5.0, 0.5)
     assert describe(_plan(4), tmp_path, NO_SIDES) == "estimated 7 min at a 2-core CPU's speed (no render here to measure yet)"
+
+
+def test_without_history_an_fp32_render_is_estimated_at_twice_the_time(tmp_path, monkeypatch):
+    # 4 × 26.2144 units × 8 s = 839 s, + 7 s: a CPU with AVX2 only renders `auto` in fp32.
+    monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: False)
+    assert describe(_plan(4), tmp_path, NO_SIDES) == (
+        "estimated 14 min at a 2-core CPU's speed in fp32 (this CPU has no native bf16) (no render here to measure yet)")
+    monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: True)
+    fp32 = Plan(tuple(replace(job, settings=SETTINGS.with_overrides(precision="fp32")) for job in _plan(4).todo), ())
+    assert describe(fp32, tmp_path, NO_SIDES) == (
+        "estimated 14 min at a 2-core CPU's speed in fp32 (no render here to measure yet)")
 
 
 def test_small_renders_count_their_start_up_and_overheads(tmp_path):

@@ -10,8 +10,7 @@ import yaml
 from cli_helpers import explain, nst, render
 from PIL import Image
 
-from nst_engine import engine as engine_module
-from nst_engine import images
+from nst_engine import cpu_model, images
 from nst_engine.settings import RenderSettings
 from pipeline import plan_view
 from pipeline.cache_admin import cached_style_count
@@ -110,7 +109,7 @@ def test_the_cached_count_follows_the_precision_of_the_devices_that_will_render(
     assert render(_tiny_photo_manifest(gallery_dir, tmp_path, precision="bf16"), "--devices", "cpu").returncode == 0
     style = str(gallery_dir / "style" / "starry_night.jpg")
     automatic = RenderSettings(size=64, iterations=1)
-    monkeypatch.setattr(engine_module, "cpu_has_native_bf16", lambda: False)  # `auto` means fp32 on this CPU
+    monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: False)  # `auto` means fp32 on this CPU
     assert cached_style_count([(style, automatic, 40)], {"cpu"}) == 0
     assert cached_style_count([(style, automatic, 40)], {"cuda"}) == 1  # `auto` is bf16 on CUDA
     assert cached_style_count([(style, automatic, 40)], {"cpu", "cuda"}) == 1
