@@ -96,7 +96,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         _line(console, f"note: {count(len(failed), 'job')} failed on {'its' if len(failed) == 1 else 'their'} "
                        f"last try and {'renders' if len(failed) == 1 else 'render'} again (retry), e.g. "
                        f"{job_name(example)}: {latest[example.job_id].get('error') or 'no reason recorded'}")
-    _print_input_problems(console, manifest, the_plan)
+    _print_input_problems(console, manifest, the_plan, every=row_limit is None)
     crowded = cpu_oversubscription(devices) if devices and the_plan.todo else None
     if crowded:
         _line(console, f"warning: {crowded}", style="yellow")
@@ -173,15 +173,20 @@ def _line(console: Console, text: str, style: str | None = None) -> None:
     console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
-def _print_input_problems(console: Console, manifest: Manifest, the_plan: Plan) -> None:
-    """A warning per input that will fail its jobs: the plan is where it can still be fixed."""
+def _print_input_problems(console: Console, manifest: Manifest, the_plan: Plan, *, every: bool = False) -> None:
+    """A warning per input that will fail its jobs: the plan is where it can
+    still be fixed. The first PROBLEM_LINES, or with --all (`every`) each one."""
     problems = input_problems(the_plan.todo, manifest.path.parent)
-    for problem in problems[:PROBLEM_LINES]:
-        _line(console, f"warning: {count(problem.jobs, 'job')} will fail: {problem.reason}", style="yellow")
-    if len(problems) > PROBLEM_LINES:
-        more = sum(problem.jobs for problem in problems[PROBLEM_LINES:])
+    shown = problems if every else problems[:PROBLEM_LINES]
+    for problem in shown:
+        # One line, as the failed job's reason is (a newline in a file name split it).
+        reason = " ".join(problem.reason.split())
+        _line(console, f"warning: {count(problem.jobs, 'job')} will fail: {reason}", style="yellow")
+    if len(problems) > len(shown):
+        more = sum(problem.jobs for problem in problems[len(shown):])
         _line(console, f"warning: ... and {count(more, 'more job')} will fail on "
-                       f"{count(len(problems) - PROBLEM_LINES, 'more input problem')}", style="yellow")
+                       f"{count(len(problems) - len(shown), 'more input problem')}; `nst plan --all` lists every one",
+              style="yellow")
 
 
 def _cached_styles(the_plan: Plan, content_sides: Mapping[str, int | None],

@@ -151,7 +151,22 @@ def test_many_bad_inputs_give_a_bounded_list_of_warnings(gallery_dir, tmp_path):
     assert warned[0] == "warning: 2 jobs will fail: photos/chip00.png is 4×40 px but must be at least 16×16 px " \
                         "for layer relu5_1", explain(planned)
     assert len(warned) == plan_view.PROBLEM_LINES + 1
-    assert warned[-1] == "warning: ... and 4 more jobs will fail on 2 more input problems"
+    assert warned[-1] == ("warning: ... and 4 more jobs will fail on 2 more input problems; "
+                          "`nst plan --all` lists every one")
+    every = nst("plan", str(path), "--all", cwd=tmp_path)
+    warned = [line for line in every.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warned) == bad and "more input problems" not in every.stdout, explain(every)
+
+
+def test_a_newline_in_a_file_name_keeps_its_warning_on_one_line(gallery_dir, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "bad\nname.jpg").write_bytes(b"")
+    path = tmp_path / "nl.yaml"
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 32, "iterations": 1}, "jobs": [
+        {"contents": ["photos/"], "styles": [str(gallery_dir / "style" / "starry_night.jpg")]}]}))
+    planned = nst("plan", str(path), cwd=tmp_path)
+    assert "warning: 1 job will fail: photos/bad name.jpg is empty (0 bytes)\n" in planned.stdout, explain(planned)
 
 
 def _printed_plan(manifest_path, width: int) -> list[str]:
