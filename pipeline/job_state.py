@@ -58,6 +58,9 @@ def sidecar_job_fields(job: RenderJob) -> dict[str, Any]:
         "settings": job.settings.to_dict(),  # an init image or a .pth file is a path here too
         "seed": job.settings.seed,
         "weights": weights_identity(job.settings.weights),
+        # The bytes each input had: a photo replaced under its own name leaves
+        # sidecars that name one path for different pictures.
+        "input_sha256": dict(job.digests),
     }
 
 

@@ -3,6 +3,7 @@ A real render (32 px, 2 iterations) through the worker's seam and the Recorder."
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from nst_engine.cpu_model import cpu_model_name
 from nst_engine.settings import RenderSettings
 from pipeline import worker
-from pipeline.jobs import RenderJob, WorkerOptions
+from pipeline.jobs import RenderJob, WorkerOptions, job_identity
 from pipeline.recorder import Recorder
 
 IMAGES = Path(__file__).resolve().parents[2] / "manifests" / "images"
@@ -29,11 +30,12 @@ def one_thread_worker(tmp_path, monkeypatch):
 
 
 def _rendered_sidecar(engine, options: WorkerOptions) -> dict:
-    job = RenderJob(job_id="5f30c038a523", content=str(IMAGES / "content" / "chelsea.jpg"),
-                    styles=(str(IMAGES / "style" / "starry_night.jpg"),),
-                    settings=RenderSettings(size=32, iterations=2),
-                    output_name="chelsea--starry_night-5f30c038a523.png",
-                    content_label="chelsea", style_label="starry_night")
+    content, style = str(IMAGES / "content" / "chelsea.jpg"), str(IMAGES / "style" / "starry_night.jpg")
+    settings = RenderSettings(size=32, iterations=2)
+    job_id, digests = job_identity(content, (style,), settings)
+    job = RenderJob(job_id=job_id, content=content, styles=(style,), settings=settings,
+                    output_name=f"chelsea--starry_night-{job_id}.png",
+                    content_label="chelsea", style_label="starry_night", digests=digests)
     (result,) = worker.render_task(engine, [job], options)
     assert result["status"] == "done", result
     output_dir = Path(options.output_dir)
@@ -55,3 +57,11 @@ def test_a_sidecar_says_losses_cache_and_seconds_once(one_thread_worker):
     assert "timings" not in stats  # an engine field that nothing ever filled
     assert {"total", "content", "style"} <= set(stats["losses"]) and set(stats["cache"]) == {"hits", "misses"}
     assert stats["seconds"] > 0 and stats["wall_seconds"] >= stats["seconds"]
+
+
+def test_a_sidecar_names_the_bytes_of_each_input_it_rendered(one_thread_worker):
+    # A photo replaced under its own name leaves sidecars naming one path for two pictures.
+    sidecar = _rendered_sidecar(*one_thread_worker)
+    assert sidecar["input_sha256"] == {
+        path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        for path in (sidecar["content"], *sidecar["styles"])}
