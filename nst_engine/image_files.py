@@ -192,8 +192,20 @@ def check_render_sizes(settings: RenderSettings, content: tuple[str, tuple[int, 
     check_size(content_size, deepest, name=content_name)
     for name, size in styles:
         check_size(size, deepest, name=name)
+    least = minimum_side(deepest)
     for side in sides:
-        check_size(scaled_size(content_size, side, True), deepest, name=f"{content_name} (scaled to {side} px)")
+        try:
+            check_size(scaled_size(content_size, side, True), deepest, name=f"{content_name} (scaled to {side} px)")
+        except ImageTooSmallError as error:
+            # A panorama: say which size would keep its short side big enough.
+            needed = -(-least * max(content_size) // min(content_size))
+            fix = f"a size of at least {needed}" if side == sides[-1] else f"every stage at {needed} px or more"
+            raise ImageTooSmallError(f"{error}; it needs {fix}") from None
         style_side = settings.style_side(side)
+        # A photo smaller than `size` renders at its own size, and the painting
+        # with it: then the photo is the cause, and the message says so.
+        why = (f": {content_name} renders at its own {sides[-1]} px, as upscale is off"
+               if sides[-1] < settings.size else "")
         for name, size in styles:
-            check_size(scaled_size(size, style_side, False), deepest, name=f"{name} (scaled to {style_side} px)")
+            check_size(scaled_size(size, style_side, False), deepest,
+                       name=f"{name} (scaled to {style_side} px{why})")

@@ -74,7 +74,8 @@ def test_render_sizes_refuse_a_panorama_that_scaling_thins_below_the_minimum():
     settings = RenderSettings(size=64)
     # 20 px tall passes as stored, but at 64 px wide it is 1 px tall.
     assert _refused(settings, ("strip.png", (1000, 20)), ("s.jpg", (300, 200))) == \
-        "strip.png (scaled to 64 px) is 64×1 px but must be at least 16×16 px for layer relu5_1"
+        "strip.png (scaled to 64 px) is 64×1 px but must be at least 16×16 px for layer relu5_1; " \
+        "it needs a size of at least 800"  # 800 px wide keeps it 16 px tall
     # A style is scaled to the stage's style side (style_scale), never up.
     assert _refused(settings.with_overrides(style_scale=0.5), ("c.jpg", (300, 200)), ("band.jpg", (600, 40))) == \
         "band.jpg (scaled to 32 px) is 32×2 px but must be at least 16×16 px for layer relu5_1"
@@ -85,8 +86,17 @@ def test_render_sizes_check_every_stage_of_a_coarse_to_fine_schedule():
     settings = RenderSettings(size=128, scales=(32,))
     # 128×24 is fine at 128 px but 32×6 at the first, 32 px stage.
     assert _refused(settings, ("c.jpg", (512, 96)), ("s.jpg", (300, 200))) == \
-        "c.jpg (scaled to 32 px) is 32×6 px but must be at least 16×16 px for layer relu5_1"
+        "c.jpg (scaled to 32 px) is 32×6 px but must be at least 16×16 px for layer relu5_1; " \
+        "it needs every stage at 86 px or more"
     check_render_sizes(settings.with_overrides(scales=()), ("c.jpg", (512, 96)), [("s.jpg", (300, 200))])
+
+
+def test_a_painting_too_small_beside_a_small_photo_names_the_photo_as_the_cause():
+    # The photo renders at its own 16 px (no upscale), and the painting is scaled to match.
+    assert _refused(RenderSettings(size=64), ("tiny.png", (16, 16)), ("starry.jpg", (300, 240))) == \
+        "starry.jpg (scaled to 16 px: tiny.png renders at its own 16 px, as upscale is off) is 16×13 px " \
+        "but must be at least 16×16 px for layer relu5_1"
+    check_render_sizes(RenderSettings(size=64, upscale=True), ("tiny.png", (16, 16)), [("starry.jpg", (300, 240))])
 
 
 def test_image_files_does_not_import_torch():

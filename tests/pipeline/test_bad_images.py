@@ -33,7 +33,8 @@ EXPECTED_ERRORS = {
     "bomb.png": "bomb.png is 900 MP; the limit is 64 MP",
     "blink.gif": "blink.gif is animated (3 frames)",
     # Tall enough as stored, but 32×1 px at the render's 32 px size.
-    "strip.png": "strip.png (scaled to 32 px) is 32×1 px but must be at least 16×16 px",
+    "strip.png": "strip.png (scaled to 32 px) is 32×1 px but must be at least 16×16 px for layer relu5_1; "
+                 "it needs a size of at least 800",
 }
 # What only decoding can find: `nst plan`, which reads headers, cannot warn of it.
 FOUND_ONLY_BY_DECODING = {"truncated.jpg"}
