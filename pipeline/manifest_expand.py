@@ -16,7 +16,7 @@ from nst_engine.settings import RenderSettings
 from .jobs import RenderJob, format_value, job_identity
 from .labels import count
 from .manifest_duplicates import drop_duplicates
-from .manifest_images import OutputFolder, expand_images
+from .manifest_images import IMAGE_SUFFIXES, OutputFolder, describe_suffixes, expand_images
 from .manifest_inputs import (
     Layer,
     Setting,
@@ -74,6 +74,11 @@ class Expander:
             self.notices.append(
                 f"{skipped} image{'s' if skipped > 1 else ''} inside the output folder '{self.outputs.shown}' "
                 f"left out of folders and globs, so renders never become inputs (name a file to use it)")
+        passed_over = self.outputs.passed_over
+        if passed_over:
+            self.notices.append(
+                f"folders and globs passed over {describe_suffixes(passed_over)}: nst reads "
+                f"{', '.join(IMAGE_SUFFIXES)} (convert the others to JPEG or PNG to render them)")
         kept = drop_duplicates(built, self.problems, self.base,
                                rendered=lambda job: png_job_id(self.outputs.path / job.output_name) == job.job_id)
         self.notices += kept.notices

@@ -10,10 +10,16 @@ import glob
 import itertools
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+# Pictures that folders and globs pass over, said in a note: an iPhone's HEIC
+# shots or a camera's raw files would otherwise go missing without a word.
+OTHER_PICTURE_SUFFIXES = frozenset({
+    ".heic", ".heif", ".avif", ".jxl", ".jfif", ".jp2", ".ppm", ".pgm", ".pbm", ".pnm", ".psd", ".svg", ".ico",
+    ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".srw", ".pef"})
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -26,6 +32,9 @@ class OutputFolder:
     path: Path  # absolute, resolved
     shown: str  # as messages name it
     skipped: set[Path] = field(default_factory=set)
+    # Not about the output folder, but gathered on the same walk: pictures in
+    # formats nst does not take, which folders and globs passed over.
+    passed_over: set[Path] = field(default_factory=set)
 
 
 def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) -> tuple[list[Path], str | None]:
@@ -36,14 +45,16 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
         # A name that is there as written is that file or folder, glob
         # characters and all ("photo [1].jpg", "Trip [2024]/", "what?.jpg").
         if _GLOB_CHARS & set(spec) and not path.exists():
-            found, problem = _glob_images(spec, base)
+            found, problem = _glob_images(spec, base, outputs)
             return _outside(found, problem, _glob_root(spec, base), outputs, f"glob '{spec}' matched")
         if path.is_dir():
+            listed = [p for p in sorted(path.iterdir(), key=natural_order) if not p.name.startswith(".")]
+            others = _other_pictures(listed, outputs)
             # Resolved, so a symlink to a photo in the same folder is that photo, once.
-            found = list(dict.fromkeys(p.resolve() for p in sorted(path.iterdir(), key=natural_order)
-                                       if _is_image(p) and not p.name.startswith(".")))
+            found = list(dict.fromkeys(p.resolve() for p in listed if _is_image(p)))
             if not found:
-                return [], f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)}){_subfolder_hint(spec, path)}"
+                return [], (f"folder '{spec}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                            f"{_other_pictures_hint(others)}{_subfolder_hint(spec, path)}")
             return _outside(found, None, path.resolve(), outputs, f"folder '{spec}' holds")
         if not path.is_file():
             # A trailing slash says the user meant a folder; "no such file" would mislead.
@@ -76,7 +87,7 @@ def natural_order(path: str | Path) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts] + [(2, 0, text)]
 
 
-def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
+def _glob_images(spec: str, base: Path, outputs: OutputFolder | None) -> tuple[list[Path], str | None]:
     # root_dir rather than joining: glob characters in the manifest's own folder
     # name must not be read as a pattern.
     pattern = _any_case_suffix(_escape_existing_folders(os.path.expanduser(spec), base))
@@ -84,9 +95,10 @@ def _glob_images(spec: str, base: Path) -> tuple[list[Path], str | None]:
     files = [base / m for m in matched if (base / m).is_file()]
     if not files:
         return [], f"glob '{spec}' matched no files"
+    others = _other_pictures(files, outputs)
     images = list(dict.fromkeys(f.resolve() for f in files if _is_image(f)))
     if not images:
-        return [], f"glob '{spec}' matched no image files ({', '.join(IMAGE_SUFFIXES)})"
+        return [], f"glob '{spec}' matched no image files ({', '.join(IMAGE_SUFFIXES)}){_other_pictures_hint(others)}"
     return images, None
 
 
@@ -99,6 +111,26 @@ def _escape_existing_folders(pattern: str, base: Path) -> str:
         if _GLOB_CHARS & set(str(folder)) and (base / folder).is_dir():
             return os.path.join(glob.escape(str(folder)), *parts[count:])
     return pattern
+
+
+def _other_pictures(files: list[Path], outputs: OutputFolder | None) -> list[Path]:
+    others = [f for f in files if f.suffix.lower() in OTHER_PICTURE_SUFFIXES and f.is_file()]
+    if outputs is not None:
+        outputs.passed_over.update(others)
+    return others
+
+
+def _other_pictures_hint(others: list[Path]) -> str:
+    if not others:
+        return ""
+    return f"; it has {describe_suffixes(others)}, which nst does not read: convert them to JPEG or PNG"
+
+
+def describe_suffixes(files) -> str:
+    """"2 .heic files and 1 .dng file": the kinds of files, most first."""
+    counts = Counter(Path(f).suffix.lower() for f in files)
+    parts = [f"{n} {suffix} file{'s' if n > 1 else ''}" for suffix, n in counts.most_common()]
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
 
 def _any_case_suffix(pattern: str) -> str:

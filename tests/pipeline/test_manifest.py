@@ -14,6 +14,7 @@ import pytest
 from manifest_helpers import PAIR, load, make_gallery, write
 
 from nst_engine.settings import RenderSettings
+from pipeline.errors import ManifestError
 from pipeline.manifest import RunOptions, load_manifest
 
 
@@ -152,6 +153,25 @@ def test_a_glob_takes_an_image_extension_in_any_case(gallery: Path) -> None:
                            ("camera/", ["IMG_0001", "IMG_0002", "IMG_0003"])):
         manifest = load(gallery, f"jobs:\n  - contents: {spec}\n    style: images/style/s1.jpg\n")
         assert [job.content_label for job in manifest.jobs] == expected, spec
+
+
+def test_pictures_nst_does_not_read_are_passed_over_with_a_note(gallery: Path) -> None:
+    # An iPhone's HEIC shots and a camera's raw files went missing without a word.
+    phone = gallery / "phone"
+    phone.mkdir()
+    shutil.copy(gallery / "images/content/a.jpg", phone / "IMG_0001.jpg")
+    for name in ("IMG_0002.HEIC", "IMG_0003.heic", "DSC_0004.dng", "IMG_0001.xmp", "notes.txt"):
+        (phone / name).write_bytes(b"not read")
+    for spec in ("phone/", "'phone/*'"):
+        manifest = load(gallery, f"jobs:\n  - contents: {spec}\n    style: images/style/s1.jpg\n")
+        assert [job.content_label for job in manifest.jobs] == ["IMG_0001"]
+        assert manifest.notices == ("folders and globs passed over 2 .heic files and 1 .dng file: nst reads "
+                                    ".jpg, .jpeg, .png, .webp, .bmp, .tif, .tiff, .gif (convert the others to JPEG "
+                                    "or PNG to render them)",), spec
+    (phone / "IMG_0001.jpg").unlink()
+    with pytest.raises(ManifestError, match=r"folder 'phone/' holds no images \(.*\); it has 2 \.heic files and "
+                                            r"1 \.dng file, which nst does not read: convert them to JPEG or PNG"):
+        load(gallery, "jobs:\n  - contents: phone/\n    style: images/style/s1.jpg\n")
 
 
 def test_paths_resolve_from_the_manifest_folder(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
