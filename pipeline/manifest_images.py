@@ -6,6 +6,7 @@ each run's renders would otherwise become the next run's inputs.
 
 from __future__ import annotations
 
+import errno
 import glob
 import itertools
 import os
@@ -57,6 +58,8 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
                             f"{_other_pictures_hint(others)}{_subfolder_hint(spec, path)}")
             return _outside(found, None, path.resolve(), outputs, f"folder '{spec}' holds")
         if not path.is_file():
+            if path.is_symlink():  # `ls` lists it, so "no such file" would puzzle
+                return [], _dangling_link(spec, path)
             # A trailing slash says the user meant a folder; "no such file" would mislead.
             kind = "folder" if spec.endswith(("/", os.sep)) else "file"
             return [], f"no such {kind} '{spec}'"
@@ -67,6 +70,17 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
     # A file named on its own is used even inside the output folder: it cannot
     # grow by itself each night, and restyling a finished render is a fair wish.
     return [path.resolve()], None
+
+
+def _dangling_link(spec: str, path: Path) -> str:
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 reports a loop so
+        return f"'{spec}' is a symlink loop"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"'{spec}' is a symlink loop"
+    return f"'{spec}' is a symlink to '{os.readlink(path)}', which is not there"
 
 
 def _subfolder_hint(spec: str, folder: Path) -> str:

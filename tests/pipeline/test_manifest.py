@@ -4,6 +4,7 @@ Bad manifests, unreadable files and finding a manifest by name: test_manifest_er
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -172,6 +173,17 @@ def test_pictures_nst_does_not_read_are_passed_over_with_a_note(gallery: Path) -
     with pytest.raises(ManifestError, match=r"folder 'phone/' holds no images \(.*\); it has 2 \.heic files and "
                                             r"1 \.dng file, which nst does not read: convert them to JPEG or PNG"):
         load(gallery, "jobs:\n  - contents: phone/\n    style: images/style/s1.jpg\n")
+
+
+def test_a_named_symlink_that_leads_nowhere_says_so(gallery: Path) -> None:
+    # `ls` lists these files; "no such file" sent users looking for a typo.
+    (gallery / "loop_a.jpg").symlink_to("loop_b.jpg")
+    (gallery / "loop_b.jpg").symlink_to("loop_a.jpg")
+    (gallery / "moved.jpg").symlink_to("photos/cat.jpg")
+    for name, reason in (("loop_a.jpg", "'loop_a.jpg' is a symlink loop"),
+                         ("moved.jpg", "'moved.jpg' is a symlink to 'photos/cat.jpg', which is not there")):
+        with pytest.raises(ManifestError, match=re.escape(reason)):
+            load(gallery, f"jobs:\n  - content: {name}\n    style: images/style/s1.jpg\n")
 
 
 def test_paths_resolve_from_the_manifest_folder(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
