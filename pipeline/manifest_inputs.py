@@ -222,4 +222,5 @@ def render_name(template: str, content: str, style: str, variant: str, keep_dots
         return text
     # A part with no letter or digit ("☆", "_") would become a meaningless "x".
     segments = [s for s in posixpath.normpath(text).split("/") if any(c.isalnum() for c in s)]
-    return "/".join(slug(s, _NAME_CHARS) for s in segments)
+    # Never a leading "-": `ls *.png` or `cp *.png` would read "--help--starry-….png" as an option.
+    return "/".join(slug(s, _NAME_CHARS).lstrip("-._") for s in segments)

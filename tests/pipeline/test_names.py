@@ -126,6 +126,13 @@ def test_a_sweep_over_three_settings_keeps_every_value_in_the_name() -> None:
     assert long == "c" * 60 + "--" + "s" * 60 + "--" + "v" * 26
 
 
+def test_an_output_name_never_starts_with_a_dash() -> None:
+    # `ls *.png` read "--help--starry-….png" as an option; a leading "." would hide it.
+    assert render_name("{content}--{style}", "--help", "starry", "") == "help--starry"
+    assert render_name("{style}/{content}", "-.cat", "-rf", "") == "rf/cat"
+    assert render_name("{content}--{style}", "a-b", "starry", "") == "a-b--starry"  # inside a name, kept
+
+
 def test_a_boolean_sweep_is_named_as_the_manifest_spells_it(gallery: Path) -> None:
     # Python's True/False in a file name, for a value the user wrote as true/false.
     jobs = load(gallery, PAIR + "    sweep: {preserve_color: [true, false]}\n").jobs
