@@ -4,7 +4,9 @@ A sweep over one pair (`style_weight: [1, 2, 10, 25]`) next to the pair's
 plain job is meant to be read as a strip, left to right. The plain job has no
 variant name of its own, so the sheet names it by its value of the swept
 settings ("style_weight=5"), plus any other setting in which it differs from
-the strip ("style_weight=5,optimizer=adam"), and a strip whose swept values are all numbers is
+the strip ("style_weight=5,optimizer=adam"); where the strip's own points
+differ in a setting nobody swept (two entries' sweeps of one pair), every
+point names it. A strip whose swept values are all numbers is
 shown in numeric order (1, 2, 5, 10, 25), not in the order the jobs happened to
 be listed (5, 1, 2, 10, 25).
 """
@@ -32,10 +34,15 @@ def order_variants(examples: Mapping[str, RenderJob],
         return variants, [""]
     settings = {variant: job.settings.to_dict() for variant, job in examples.items()}
     swept = [key for key in settings[variants[0]] if any(_names(key, v) for v in variants if v)]
-    shown = [key for key in swept + _unlike_the_sweep(settings, swept) if key not in varying]
+    mixed = [key for key in _mixed_in_the_sweep(settings, swept) if key not in varying]
+    shown = [key for key in swept + _unlike_the_sweep(settings, swept) + mixed if key not in varying]
+
+    def spelled(variant: str, keys: list[str]) -> str:
+        return ",".join(f"{key}={format_value(settings[variant][key])}" for key in keys)
+
     labels = {
-        variant: variant or ",".join(f"{key}={format_value(settings[variant][key])}" for key in shown)
-        or ("as tagged" if varying else "default")  # the stacked cards' own tags say how each was set
+        variant: ",".join(filter(None, [variant, spelled(variant, mixed)])) if variant else (
+            spelled(variant, shown) or ("as tagged" if varying else "default"))  # stacked cards' tags say it
         for variant in variants
     }
     keys = _reading_order(settings, swept, variants)
@@ -57,6 +64,15 @@ def _reading_order(settings: Mapping[str, dict], swept: list[str], variants: lis
         numeric = all(_is_number(value) for value in values)
         columns.append(values if numeric else [values.index(value) for value in values])  # first seen
     return {variant: [column[index] for column in columns] for index, variant in enumerate(variants)}
+
+
+def _mixed_in_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[str]:
+    """Settings nobody swept that differ between the strip's own jobs: two
+    entries' sweeps of one pair (one with `optimizer: adam`) share a strip,
+    and each point must say which it is ("style_weight=2,optimizer=adam")."""
+    sweep = [values for variant, values in settings.items() if variant]
+    return [key for key in sweep[0] if key not in swept
+            and len({format_value(values[key]) for values in sweep}) > 1] if sweep else []
 
 
 def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[str]:

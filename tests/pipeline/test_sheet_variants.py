@@ -54,9 +54,20 @@ def test_a_plain_job_from_another_entry_is_labelled_with_how_it_differs():
     variants, labels = order_variants(_examples(*sweep, other))
     assert variants == ["style_weight=1", "", "style_weight=25"]
     assert labels == ["style_weight=1", "style_weight=5,pooling=avg,optimizer=adam", "style_weight=25"]
-    # Where the strip's own jobs disagree on a setting, it is not the plain job's to explain.
+    # Where the strip's own jobs disagree on a setting, every card of the strip names it.
     mixed = [_job("style_weight=1", style_weight=1.0, seed=1), _job("style_weight=25", style_weight=25.0, seed=2)]
-    assert order_variants(_examples(*mixed, _job("", seed=3)))[1][1] == "style_weight=5"
+    assert order_variants(_examples(*mixed, _job("", seed=3)))[1] == [
+        "style_weight=1,seed=1", "style_weight=5,seed=3", "style_weight=25,seed=2"]
+
+
+def test_two_entries_sweeping_one_pair_say_which_entry_each_point_is():
+    # One entry sweeps style_weight; another, with `optimizer: adam`, sweeps it too:
+    # one strip, where the adam points read like the others.
+    lbfgs = [_job(f"style_weight={w}", style_weight=float(w)) for w in (25, 1)]
+    adam = [_job(f"style_weight={w}", style_weight=float(w), optimizer="adam") for w in (2, 50)]
+    variants, labels = order_variants(_examples(*lbfgs, *adam))
+    assert labels == ["style_weight=1,optimizer=lbfgs", "style_weight=2,optimizer=adam",
+                      "style_weight=25,optimizer=lbfgs", "style_weight=50,optimizer=adam"]
 
 
 def test_a_sweep_without_a_plain_job_keeps_its_names():
