@@ -119,7 +119,8 @@ def _run_facts(record: dict) -> list[tuple[str, str]]:
         facts.append(("memory fallback", str(record["memory_fallback"])))
     cache = stats.get("cache") or {}
     if cache:
-        facts.append(("style cache", f"{cache.get('hits', 0)} hit · {cache.get('misses', 0)} miss"))
+        hits, misses = cache.get("hits", 0), cache.get("misses", 0)
+        facts.append(("style cache", f"{hits} hit{'' if hits == 1 else 's'} · {misses} miss{'' if misses == 1 else 'es'}"))
     if (record.get("attempts") or 1) > 1:
         facts.append(("attempts", str(record["attempts"])))
     return facts

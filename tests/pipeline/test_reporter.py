@@ -391,3 +391,13 @@ def test_stacked_plain_jobs_are_named_by_their_own_settings_not_the_first_ones(t
         "cat × starry · as tagged · init=noise,optimizer=lbfgs: pending",
         "cat × starry · as tagged · init=content,optimizer=adam: pending",
         "cat × starry · init=content: pending"]
+
+
+def test_the_style_cache_fact_counts_in_words():
+    from pipeline.sheet_cards import _run_facts
+
+    def cache_fact(hits, misses):
+        return dict(_run_facts({"stats": {"cache": {"hits": hits, "misses": misses}}}))["style cache"]
+
+    assert cache_fact(0, 1) == "0 hits · 1 miss"  # "0 hit" read as a slip
+    assert cache_fact(1, 2) == "1 hit · 2 misses"
