@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from multiprocessing.connection import wait
 
+from .display import job_name
 from .events import Listener, StopSignal, failure_record, interrupted_record, timeout_reason
 from .jobs import RenderJob, checkpoint_path
 from .scheduler import DEFAULT_BATCH_CAP, next_batch
@@ -155,7 +156,7 @@ class LocalExecutor:
         held = worker.take_held()
         self._discard_partial_checkpoints(worker, held)
         log.warning("worker %d on %s (pid %s) died (%s)%s", worker.slot, worker.device, worker.process.pid,
-                    _exit_reason(exit_code), f" under {', '.join(job.output_name for job in held)}" if held else "")
+                    _exit_reason(exit_code), f" under {', '.join(job_name(job) for job in held)}" if held else "")
         if stopping:
             for job in held:
                 self._close(job, f"interrupted: its worker died during the stop ({_exit_reason(exit_code)}); "

@@ -112,7 +112,7 @@ def _run_facts(record: dict) -> list[tuple[str, str]]:
         # "time" is the whole render's; this says how much of it came before the resume.
         before = stats.get("seconds_before_resume")
         after = f" (after {measured_duration(before)})" if isinstance(before, (int, float)) and before > 0 else ""
-        facts.append(("resumed at step", f"{stats['resumed_from']}{after}"))
+        facts.append(("resumed at iteration", f"{stats['resumed_from']}{after}"))
     if isinstance(stats.get("peak_memory_mb"), (int, float)):
         facts.append(("peak memory", f"{stats['peak_memory_mb']:,.0f} MB"))
     if record.get("memory_fallback"):

@@ -369,9 +369,9 @@ def test_a_resumed_card_gives_the_whole_time_and_the_part_before_the_resume(tmp_
     resumed = record(job, "done", seconds=6.2)
     resumed["stats"].update(resumed_from=19, seconds_before_resume=5.7)
     details = dict(make_card(tmp_path, job, resumed).details)
-    assert (details["time"], details["resumed at step"]) == ("6.2 s", "19 (after 5.7 s)")
+    assert (details["time"], details["resumed at iteration"]) == ("6.2 s", "19 (after 5.7 s)")
     del resumed["stats"]["seconds_before_resume"]  # a render resumed from an older checkpoint
-    assert dict(make_card(tmp_path, job, resumed).details)["resumed at step"] == "19"
+    assert dict(make_card(tmp_path, job, resumed).details)["resumed at iteration"] == "19"
 
 
 def test_stacked_plain_jobs_are_named_by_their_own_settings_not_the_first_ones(tmp_path):

@@ -84,7 +84,8 @@ def test_a_worker_killed_mid_job_is_replaced_and_its_job_retried(gallery_dir):
     assert len(records) == 4 and set(done_counts(out).values()) == {1}
     assert [r for r in results(out) if r["status"] != "done"] == []  # a retry is not a failure
     assert worker_pids(out)[slot] != pid, "a replacement worker should have announced itself"
-    assert f"worker {slot} on cpu (pid {pid}) died (killed by SIGKILL) under {name}.png" in log_text(out)
+    # Named as every other log line names a job, without .png.
+    assert f"worker {slot} on cpu (pid {pid}) died (killed by SIGKILL) under {name}\n" in log_text(out)
     assert all(decodes(p) for p in output_pngs(out)) and leftovers(out) == []
 
 
