@@ -41,7 +41,8 @@ app = typer.Typer(
     context_settings=HELP_OPTIONS,
     help="Batch neural style transfer: render a YAML manifest of contents × styles into a gallery.",
 )
-cache_app = typer.Typer(help="Inspect or clear the style-target cache.", no_args_is_help=True,
+cache_app = typer.Typer(help="Inspect or clear the style-target cache ($NST_CACHE_DIR, else $XDG_CACHE_HOME/nst or ~/.cache/nst).",
+                        no_args_is_help=True,
                         context_settings=HELP_OPTIONS)
 app.add_typer(cache_app, name="cache")
 # Wide enough for the plan table when stdout is a file or a pipe (cron mail).
@@ -206,7 +207,7 @@ def report(output_dir: Annotated[Path, typer.Argument(metavar="OUTPUT_DIR", help
            manifest: Annotated[str | None, typer.Option(metavar="MANIFEST", help="The manifest to lay the sheet out by. Default: the last run's.")] = None,
            wait: Annotated[bool, typer.Option("--wait", metavar="", help="If a run holds the output folder, wait for it.")] = False,
            ) -> None:
-    """Rebuild index.html: laid out by the manifest given, else by the one the last run recorded."""
+    """Rebuild index.html: laid out by the manifest given, else by the one the last run recorded (if it is gone, by results.jsonl)."""
     from .rebuild import rebuild_report, recorded_manifest
 
     with one_line_errors():
