@@ -35,6 +35,7 @@ def cpu_model_name() -> str:
     return name or platform.processor() or platform.machine() or "cpu"
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX: the CPU multiplies bf16 natively (Linux: /proc/cpuinfo).
     There `precision: auto` renders in bf16, about twice as fast as fp32."""

@@ -8,7 +8,6 @@ batch with `render_batch`; each image keeps its own optimiser state.
 
 from __future__ import annotations
 
-import functools
 import math
 import resource
 import time
@@ -248,7 +247,6 @@ class Engine:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-@functools.cache
 def _weights_version(weights: str) -> str | tuple[str, int, int]:
     """A weight source as loaded: a .pth file's path with its size and mtime, so
     an engine that outlives a run (a Dask worker's) reads a replaced file again."""
