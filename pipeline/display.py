@@ -19,7 +19,6 @@ from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
@@ -116,9 +115,9 @@ def job_name(job: RenderJob) -> str:
     return str(Path(job.output_name).with_suffix(""))
 
 
-# The columns right of a bar's label: the bar's narrowest, "123/456" and two
-# "0:00:00" times, with the spaces between them.
-_COLUMNS_AFTER_LABEL = 10 + 9 + 8 + 8 + 4
+# The columns right of a bar's label: the bar's narrowest, "123/456 it" and
+# two "0:00:00" times, with the spaces between them.
+_COLUMNS_AFTER_LABEL = 10 + 12 + 8 + 8 + 4
 
 
 def fit_label(text: str, width: int) -> str:
@@ -151,7 +150,8 @@ class ProgressDisplay:
             self._progress = Progress(
                 TextColumn("{task.description}", markup=False),
                 BarColumn(),
-                MofNCompleteColumn(),
+                # Iterations, not jobs: "0/6" over 3 jobs read as a miscount.
+                TextColumn("{task.completed:.0f}/{task.total:.0f} it"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,

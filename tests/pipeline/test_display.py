@@ -48,7 +48,7 @@ def test_terminal_shows_overall_bar_with_eta_and_a_bar_per_worker(tmp_path):
         assert (overall.completed, overall.total) == (40, 40)
     screen = stream.getvalue()
     assert "my_gallery" in screen and "worker 0" in screen
-    assert re.search(r"\d+/\d+", screen)  # M of N column
+    assert re.search(r"\d+/40 it", screen)  # iterations done of all jobs' (jobs would read as a miscount)
     assert re.search(r"\d:\d\d:\d\d", screen)  # elapsed / remaining time columns
     log_text = (tmp_path / "nst.log").read_text()
     assert "done cat--starry-aaaaaaaaaaaa" in log_text and "failed cat--starry-bbbbbbbbbbbb" in log_text
@@ -182,8 +182,8 @@ def test_long_names_in_a_narrow_terminal_leave_counts_and_times_visible(tmp_path
     final = [line.rstrip() for line in screen.splitlines() if line.strip()][-2:]
     assert len(final) == 2, stream.getvalue()
     overall, worker = final
-    assert re.search(r" 7/20 +\d:\d\d:\d\d +(\d:\d\d:\d\d|-:--:--)$", overall), overall
-    assert re.search(r" 7/20 +\d:\d\d:\d\d +(\d:\d\d:\d\d|-:--:--)$", worker), worker
+    assert re.search(r" 7/20 it +\d:\d\d:\d\d +(\d:\d\d:\d\d|-:--:--)$", overall), overall
+    assert re.search(r" 7/20 it +\d:\d\d:\d\d +(\d:\d\d:\d\d|-:--:--)$", worker), worker
     assert "…" in worker and "worker 0: a_very_long" in worker
     logging.getLogger("nst").handlers.clear()
 
