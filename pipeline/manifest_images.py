@@ -116,15 +116,20 @@ def _glob_images(spec: str, base: Path, outputs: OutputFolder | None) -> tuple[l
     return images, None
 
 
-def _escape_existing_folders(pattern: str, base: Path) -> str:
-    """The glob with its leading folders that exist as written taken literally:
-    in "Trip [2024]/*.jpg" the brackets are the folder's name, not a pattern."""
-    parts = Path(pattern).parts
+def _folder_there_as_written(parts: tuple[str, ...], base: Path) -> int:
+    """How many leading parts of a glob name a folder that exists with glob
+    characters in its name ("Trip [2024]"): those parts are a name, not a pattern."""
     for count in range(len(parts) - 1, 0, -1):
         folder = Path(*parts[:count])
         if _GLOB_CHARS & set(str(folder)) and (base / folder).is_dir():
-            return os.path.join(glob.escape(str(folder)), *parts[count:])
-    return pattern
+            return count
+    return 0
+
+
+def _escape_existing_folders(pattern: str, base: Path) -> str:
+    parts = Path(pattern).parts
+    count = _folder_there_as_written(parts, base)
+    return os.path.join(glob.escape(str(Path(*parts[:count]))), *parts[count:]) if count else pattern
 
 
 def _other_pictures(files: list[Path], outputs: OutputFolder | None) -> list[Path]:
@@ -175,9 +180,9 @@ def _outside(found: list[Path], problem: str | None, root: Path, outputs: Output
 def _glob_root(spec: str, base: Path) -> Path:
     """The folder a glob starts from: its parts up to the first with a glob character."""
     parts = Path(os.path.expanduser(spec)).parts
-    for count in range(len(parts) - 1, 0, -1):  # a folder there as written, brackets and all
-        if _GLOB_CHARS & set("".join(parts[:count])) and (base / Path(*parts[:count])).is_dir():
-            return (base / Path(*parts[:count])).resolve()
+    count = _folder_there_as_written(parts, base)
+    if count:
+        return (base / Path(*parts[:count])).resolve()
     literal = list(itertools.takewhile(lambda part: not _GLOB_CHARS & set(part), parts))
     return (base / Path(*literal)).resolve() if literal else base.resolve()
 
