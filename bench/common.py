@@ -165,3 +165,16 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def times_bf16(cfg: Config, device: str) -> bool:
+    """Whether to render in bf16 here: on CUDA, or a CPU with AVX512-BF16 or AMX.
+    Elsewhere torch emulates it, and a 30-iteration bf16 render at 256 px took
+    over 8 minutes of CPU (AVX2 only), where fp32 takes seconds. The smoke
+    run's renders are tiny, and it checks that the bf16 rows still work."""
+    from nst_engine.cpu_model import cpu_has_native_bf16
+
+    return cfg.name == "smoke" or device.startswith("cuda") or cpu_has_native_bf16()
+
+
+NO_NATIVE_BF16 = "this CPU has no native bf16 (AVX2 only): skipped; `precision: auto` renders fp32 here"

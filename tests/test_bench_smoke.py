@@ -52,3 +52,17 @@ def test_main_writes_the_markdown_table(tmp_path, capsys):
     assert "| row | what | measured | target | met? |" in text
     assert "| a1 |" in text and "cpu:" in text
     assert "written:" in capsys.readouterr().out
+
+
+def test_a_cpu_without_native_bf16_skips_the_bf16_rows_instead_of_emulating_them(monkeypatch):
+    # Emulated bf16 took over 8 minutes of CPU for one 30-iteration render at 256 px.
+    from bench.common import QUICK, times_bf16
+    from bench.precision import precision_rows
+    from nst_engine import cpu_model
+
+    monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: False)
+    assert not times_bf16(QUICK, "cpu") and times_bf16(QUICK, "cuda") and times_bf16(SMOKE, "cpu")
+    (row,) = precision_rows(QUICK, "cpu")  # returns at once: nothing rendered
+    assert (row.key, row.value, row.met_text) == ("e1", None, "skipped") and "no native bf16" in row.shown
+    monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: True)
+    assert times_bf16(QUICK, "cpu")
