@@ -118,7 +118,7 @@ def _render(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
     """Run the plan's jobs on the executor; the exit code."""
     todo = list(the_plan.todo)
     stop = StopSignal()
-    executor, devices = _executor(manifest, options, len(todo))
+    executor, devices = _executor(manifest, options, todo)
     recorder.write_start(devices, skipped=len(the_plan.done))
     display = ProgressDisplay(todo, live=live and not options.quiet, console=console, title=manifest.path.stem)
     try:
@@ -168,7 +168,7 @@ def _tidy_checkpoints(manifest: Manifest, options: RenderOptions, *, interrupted
                      describe_removed(stale, f"jobs no longer in {manifest.path.name}"))
 
 
-def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
+def _executor(manifest: Manifest, options: RenderOptions, todo: list[RenderJob]):
     run = manifest.run
     checkpoint_every = run.checkpoint_every if run.checkpoint_every is not None else 50
     worker_options = WorkerOptions(str(manifest.output_dir), None, checkpoint_every,
@@ -182,17 +182,17 @@ def _executor(manifest: Manifest, options: RenderOptions, jobs: int):
         executor = DaskExecutor(cluster, worker_options, job_timeout=job_timeout,
                                 grace_seconds=options.grace_seconds)
         return executor, [f"dask:{cluster}"]
-    from .devices import cpu_oversubscription, resolve_devices
+    from .devices import cpu_oversubscription, emulated_bf16, resolve_devices
     from .local_executor import LocalExecutor
 
     asked = resolve_devices(*requested_devices(manifest, options))
-    devices = workers_for(asked, jobs)
+    devices = workers_for(asked, len(todo))
     if len(devices) < len(asked):
         log.info("starting %d of the %d workers asked for: only %s to render", len(devices), len(asked),
-                 count(jobs, "job"))
-    crowded = cpu_oversubscription(devices)
-    if crowded:
-        log.warning("%s", crowded)
+                 count(len(todo), "job"))
+    for warning in (cpu_oversubscription(devices), emulated_bf16(todo, devices)):
+        if warning:
+            log.warning("%s", warning)
     worker_options = replace(worker_options, threads=threads_per_worker(sum(1 for d in devices if d == "cpu"), len(devices)))
     log.info("devices: %s", ", ".join(devices))
     executor = LocalExecutor(

@@ -40,3 +40,33 @@ def test_a_dry_run_warns_of_the_cpu_workers_it_would_start(tmp_path):
     assert f"warning: {cores + 1} CPU workers on {cores} cores" in crowded.stdout, explain(crowded)
     one = nst("render", manifest, "--dry-run", "--devices", "cpu", cwd=tmp_path)
     assert one.returncode == 0 and "CPU workers on" not in one.stdout, explain(one)
+
+
+def test_bf16_asked_of_a_cpu_that_only_emulates_it_is_warned_of(monkeypatch, tmp_path):
+    # Emulated bf16 ran a 256 px render for over 8 minutes where fp32 takes ~15 s.
+    import io
+
+    from rich.console import Console
+
+    from nst_engine import cpu_model
+    from pipeline import plan_view
+    from pipeline.manifest import load_manifest
+    from pipeline.run import RenderOptions, make_plan
+
+    manifest_path = write_manifest(tmp_path / "m.yaml", [SAMPLES / "content" / "chelsea.jpg"],
+                                   [SAMPLES / "style" / "night_cafe.jpg"], settings={"precision": "bf16"})
+    jobs = load_manifest(manifest_path).jobs
+    monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: False)
+    warning = devices.emulated_bf16(jobs, ("cpu",))
+    assert warning.startswith("1 job asks for precision: bf16, which this CPU only emulates"), warning
+    assert devices.emulated_bf16(jobs, ("cuda:0",)) is None  # a GPU has bf16
+    auto = load_manifest(write_manifest(tmp_path / "auto.yaml", [SAMPLES / "content" / "chelsea.jpg"],
+                                        [SAMPLES / "style" / "night_cafe.jpg"])).jobs
+    assert devices.emulated_bf16(auto, ("cpu",)) is None  # auto means fp32 on this CPU
+    # The plan (and --dry-run) says it where it names the devices.
+    manifest = load_manifest(manifest_path)
+    console = Console(width=200, file=io.StringIO(), color_system=None)
+    plan_view.print_plan(console, manifest, make_plan(manifest, RenderOptions()), devices=("cpu",))
+    assert f"warning: {warning}" in console.file.getvalue()
+    monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: True)
+    assert devices.emulated_bf16(jobs, ("cpu",)) is None
