@@ -107,7 +107,7 @@ def _without_history(the_plan: Plan, content_sides: Mapping[str, int | None]) ->
         in_fp32 += not fast
     where = "a 2-core CPU's speed"
     if in_fp32:
-        where += " in fp32" + ("" if native_bf16 else " (this CPU has no native bf16)")
+        where += " in fp32" + ("" if native_bf16 else ", as this CPU has no native bf16")
     return f"estimated {rough_duration(seconds)} at {where} (no render here to measure yet)"
 
 
