@@ -35,9 +35,11 @@ from .scheduler import Plan
 # iterations) rendered in 61–81 s over the last rounds, 0.19–0.25 s per
 # iteration for ~0.065 MP (2.9–3.8); rounded up, so the estimate errs long.
 CPU_SECONDS_PER_ITERATION_MEGAPIXEL = 4.0
-# The same CPU in fp32, which `precision: auto` means on a CPU without native
-# bf16 (AVX2 only): bench row e2 puts bf16 at 0.47–0.52× fp32's time.
-CPU_FP32_SECONDS_PER_ITERATION_MEGAPIXEL = 8.0
+# In fp32, which `precision: auto` means on a CPU without native bf16: on a
+# 2-core AVX2-only CPU the demo rendered in 185.7 s, ~8.5 s per unit once the
+# start and per-job costs are taken off (bench row e2 on the bf16 CPU put bf16
+# at 0.47–0.52× fp32's time); rounded up, as the figure above is.
+CPU_FP32_SECONDS_PER_ITERATION_MEGAPIXEL = 10.0
 RECENT_RENDERS = 20  # the speed is the median of this many of the latest renders
 # A run's start (workers import torch and load the weights) and each job's own
 # overhead, on the development CPU: ~2 s and ~0.25 s with the machine idle

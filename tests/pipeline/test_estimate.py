@@ -52,14 +52,14 @@ def test_without_history_the_estimate_is_the_cpu_figure(tmp_path):
 
 
 def test_without_history_an_fp32_render_is_estimated_at_twice_the_time(tmp_path, monkeypatch):
-    # 4 × 26.2144 units × 8 s = 839 s, + 7 s: a CPU with AVX2 only renders `auto` in fp32.
+    # 4 × 26.2144 units × 10 s = 1049 s, + 7 s: a CPU with AVX2 only renders `auto` in fp32.
     monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: False)
     assert describe(_plan(4), tmp_path, NO_SIDES) == (
-        "estimated 14 min at a 2-core CPU's speed in fp32, as this CPU has no native bf16 (no render here to measure yet)")
+        "estimated 18 min at a 2-core CPU's speed in fp32, as this CPU has no native bf16 (no render here to measure yet)")
     monkeypatch.setattr(cpu_model, "cpu_has_native_bf16", lambda: True)
     fp32 = Plan(tuple(replace(job, settings=SETTINGS.with_overrides(precision="fp32")) for job in _plan(4).todo), ())
     assert describe(fp32, tmp_path, NO_SIDES) == (
-        "estimated 14 min at a 2-core CPU's speed in fp32 (no render here to measure yet)")
+        "estimated 18 min at a 2-core CPU's speed in fp32 (no render here to measure yet)")
 
 
 def test_small_renders_count_their_start_up_and_overheads(tmp_path):
