@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nst_engine import ENGINE_VERSION
-from nst_engine.checksums import CAFFE_SHA256, TORCHVISION_CHECKPOINT, sha256_file
+from nst_engine.checksums import CAFFE_IDENTITY, TORCHVISION_CHECKPOINT, sha256_file
 from nst_engine.setting_values import BUILTIN_WEIGHTS
 from nst_engine.settings import RenderSettings
 
@@ -121,7 +121,7 @@ def input_digest(path: str | Path) -> str:
 def weights_identity(weights: str) -> str:
     """A stable name for the weight source: its checksum where we have the file."""
     if weights == "caffe":
-        return f"caffe:{CAFFE_SHA256}"
+        return CAFFE_IDENTITY
     if weights == "torchvision":
         return f"torchvision:{TORCHVISION_CHECKPOINT}"
     if weights in BUILTIN_WEIGHTS:  # pragma: no cover - keeps the two lists honest

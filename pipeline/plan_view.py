@@ -97,9 +97,10 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                        f"last try and {'renders' if len(failed) == 1 else 'render'} again (retry), e.g. "
                        f"{job_name(example)}: {latest[example.job_id].get('error') or 'no reason recorded'}")
     _print_input_problems(console, manifest, the_plan, every=row_limit is None)
-    for warning in (cpu_oversubscription(devices), emulated_bf16(the_plan.todo, devices)) if devices else ():
-        if warning and the_plan.todo:
-            _line(console, f"warning: {warning}", style="yellow")
+    if devices and the_plan.todo:
+        for warning in (cpu_oversubscription(devices), emulated_bf16(the_plan.todo, devices)):
+            if warning:
+                _line(console, f"warning: {warning}", style="yellow")
     smaller = sum(1 for job in the_plan.todo if planned_sides(job, content_sides)[-1] < job.settings.size)
     if smaller:
         _line(console, f"note: {count(smaller, 'job')} to render {'comes' if smaller == 1 else 'come'} out smaller "

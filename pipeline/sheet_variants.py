@@ -17,6 +17,7 @@ import re
 from collections.abc import Collection, Mapping
 
 from .jobs import RenderJob, format_value
+from .labels import differing_settings
 
 
 def order_variants(examples: Mapping[str, RenderJob],
@@ -34,7 +35,7 @@ def order_variants(examples: Mapping[str, RenderJob],
         return variants, [""]
     settings = {variant: job.settings.to_dict() for variant, job in examples.items()}
     swept = [key for key in settings[variants[0]] if any(_names(key, v) for v in variants if v)]
-    mixed = [key for key in _mixed_in_the_sweep(settings, swept) if key not in varying]
+    mixed = [key for key in _mixed_in_the_sweep(examples, swept) if key not in varying]
     shown = [key for key in swept + _unlike_the_sweep(settings, swept) + mixed if key not in varying]
 
     def spelled(variant: str, keys: list[str]) -> str:
@@ -66,13 +67,12 @@ def _reading_order(settings: Mapping[str, dict], swept: list[str], variants: lis
     return {variant: [column[index] for column in columns] for index, variant in enumerate(variants)}
 
 
-def _mixed_in_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[str]:
+def _mixed_in_the_sweep(examples: Mapping[str, RenderJob], swept: list[str]) -> list[str]:
     """Settings nobody swept that differ between the strip's own jobs: two
     entries' sweeps of one pair (one with `optimizer: adam`) share a strip,
     and each point must say which it is ("style_weight=2,optimizer=adam")."""
-    sweep = [values for variant, values in settings.items() if variant]
-    return [key for key in sweep[0] if key not in swept
-            and len({format_value(values[key]) for values in sweep}) > 1] if sweep else []
+    points = [job for variant, job in examples.items() if variant]
+    return [key for key in differing_settings(points) if key not in swept] if points else []
 
 
 def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[str]:
