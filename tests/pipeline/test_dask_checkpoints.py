@@ -21,10 +21,11 @@ from pipeline.recorder import Recorder
 from pipeline.run import RenderOptions, execute
 
 REPO_IMAGES = Path(__file__).resolve().parents[2] / "manifests" / "images"
-# More than a second and a half of work at 32 px on a fast CPU (~5 ms an
-# iteration), little enough to finish soon when it resumes on a slow, loaded
-# one (~50 ms). A stop is read within a second, so it lands mid-job.
-ITERATIONS = 600
+# A second of work at 32 px on a fast CPU (~5 ms an iteration), little enough
+# to finish soon when it resumes on a slow, loaded one (~70 ms on one thread of
+# an AVX2-only CPU, up to three times that beside the rest of the suite). The
+# test reads the stop at every check rather than once a second, so it lands mid-job.
+ITERATIONS = 200
 
 
 def _job() -> RenderJob:
@@ -77,6 +78,7 @@ def test_a_cluster_job_stopped_by_ctrl_c_resumes_from_its_checkpoint_next_run(on
     (job,) = manifest.jobs
     out = manifest.output_dir
     monkeypatch.setattr("pipeline.cluster_task.PROGRESS_INTERVAL", 0.0)  # a note every 10 iterations
+    monkeypatch.setattr("pipeline.cluster_task._StopCheck.INTERVAL", 0.0)  # the stop is read at once
     real_progress, pressed = ProgressDisplay.on_progress, []
 
     def ctrl_c_after_ten_iterations(display, slot, event):
