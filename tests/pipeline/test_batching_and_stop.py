@@ -56,8 +56,10 @@ def test_two_workers_split_one_contents_jobs_instead_of_one_taking_all(gallery_d
     # Four jobs that could be one batch of 4. With two workers the first to ask
     # takes its fair share, 2 of 4; the other takes 1 of the 2 left, and the
     # last goes to whichever comes back first. Neither worker sits idle.
+    # 80 iterations: the batch of 2 took 10 s on an AVX2-only CPU, time enough
+    # for the second worker (ready in the same second as the first) to ask.
     manifest = write_manifest(gallery_dir.parent, ["chelsea"], STYLES + ["hubble_deep_field"],
-                              settings={"size": 48, "iterations": 150, "precision": "fp32"},
+                              settings={"size": 48, "iterations": 80, "precision": "fp32"},
                               run={"batch_size": 4})
     out = gallery_dir.parent / "out"
     code, printed = run(manifest, "--devices", "cpu*2")
