@@ -41,13 +41,15 @@ pytestmark = pytest.mark.slow
 
 CONTENTS = ["chelsea", "neuschwanstein"]
 STYLES = ["starry_night", "night_cafe"]
-# Long enough (1-3 s per job here) that both workers get work and a kill lands mid-job.
-# Long enough (~1–2 s a job) that the second worker is up before the first clears the queue.
+# Long enough that a kill lands mid-job: 1-3 s a job on a CPU with bf16, ~10 s on one without.
 SETTINGS = {"size": 48, "iterations": 120}
+# Long enough that the second worker is up (in the same second as the first)
+# before the first clears the queue of four: ~5 s a job on a CPU without bf16.
+SHARED_SETTINGS = {"size": 48, "iterations": 60}
 
 
 def test_two_cpu_workers_share_the_gallery_and_do_each_job_once(gallery_dir):
-    manifest = write_manifest(gallery_dir.parent, CONTENTS, STYLES, settings=SETTINGS)
+    manifest = write_manifest(gallery_dir.parent, CONTENTS, STYLES, settings=SHARED_SETTINGS)
     out = gallery_dir.parent / "out"
     code, printed = run(manifest, "--devices", "cpu*2")
     assert code == 0, printed
