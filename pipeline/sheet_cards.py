@@ -194,6 +194,10 @@ def _caption(record: dict) -> str:
         bits.append(measured_duration(seconds(record)))
     if _device(record):
         bits.append(_device(record))
+    if stats.get("resumed_from"):
+        # On the face, not only in the details: such a render is not pixel-identical
+        # to an uninterrupted one (README), so it must stand out in a strip.
+        bits.append(f"resumed at {stats['resumed_from']}")
     return " · ".join(bits)
 
 

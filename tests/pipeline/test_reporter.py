@@ -364,12 +364,16 @@ def test_a_card_names_its_pair_as_its_row_and_column_do(tmp_path):
     assert [card["tooltip"].splitlines()[0] for card in page.cards()] == alts
 
 
-def test_a_resumed_card_gives_the_whole_time_and_the_part_before_the_resume(tmp_path):
+def test_a_resumed_card_says_so_on_its_face_and_gives_the_whole_time_and_the_part_before_the_resume(tmp_path):
     job = make_job(tmp_path / "chelsea.png", tmp_path / "wave.png", "", RenderSettings())
     resumed = record(job, "done", seconds=6.2)
     resumed["stats"].update(resumed_from=19, seconds_before_resume=5.7)
-    details = dict(make_card(tmp_path, job, resumed).details)
+    card = make_card(tmp_path, job, resumed)
+    details = dict(card.details)
     assert (details["time"], details["resumed at iteration"]) == ("6.2 s", "19 (after 5.7 s)")
+    # On the card's face too: it is not pixel-identical to an uninterrupted render.
+    assert card.caption.endswith(" · resumed at 19"), card.caption
+    assert "resumed" not in make_card(tmp_path, job, record(job, "done", seconds=6.2)).caption
     del resumed["stats"]["seconds_before_resume"]  # a render resumed from an older checkpoint
     assert dict(make_card(tmp_path, job, resumed).details)["resumed at iteration"] == "19"
 
