@@ -28,6 +28,9 @@ from .sheet_cards import STATUSES, Card, make_card, measured_duration, seconds
 from .sheet_variants import order_variants
 
 SHEET_NAME = "index.html"
+# A page written mid-run reloads itself this often, so a tab left open overnight
+# follows the run (a reload closes open details; any sooner and it gets in the way).
+RELOAD_SECONDS = 60
 
 
 @dataclass
@@ -77,6 +80,7 @@ def write_contact_sheet(
         rows=rows,
         has_variants=any(label for c in columns for label in c.variant_labels),
         print_zoom=print_zoom(sum(len(column.variants) for column in columns)),
+        reload_seconds=RELOAD_SECONDS,
     )
     write_text_atomic(output_dir / SHEET_NAME, html)
     return output_dir / SHEET_NAME

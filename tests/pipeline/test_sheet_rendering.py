@@ -13,6 +13,7 @@ from test_job_state import _done
 
 from pipeline.manifest import load_manifest
 from pipeline.recorder import Recorder
+from pipeline.reporter import RELOAD_SECONDS
 
 
 def _sheet_written(recorder: Recorder) -> None:
@@ -46,10 +47,13 @@ def test_a_started_job_shows_as_rendering_on_its_device_until_its_result(tmp_pat
     assert "<strong>rendering</strong><span>on cuda:3 since " in html and "<b>1</b> rendering" in html
     # A run killed mid-job leaves this page behind: it says how to bring it up to date.
     assert "If that run has stopped, <code>nst report</code>" in html
+    # A tab left open follows the run; a finished page stays still.
+    assert f'<meta http-equiv="refresh" content="{RELOAD_SECONDS}">' in html and "reloads itself every minute" in html
     recorder.record(first, _done(first))
     _sheet_written(recorder)
     assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"done", "pending"}
-    assert "nst report" not in (manifest.output_dir / "index.html").read_text(encoding="utf-8")
+    finished = (manifest.output_dir / "index.html").read_text(encoding="utf-8")
+    assert "nst report" not in finished and "refresh" not in finished
     assert not (manifest.output_dir / "results.jsonl").read_text().count("rendering")
 
 
