@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import unicodedata
@@ -195,17 +196,31 @@ def slug(text: str, limit: int = 60) -> str:
 
 
 def format_value(value: Any) -> str:
-    """Short, stable text for a swept value: 1000.0 -> 1000, 1e5 -> 100000, 0.5 -> 0.5,
+    """Short, stable text for a swept value: 1000.0 -> 1000, 0.5 -> 0.5, 1e5 -> 1e5,
     and booleans as the manifest spells them (YAML's true/false, not Python's)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:g}"
+        return _float_text(value)
     if isinstance(value, (list, tuple)):
         return ",".join(format_value(v) for v in value)
     if isinstance(value, dict):
         return ",".join(f"{k}:{format_value(v)}" for k, v in value.items())
     return str(value)
+
+
+def _float_text(value: float) -> str:
+    """`g` format, but a power-of-ten-like number reads as 1e4 and 1e6 rather than
+    10000 and 1e+06: a strip of 1e4, 1e5, 1e6 then reads alike, and a file name
+    has no "+". Plain wherever that is about as short (1000, 25000, 0.001)."""
+    general = f"{value:g}"
+    if not math.isfinite(value):
+        return general
+    mantissa, _, exponent = (general if "e" in general else f"{value:.5e}").partition("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    scientific = f"{mantissa}e{int(exponent)}"
+    return scientific if "e" in general or len(scientific) + 2 <= len(general) else general
 
 
 def checkpoint_path(output_dir: str | Path, job_id: str) -> Path:

@@ -9,7 +9,7 @@ import pytest
 from manifest_helpers import PAIR, load, make_gallery
 
 from pipeline.errors import ManifestError
-from pipeline.jobs import slug
+from pipeline.jobs import format_value, slug
 from pipeline.manifest_inputs import render_name
 
 
@@ -139,3 +139,19 @@ def test_a_boolean_sweep_is_named_as_the_manifest_spells_it(gallery: Path) -> No
     assert sorted(job.variant for job in jobs) == ["preserve_color=false", "preserve_color=true"]
     assert all("preserve_color=true-" in job.output_name or "preserve_color=false-" in job.output_name
                for job in jobs), [job.output_name for job in jobs]
+
+
+def test_a_sweep_over_powers_of_ten_reads_alike_and_has_no_plus_in_its_names(gallery: Path) -> None:
+    # `g` gave 10000, 100000, 1e+06: one strip in two notations, and a "+" in a file name.
+    jobs = load(gallery, PAIR + "    sweep: {style_weight: [1e4, 1e5, 1e6], tv_weight: [1.0e-5]}\n").jobs
+    assert sorted(job.variant for job in jobs) == [
+        "style_weight=1e4,tv_weight=1e-5", "style_weight=1e5,tv_weight=1e-5", "style_weight=1e6,tv_weight=1e-5"]
+    assert not any("+" in job.output_name for job in jobs)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1000.0, "1000"), (25000.0, "25000"), (0.001, "0.001"), (0.5, "0.5"), (5.0, "5"), (0.0, "0"),
+    (10000.0, "1e4"), (-1e4, "-1e4"), (1.5e6, "1.5e6"), (1e-4, "1e-4"), (2.5e-4, "0.00025"), (123456.0, "123456"),
+])
+def test_numbers_are_plain_unless_the_power_of_ten_is_much_shorter(value: float, text: str) -> None:
+    assert format_value(value) == text
