@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import jinja2
+import markupsafe
 from PIL import Image
 
 from .jobs import RenderJob
@@ -108,7 +109,18 @@ def _template() -> jinja2.Template:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["soft_breaks"] = soft_breaks
     return env.get_template("index.html.j2")
+
+
+def soft_breaks(text: str) -> markupsafe.Markup:
+    """Escaped text that may wrap after each "," "=" ":" and "_": a phone's narrow
+    card breaks "preserve_color=false" as "preserve_" "color=false", not as
+    "preserve_colo" "r=false", and a layer weight after its ":", not inside "0.5"."""
+    escaped = str(markupsafe.escape(text))
+    for mark in ",=:_":
+        escaped = escaped.replace(mark, mark + "<wbr>")
+    return markupsafe.Markup(escaped)
 
 
 # -- grid layout ------------------------------------------------------------------

@@ -128,6 +128,41 @@ def test_a_tag_naming_several_settings_wraps_inside_its_card(tmp_path):
                for left, right, spill, below, bottom in seen["boxes"]), seen
 
 
+LINE_BREAKS = """
+// Each place a tag or a chip's text goes on to a new line, as "last char|next char".
+const breaks = [];
+for (const box of document.querySelectorAll(".tag, th.variant .setting")) {
+  const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+  let lastTop = null, lastChar = "";
+  for (let node; (node = walker.nextNode());) {
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const top = range.getBoundingClientRect().top;
+      if (lastTop !== null && top > lastTop + 2) breaks.push(lastChar + "|" + node.data[i]);
+      [lastTop, lastChar] = [top, node.data[i]];
+    }
+  }
+}
+document.body.dataset.measured = JSON.stringify({breaks});
+"""
+
+
+def test_on_a_phone_tags_and_chips_wrap_after_a_mark_never_inside_a_word(tmp_path):
+    # "preserve_colo r=false" and "relu1_1:0." / "5,relu2_1:1" on a 390 px screen.
+    (content,), (style,) = _sources(tmp_path, 1, 1)
+    base = make_job(content, style, "", RenderSettings(size=40), source="jobs[0]")
+    other = replace(base, job_id="b" * 12, output_name="other.png", source="jobs[1]",
+                    settings=base.settings.with_overrides(preserve_color=True, optimizer="adam", pooling="avg"))
+    swept = make_job(content, style, "style_layers=relu1_1:0.5,relu2_1:1",
+                     RenderSettings(size=40).with_overrides(style_layers={"relu1_1": 0.5, "relu2_1": 1.0}))
+    sheet = write_contact_sheet(tmp_path / "out", [base, other, swept], {}, title="Breaks")
+    seen = _measured(sheet, tmp_path / "profile", LINE_BREAKS, "--window-size=800,900", frame=(390, 800))
+    assert seen["breaks"], "nothing wrapped: the test would show nothing"
+    assert all(pair[0] in ",=:_" for pair in seen["breaks"]), [pair for pair in seen["breaks"] if pair[0] not in ",=:_"]
+
+
 WIDE_SWEEP = """
 const wrap = document.querySelector(".grid-wrap");
 const seen = [0, 1 / 3, 2 / 3].map(along => {  // from the start to two thirds of the way along
