@@ -52,19 +52,27 @@ def order_variants(examples: Mapping[str, RenderJob],
 
 
 def _reading_order(settings: Mapping[str, dict], swept: list[str], variants: list[str]) -> dict[str, list]:
-    """Each variant's sort key: the swept settings in the order the variant names
-    give them (style_weight before preserve_color in "style_weight=10,preserve_color=true"),
-    each setting's numbers by value (2 before 10) and its other values (true,
-    false; a list of scales) in the order the sweep listed them."""
-    first = next((v for v in variants if v), "")
-    by_name = sorted(swept, key=lambda key: re.search(rf"(?:^|,){re.escape(key)}=", first).start()
-                     if _names(key, first) else len(first))
-    columns = []  # per swept setting, each variant's place
-    for setting in by_name:
+    """Each variant's sort key. Points that name the same settings are one sweep,
+    and each sweep stays together, in the order first seen: two entries'
+    sweeps of one pair (style_weight, then tv_weight) read as two runs, not one
+    strip interleaved by a default value. Within a sweep, by its settings in the
+    order the names give them (style_weight before preserve_color in
+    "style_weight=10,preserve_color=true"), each setting's numbers by value (2
+    before 10) and its other values (true, false; a list of scales) in the order
+    the sweep listed them. The plain job sits in the first sweep, by its values."""
+    named = {variant: _named_settings(variant, swept) for variant in variants if variant}
+    sweeps = list(dict.fromkeys(named.values()))  # each sweep's settings, first seen first
+    places = {}  # per swept setting, each variant's value or first-seen place
+    for setting in swept:
         values = [settings[variant][setting] for variant in variants]
         numeric = all(_is_number(value) for value in values)
-        columns.append(values if numeric else [values.index(value) for value in values])  # first seen
-    return {variant: [column[index] for column in columns] for index, variant in enumerate(variants)}
+        places[setting] = values if numeric else [values.index(value) for value in values]
+
+    def key(index: int, variant: str) -> list:
+        group = sweeps.index(named[variant]) if variant else 0
+        return [group, *(places[setting][index] for setting in (sweeps[group] if sweeps else ()))]
+
+    return {variant: key(index, variant) for index, variant in enumerate(variants)}
 
 
 def _mixed_in_the_sweep(examples: Mapping[str, RenderJob], swept: list[str]) -> list[str]:
@@ -86,6 +94,12 @@ def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[st
     plain = settings[""]
     return [key for key in plain if key not in swept
             and all(values[key] == sweep[0][key] for values in sweep) and plain[key] != sweep[0][key]]
+
+
+def _named_settings(variant: str, swept: list[str]) -> tuple[str, ...]:
+    """The swept settings a variant name sets, in the order it names them."""
+    return tuple(sorted((key for key in swept if _names(key, variant)),
+                        key=lambda key: re.search(rf"(?:^|,){re.escape(key)}=", variant).start()))
 
 
 def _names(key: str, variant: str) -> bool:

@@ -123,3 +123,14 @@ def test_a_label_splits_into_its_settings_not_at_the_commas_inside_values():
     assert setting_parts("scales=32,48,style_weight=10") == ["scales=32,48", "style_weight=10"]
     assert setting_parts("style_weight=10") == ["style_weight=10"]
     assert setting_parts("") == []
+
+
+def test_two_sweeps_of_one_pair_each_stay_together_in_the_order_written():
+    # One entry sweeps style_weight, another tv_weight: sorted by style_weight
+    # alone, the tv_weight points sat inside the style_weight strip, at its default 5.
+    plain = _job("", style_weight=5.0, tv_weight=0.0)
+    by_style = [_job(f"style_weight={w}", style_weight=float(w)) for w in (25, 1, 10)]
+    by_tv = [_job(f"tv_weight={t}", tv_weight=t) for t in (0.001, 1e6, 0.5)]
+    variants, _ = order_variants(_examples(plain, *by_style, *by_tv))
+    assert variants == ["style_weight=1", "", "style_weight=10", "style_weight=25",
+                        "tv_weight=0.001", "tv_weight=0.5", "tv_weight=1000000.0"]
