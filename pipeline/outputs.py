@@ -135,9 +135,14 @@ def append_result(output_dir: Path, record: dict[str, Any]) -> None:
         _lock(fd)
         if _ends_mid_line(fd):
             line = b"\n" + line
-        written = os.write(fd, line)
-        if written != len(line):  # only on a full disk (or a file size limit); the reader skips the fragment
-            raise OSError(errno.ENOSPC, f"short write, {written} of {len(line)} bytes (is the disk full?)", str(path))
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, line)
+            if written != len(line):  # a full disk (or a file size limit)
+                raise OSError(errno.ENOSPC, f"short write, {written} of {len(line)} bytes (is the disk full?)", str(path))
+        except OSError:
+            os.ftruncate(fd, size)  # no cut-off line left behind for a monitor's json.loads to trip on
+            raise
         os.fsync(fd)
     finally:
         os.close(fd)  # also releases the lock

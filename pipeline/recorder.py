@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from collections import Counter
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class Recorder:
         # This run's own results, which the exit code is made of: a failed --force
         # re-render fails the run even though its cell still shows the older image.
         self.outcomes: dict[str, dict[str, Any]] = {}
+        self._failed_writes: Counter[str] = Counter()  # what could not be written -> times this run
         self._restore_lost_lines(history)
         self.counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": 0}
         self.started = time.monotonic()
@@ -87,7 +89,7 @@ class Recorder:
             try:
                 append_result(self.output_dir, record)
             except OSError as error:
-                log.warning("could not append to results.jsonl: %s", _reason(error))
+                self._cannot("append to results.jsonl", error)
                 return
             history[job.job_id] = record
 
@@ -148,7 +150,7 @@ class Recorder:
         try:
             append_result(self.output_dir, record)
         except OSError as error:  # the image (if any) is safe; only the log line is lost
-            log.warning("could not append to results.jsonl: %s", _reason(error))
+            self._cannot("append to results.jsonl", error)
         self.outcomes[job.job_id] = record
         self.results[job.job_id] = shown
         self.write_sheet()
@@ -174,7 +176,7 @@ class Recorder:
             else:
                 path.unlink(missing_ok=True)
         except OSError as error:  # it only saves time: the job starts from zero next run
-            log.warning("could not keep the checkpoint of %s: %s", job.output_name, _reason(error))
+            self._cannot(f"keep the checkpoint of {job.output_name}", error)
 
     def _sidecar(self, job: RenderJob, record: dict[str, Any]) -> dict[str, Any]:
         stats = record.get("stats", {})
@@ -214,7 +216,7 @@ class Recorder:
         try:
             write_contact_sheet(self.output_dir, self.jobs, self.results, title=self.title)
         except OSError as error:  # a full disk must not stop the renders
-            log.warning("could not write index.html: %s", _reason(error))
+            self._cannot("write index.html", error)
         finished = time.monotonic()
         self._sheet_due = finished + SHEET_PAUSE * (finished - started)
         self._sheet_stale = False
@@ -247,7 +249,18 @@ class Recorder:
             self.write_sheet(now=True)
         summary = self._summary(exit_code, devices, skipped)
         self._write(summary)
+        for what, times in self._failed_writes.items():
+            if times > 1:
+                log.warning("could not %s %d times this run", what, times)
         return summary
+
+    def _cannot(self, what: str, error: OSError) -> None:
+        """Warn of the first failed write of each file in a run, and count the rest
+        for the end: a full disk failed every sheet rewrite, and cron mailed a line
+        for each."""
+        self._failed_writes[what] += 1
+        if self._failed_writes[what] == 1:
+            log.warning("could not %s: %s", what, _reason(error))
 
     def _summary(self, exit_code: int | None, devices: list[str], skipped: int) -> dict[str, Any]:
         statuses = [self.results.get(job.job_id, {}).get("status", "pending") for job in self.jobs]
@@ -274,7 +287,7 @@ class Recorder:
         try:
             write_json_atomic(self.output_dir / SUMMARY_FILE, summary)
         except OSError as error:
-            log.warning("could not write %s: %s", SUMMARY_FILE, _reason(error))
+            self._cannot(f"write {SUMMARY_FILE}", error)
 
 
 def _line_is_lost(latest: dict[str, Any] | None, job: RenderJob) -> bool:

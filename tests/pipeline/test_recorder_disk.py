@@ -30,7 +30,10 @@ class _Warnings(logging.Handler):
 
 def test_results_sheet_and_summary_that_cannot_be_written_are_warnings(tmp_path):
     job = _job()
-    recorder = Recorder(tmp_path, [job], title="t", manifest="m.yaml")
+    second = RenderJob(job_id="def456", content="/x/dog.jpg", styles=("/x/starry.jpg",),
+                       settings=job.settings, output_name="dog--starry-def456.png",
+                       content_label="dog", style_label="starry")
+    recorder = Recorder(tmp_path, [job, second], title="t", manifest="m.yaml")
     warnings = _Warnings()
     nst_log = logging.getLogger("nst")
     # Only this handler while the limit holds: one an earlier in-process run left
@@ -39,17 +42,23 @@ def test_results_sheet_and_summary_that_cannot_be_written_are_warnings(tmp_path)
     try:
         with file_size_limit(64):  # smaller than any of the three files
             record = recorder.record(job, {"job_id": job.job_id, "status": "failed", "error": "bad image"})
+            recorder.record(second, {"job_id": second.job_id, "status": "failed", "error": "bad image"})
             summary = recorder.write_summary(1, ["cpu"], skipped=0)
     finally:
         nst_log.handlers = earlier
-    assert record["status"] == "failed" and summary["failed"] == 1
-    # The kernel takes the first 64 bytes of the line, then refuses the rest.
+    assert record["status"] == "failed" and summary["failed"] == 2
+    # The kernel takes the first 64 bytes of the line, then refuses the rest;
+    # those 64 bytes are taken back, so no cut-off line trips a reader later.
     assert re.fullmatch(r"could not append to results.jsonl: short write, 64 of \d+ bytes \(is the disk full\?\)",
                         warnings.lines[0]), warnings.lines
+    assert (tmp_path / "results.jsonl").read_bytes() == b""
+    # Each failure once, not once a job: a full disk mailed cron a line per rewrite.
     assert warnings.lines[1:] == [
         "could not write index.html: File too large",
         "could not write summary.json: File too large",
-    ]
+        "could not append to results.jsonl 2 times this run",
+        "could not write index.html 2 times this run",
+    ], warnings.lines
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
 
