@@ -34,6 +34,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 # Pass as `extra=` on an INFO record that a person at a terminal should read
 # above the progress bars (the run's start and end); warnings and errors always are.
 TERMINAL = {"terminal": True}
+# A line for nst.log alone (a run's start and end marks): stderr shows the run as it goes.
+LOG_ONLY = {"log_only": True}
 
 
 def setup_logging(log_file: Path | None, *, console: Console | None, quiet: bool) -> None:
@@ -63,6 +65,7 @@ def setup_logging(log_file: Path | None, *, console: Console | None, quiet: bool
     else:
         stream = _ConsoleHandler(console)
     stream.setLevel(logging.WARNING if quiet else logging.INFO)
+    stream.addFilter(lambda record: not getattr(record, "log_only", False))
     log.addHandler(stream)
 
 

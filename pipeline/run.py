@@ -27,6 +27,7 @@ from .manifest import Manifest
 from .outputs import output_is_complete
 from .recorder import Recorder
 from .renames import adopt_renamed, find_renamed
+from .run_marks import note_run_end, note_run_start
 from .scheduler import DEFAULT_BATCH_CAP, Plan, plan
 from .stop_signals import EXIT_SIGNAL, stop_on_signals
 
@@ -70,22 +71,34 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         # One Console for the bars and the log lines, so lines print above the bars.
         console = Console(stderr=True) if live else None
         setup_logging(output_dir / "nst.log", console=console, quiet=options.quiet)
-        the_plan = _prepare(manifest, options)
-        # The sheet and summary.json cover the whole gallery; --only limits what renders.
-        recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
-        log.info("%s: %s, %d already done, %d to render -> %s", manifest.path.name,
-                 count(len(the_plan.done) + len(the_plan.todo), "job"), len(the_plan.done), len(the_plan.todo),
-                 output_dir, extra=TERMINAL)
-        # Left by a killed --force re-render: nothing to resume (checkpoint_sweep).
-        remove_finished(output_dir, manifest.jobs)
-        recorder.mark_queued(list(the_plan.todo), forced=options.force)
-        if not the_plan.todo:
-            log.info("nothing to render: every output is up to date (use --force to render again)",
-                     extra=TERMINAL)
-            _tidy_checkpoints(manifest, options, interrupted=False)
-            recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
-            return EXIT_OK
-        return _render(manifest, options, the_plan, recorder, live=live, console=console)
+        note_run_start(manifest, options)
+        try:
+            code = _plan_and_render(manifest, options, live=live, console=console)
+        except Exception as error:
+            note_run_end(None, error)
+            raise
+        note_run_end(code)
+        return code
+
+
+def _plan_and_render(manifest: Manifest, options: RenderOptions, *, live: bool, console: Console | None) -> int:
+    output_dir = manifest.output_dir
+    the_plan = _prepare(manifest, options)
+    # The sheet and summary.json cover the whole gallery; --only limits what renders.
+    recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
+    log.info("%s: %s, %d already done, %d to render -> %s", manifest.path.name,
+             count(len(the_plan.done) + len(the_plan.todo), "job"), len(the_plan.done), len(the_plan.todo),
+             output_dir, extra=TERMINAL)
+    # Left by a killed --force re-render: nothing to resume (checkpoint_sweep).
+    remove_finished(output_dir, manifest.jobs)
+    recorder.mark_queued(list(the_plan.todo), forced=options.force)
+    if not the_plan.todo:
+        log.info("nothing to render: every output is up to date (use --force to render again)",
+                 extra=TERMINAL)
+        _tidy_checkpoints(manifest, options, interrupted=False)
+        recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
+        return EXIT_OK
+    return _render(manifest, options, the_plan, recorder, live=live, console=console)
 
 
 def _prepare(manifest: Manifest, options: RenderOptions) -> Plan:

@@ -102,6 +102,13 @@ def test_a_run_killed_outright_is_finished_by_the_next_without_redoing_work(gall
     assert f"removed {removed} half-written temp files left by an earlier run" in printed, (left_by_the_kill, printed)
     sheet = (out / "index.html").read_text(encoding="utf-8")
     assert all(car["output"] in sheet for car in cars.values())
+    # The killed run wrote no last line; this one says it never ended, in the
+    # log and in cron's mail. Each run's start and end marks are the log's alone.
+    assert "the last run here (gallery.yaml, started " in printed and " never ended: it was killed" in printed
+    log = (out / "nst.log").read_text(encoding="utf-8")
+    assert log.count("run started: nst render ") == 2 and "--devices cpu (pid " in log, log
+    assert log.count("run ended: ") == 1 and log.rstrip().endswith("run ended: exit code 0 (every job done)"), log
+    assert "run started:" not in printed
 
 
 def test_only_our_own_temp_files_in_our_own_folders_are_removed(tmp_path):

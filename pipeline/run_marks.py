@@ -1,0 +1,68 @@
+"""What nst.log says of each run's start and end, and of the run before it.
+
+Read in the morning, the log must tell one night from the next on its own: what
+each run was asked to do, by which process, how it ended, and which run never
+ended at all. A pulled plug writes no last line, so the next run says so: a
+summary.json whose `exit_code` is still null was left by a run that was killed
+outright (the lock is ours, so it is not still running).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .display import LOG_ONLY
+from .outputs import read_summary
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
+    from .run import RenderOptions
+
+log = logging.getLogger("nst")
+
+EXIT_MEANINGS = {0: "every job done", 1: "some jobs failed", 2: "refused: a usage or input problem",
+                 129: "stopped by SIGHUP", 130: "stopped by Ctrl-C", 143: "stopped by SIGTERM"}
+
+
+def note_run_start(manifest: Manifest, options: RenderOptions) -> None:
+    """The run's own first line (the log only), and a warning if the last run here never ended."""
+    last = read_summary(manifest.output_dir)
+    log.info("run started: %s (pid %d on %s)", command_line(manifest, options), os.getpid(),
+             socket.gethostname(), extra=LOG_ONLY)
+    if last.get("started_at") and "exit_code" in last and last["exit_code"] is None:
+        manifest_name = Path(str(last.get("manifest") or "?")).name
+        log.warning("the last run here (%s, started %s) never ended: it was killed, or the machine went "
+                    "down; this run takes up what it left", manifest_name, last["started_at"])
+
+
+def note_run_end(code: int | None, error: BaseException | None = None) -> None:
+    """The run's own last line (the log only): its exit code, or the error that ended it."""
+    if code is None:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        log.info("run ended by an error: %s", reason, extra=LOG_ONLY)
+        return
+    meaning = EXIT_MEANINGS.get(code)
+    log.info("run ended: exit code %d%s", code, f" ({meaning})" if meaning else "", extra=LOG_ONLY)
+
+
+def command_line(manifest: Manifest, options: RenderOptions) -> str:
+    """The render as a command (from its options, so an in-process run says the same)."""
+    words = ["nst", "render", str(manifest.path)]
+    if options.devices:
+        words += ["--devices", ",".join(options.devices)]
+    if options.cluster:
+        words += ["--cluster", options.cluster]
+    if options.only:
+        words += ["--only", options.only]
+    if options.force:
+        words.append("--force")
+    if options.job_timeout:
+        words += ["--job-timeout", f"{options.job_timeout:g}"]
+    if options.quiet:
+        words.append("--quiet")
+    return shlex.join(words)

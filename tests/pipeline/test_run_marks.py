@@ -1,0 +1,63 @@
+"""nst.log's marks of each run's start and end, and the warning of a last run that never ended."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline.run import RenderOptions
+from pipeline.run_marks import command_line, note_run_end, note_run_start
+
+
+@pytest.fixture
+def lines(caplog):
+    caplog.set_level(logging.INFO, logger="nst")
+    nst_log = logging.getLogger("nst")
+    propagates, nst_log.propagate = nst_log.propagate, True  # setup_logging turns it off for a real run
+    yield lambda: [(record.levelname, record.getMessage()) for record in caplog.records]
+    nst_log.propagate = propagates
+
+
+def _manifest(folder: Path) -> SimpleNamespace:
+    return SimpleNamespace(path=folder / "my gallery.yaml", output_dir=folder / "out")
+
+
+def test_the_command_line_names_the_manifest_and_every_flag_that_changes_the_run(tmp_path):
+    options = RenderOptions(devices=("cuda:0", "cuda:1"), only="chelsea*", force=True, job_timeout=600, quiet=True)
+    assert command_line(_manifest(tmp_path), options) == (
+        f"nst render '{tmp_path}/my gallery.yaml' --devices cuda:0,cuda:1 --only 'chelsea*' --force "
+        "--job-timeout 600 --quiet")
+    assert command_line(_manifest(tmp_path), RenderOptions()) == f"nst render '{tmp_path}/my gallery.yaml'"
+
+
+@pytest.mark.parametrize(("summary", "warned"), [
+    (None, False),  # the first run here
+    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": 0, "manifest": "/m/g.yaml"}, False),
+    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": 143, "manifest": "/m/g.yaml"}, False),
+    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": None, "manifest": "/m/g.yaml"}, True),
+])
+def test_only_a_last_run_that_left_no_exit_code_is_warned_of(tmp_path, lines, summary, warned):
+    manifest = _manifest(tmp_path)
+    manifest.output_dir.mkdir()
+    if summary is not None:
+        (manifest.output_dir / "summary.json").write_text(json.dumps(summary))
+    note_run_start(manifest, RenderOptions())
+    seen = lines()
+    assert seen[0][1].startswith("run started: nst render ") and seen[0][0] == "INFO"
+    warnings = [message for level, message in seen if level == "WARNING"]
+    assert warnings == ([
+        "the last run here (g.yaml, started 2026-11-22T01:00:00Z) never ended: it was killed, or the machine "
+        "went down; this run takes up what it left"] if warned else [])
+
+
+def test_the_end_mark_gives_the_exit_code_or_the_error(lines):
+    note_run_end(1)
+    note_run_end(75)
+    note_run_end(None, OSError("No space left on device"))
+    assert [message for _, message in lines()] == [
+        "run ended: exit code 1 (some jobs failed)", "run ended: exit code 75",
+        "run ended by an error: No space left on device"]
