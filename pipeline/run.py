@@ -146,9 +146,11 @@ def _render(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
     _tidy_checkpoints(manifest, options, interrupted=stop.level > 0)
     code = _exit_code(recorder, todo, stop)
     summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
-    log.info("finished: %d rendered, %d failed; %s, %.1f s -> %s",
-             summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"]),
-             summary["wall_seconds"], manifest.output_dir / "index.html", extra=TERMINAL)
+    # A warning when jobs failed, so -q's mail from cron has the counts and the sheet's path too.
+    log.log(logging.WARNING if summary["failed_this_run"] else logging.INFO,
+            "finished: %d rendered, %d failed; %s, %.1f s -> %s",
+            summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"]),
+            summary["wall_seconds"], manifest.output_dir / "index.html", extra=TERMINAL)
     return code
 
 

@@ -62,12 +62,12 @@ def _make_inputs(folder: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory):
-    """One render: two good contents and seven bad ones, × one style."""
+    """One render, quiet as from cron: two good contents and seven bad ones, × one style."""
     root = tmp_path_factory.mktemp("bad-images")
     files = _make_inputs(root / "in")
     manifest = write_manifest(root / "bad.yaml", list(files.values()),
                               [SAMPLES / "style" / "starry_night.jpg"])
-    result = render(manifest, NST_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+    result = render(manifest, "-q", NST_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
     records = {Path(r["output"]).name.split("--")[0]: r for r in result_lines(root / "out")}
     return result, root / "out", records
 
@@ -91,6 +91,9 @@ def test_each_bad_image_fails_only_its_own_job(bad_run):
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["done"], summary["failed"], summary["exit_code"]) == (2, len(EXPECTED_ERRORS), 1)
     assert len(pngs(out)) == 2
+    # -q's mail from cron: each failure, then the counts and where the sheet is; no progress.
+    assert f"WARNING finished: 2 rendered, {len(EXPECTED_ERRORS)} failed; " in result.stderr, explain(result)
+    assert f"{out / 'index.html'}\n" in result.stderr and " INFO " not in result.stderr, explain(result)
 
 
 def test_the_plan_warns_of_each_bad_input_in_the_words_of_its_failed_job(bad_run):
