@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import sys
+import tempfile
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -31,7 +32,7 @@ class OutputLockedError(PipelineError):
 
 
 def check_output_folder(folder: Path) -> None:
-    """Raise OutputFolderError if `folder` cannot hold a run's files; creates nothing.
+    """Raise OutputFolderError if `folder` cannot hold a run's files; leaves nothing behind.
 
     Asked before anything runs (and by `nst plan`, which predicts the run), so
     a folder that is a file, lies under one, or is on a read-only disk is one
@@ -55,7 +56,19 @@ def check_output_folder(folder: Path) -> None:
             readable = os.access(candidate, os.R_OK | os.X_OK)
             raise OutputFolderError(folder, os.strerror(errno.EROFS if read_only else errno.EACCES),
                                     readable=readable)
+        if candidate != folder:
+            _try_a_folder_in(candidate, folder)
         return
+
+
+def _try_a_folder_in(parent: Path, folder: Path) -> None:
+    """A folder whose permissions allow new files may still refuse them (/proc,
+    some network and FUSE mounts): the run would stop at its mkdir. So make one
+    and take it away at once."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nst-probe-", dir=parent))
+    except OSError as error:
+        raise OutputFolderError(folder, error.strerror or str(error), readable=True) from None
 
 
 class OutputLock:

@@ -108,3 +108,15 @@ def test_an_unwritable_log_costs_the_log_not_the_run(gallery_dir, tmp_path):
         in result.stderr, explain(result)
     assert "finished: 1 rendered" in result.stderr and "Traceback" not in result.stderr
     assert list((tmp_path / "out").glob("chelsea--night_cafe-*.png"))
+
+
+def test_an_output_folder_a_system_folder_will_not_take_is_foreseen_by_the_plan(gallery_dir, tmp_path):
+    # /proc passes every permission check as root, then refuses the mkdir: the
+    # plan said nothing, and the night's render stopped at once.
+    target = "/proc/nst-test-output"
+    manifest = _manifest(gallery_dir, tmp_path, target)
+    result = nst("plan", manifest, cwd=tmp_path)
+    assert result.returncode == 0, explain(result)
+    assert result.stderr.startswith(f"nst: note: m.yaml:1: output: cannot use output folder {target}: "), explain(result)
+    assert result.stderr.endswith(" (nst render would stop there)\n"), explain(result)
+    assert not os.path.exists(target) and not list(tmp_path.glob(".nst-probe-*"))
