@@ -22,6 +22,7 @@ from .lock import running_render
 from .manifest import Manifest
 from .outputs import read_results
 from .renames import unclaimed_outputs
+from .run_marks import other_manifest, shared_folder_warning
 from .scheduler import Plan
 
 # Input problems listed one per line; a folder of broken files would otherwise
@@ -108,6 +109,9 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     # --all (row_limit None) lists every copied file too, as it lists every job.
     for notice in manifest.shown_notices(every=row_limit is None):
         _line(console, f"note: {notice}")
+    other = other_manifest(manifest)
+    if other:
+        _line(console, f"warning: {shared_folder_warning(other)}", style="yellow")
     # Said here, while reverting the setting can still save them; whole manifest, whatever --only says.
     stale = stale_note(manifest.output_dir, manifest.jobs)
     if stale:

@@ -71,9 +71,9 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         # One Console for the bars and the log lines, so lines print above the bars.
         console = Console(stderr=True) if live else None
         setup_logging(output_dir / "nst.log", console=console, quiet=options.quiet)
-        note_run_start(manifest, options)
+        shared = note_run_start(manifest, options)
         try:
-            code = _plan_and_render(manifest, options, live=live, console=console)
+            code = _plan_and_render(manifest, options, live=live, console=console, shared=shared)
         except Exception as error:
             note_run_end(None, error)
             raise
@@ -81,7 +81,9 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         return code
 
 
-def _plan_and_render(manifest: Manifest, options: RenderOptions, *, live: bool, console: Console | None) -> int:
+def _plan_and_render(manifest: Manifest, options: RenderOptions, *, live: bool, console: Console | None,
+                     shared: bool) -> int:
+    """shared: the folder's last run rendered another manifest, whose checkpoints are not stale."""
     output_dir = manifest.output_dir
     the_plan = _prepare(manifest, options)
     # The sheet and summary.json cover the whole gallery; --only limits what renders.
@@ -95,10 +97,10 @@ def _plan_and_render(manifest: Manifest, options: RenderOptions, *, live: bool, 
     if not the_plan.todo:
         log.info("nothing to render: every output is up to date (use --force to render again)",
                  extra=TERMINAL)
-        _tidy_checkpoints(manifest, options, interrupted=False)
+        _tidy_checkpoints(manifest, options, interrupted=False, shared=shared)
         recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
         return EXIT_OK
-    return _render(manifest, options, the_plan, recorder, live=live, console=console)
+    return _render(manifest, options, the_plan, recorder, live=live, console=console, shared=shared)
 
 
 def _prepare(manifest: Manifest, options: RenderOptions) -> Plan:
@@ -127,7 +129,7 @@ def _prepare(manifest: Manifest, options: RenderOptions) -> Plan:
 
 
 def _render(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder: Recorder, *,
-            live: bool, console: Console | None) -> int:
+            live: bool, console: Console | None, shared: bool) -> int:
     """Run the plan's jobs on the executor; the exit code."""
     todo = list(the_plan.todo)
     stop = StopSignal()
@@ -143,7 +145,7 @@ def _render(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
         _tidy_checkpoints(manifest, options, interrupted=True)
         recorder.write_summary(EXIT_USAGE, devices, skipped=len(the_plan.done))
         return EXIT_USAGE
-    _tidy_checkpoints(manifest, options, interrupted=stop.level > 0)
+    _tidy_checkpoints(manifest, options, interrupted=stop.level > 0, shared=shared)
     code = _exit_code(recorder, todo, stop)
     summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
     # A warning when jobs failed, so -q's mail from cron has the counts and the sheet's path too.
@@ -165,7 +167,8 @@ def next_run(failed: int, unfinished: int) -> str:
     return "the next run " + " and ".join(parts)
 
 
-def _tidy_checkpoints(manifest: Manifest, options: RenderOptions, *, interrupted: bool) -> None:
+def _tidy_checkpoints(manifest: Manifest, options: RenderOptions, *, interrupted: bool,
+                      shared: bool = False) -> None:
     """After the executor, whose workers are gone by now: delete the checkpoints
     no later run of this manifest can resume (checkpoint_sweep). A job still
     to do keeps its own, whether this run was interrupted, limited by --only or
@@ -176,7 +179,8 @@ def _tidy_checkpoints(manifest: Manifest, options: RenderOptions, *, interrupted
                  describe_removed(finished, "--force re-renders that did not finish"))
     # Stale ones only after a full run: until then a user may revert a setting
     # (or stop a run started with the wrong one) and get the old job id back.
-    if options.only is None and not interrupted:
+    # Nor after another manifest's run here: they may be its (run_marks).
+    if options.only is None and not interrupted and not shared:
         stale = remove_stale(manifest.output_dir, manifest.jobs)
         if stale:
             log.info("%s (a setting or an image changed since)",

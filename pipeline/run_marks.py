@@ -29,8 +29,9 @@ EXIT_MEANINGS = {0: "every job done", 1: "some jobs failed", 2: "refused: a usag
                  129: "stopped by SIGHUP", 130: "stopped by Ctrl-C", 143: "stopped by SIGTERM"}
 
 
-def note_run_start(manifest: Manifest, options: RenderOptions) -> None:
-    """The run's own first line (the log only), and a warning if the last run here never ended."""
+def note_run_start(manifest: Manifest, options: RenderOptions) -> bool:
+    """The run's own first line (the log only), and a warning if the last run here
+    never ended or rendered another manifest. True in that last case."""
     last = read_summary(manifest.output_dir)
     log.info("run started: %s (pid %d on %s)", command_line(manifest, options), os.getpid(),
              socket.gethostname(), extra=LOG_ONLY)
@@ -38,6 +39,24 @@ def note_run_start(manifest: Manifest, options: RenderOptions) -> None:
         manifest_name = Path(str(last.get("manifest") or "?")).name
         log.warning("the last run here (%s, started %s) never ended: it was killed, or the machine went "
                     "down; this run takes up what it left", manifest_name, last["started_at"])
+    other = other_manifest(manifest)
+    if other:
+        log.warning("%s", shared_folder_warning(other))
+    return other is not None
+
+
+def other_manifest(manifest: Manifest) -> str | None:
+    """The manifest the last run in this output folder rendered, where it is not this one."""
+    last = read_summary(manifest.output_dir).get("manifest")
+    return last if isinstance(last, str) and last and last != str(manifest.path) else None
+
+
+def shared_folder_warning(other: str) -> str:
+    # Two cron lines copied with one `output:` take turns at one sheet and summary.json,
+    # and each run's sweep took the other's checkpoints for stale ones.
+    return (f"the last run in this output folder rendered another manifest, {other}: manifests sharing a "
+            "folder take turns at its sheet and summary.json; give each its own `output:` (this run "
+            "keeps the checkpoints of jobs not in its manifest)")
 
 
 def note_run_end(code: int | None, error: BaseException | None = None) -> None:

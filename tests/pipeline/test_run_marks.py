@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cli_helpers import SAMPLES, explain, nst, render, write_manifest
 
 from pipeline.run import RenderOptions
 from pipeline.run_marks import command_line, note_run_end, note_run_start
@@ -36,21 +37,21 @@ def test_the_command_line_names_the_manifest_and_every_flag_that_changes_the_run
 
 @pytest.mark.parametrize(("summary", "warned"), [
     (None, False),  # the first run here
-    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": 0, "manifest": "/m/g.yaml"}, False),
-    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": 143, "manifest": "/m/g.yaml"}, False),
-    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": None, "manifest": "/m/g.yaml"}, True),
+    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": 0, "manifest": "SAME"}, False),
+    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": 143, "manifest": "SAME"}, False),
+    ({"started_at": "2026-11-22T01:00:00Z", "exit_code": None, "manifest": "SAME"}, True),
 ])
 def test_only_a_last_run_that_left_no_exit_code_is_warned_of(tmp_path, lines, summary, warned):
     manifest = _manifest(tmp_path)
     manifest.output_dir.mkdir()
-    if summary is not None:
-        (manifest.output_dir / "summary.json").write_text(json.dumps(summary))
+    if summary is not None:  # left by a run of this same manifest
+        (manifest.output_dir / "summary.json").write_text(json.dumps({**summary, "manifest": str(manifest.path)}))
     note_run_start(manifest, RenderOptions())
     seen = lines()
     assert seen[0][1].startswith("run started: nst render ") and seen[0][0] == "INFO"
     warnings = [message for level, message in seen if level == "WARNING"]
     assert warnings == ([
-        "the last run here (g.yaml, started 2026-11-22T01:00:00Z) never ended: it was killed, or the machine "
+        "the last run here (my gallery.yaml, started 2026-11-22T01:00:00Z) never ended: it was killed, or the machine "
         "went down; this run takes up what it left"] if warned else [])
 
 
@@ -61,3 +62,25 @@ def test_the_end_mark_gives_the_exit_code_or_the_error(lines):
     assert [message for _, message in lines()] == [
         "run ended: exit code 1 (some jobs failed)", "run ended: exit code 75",
         "run ended by an error: No space left on device"]
+
+
+@pytest.mark.slow
+def test_two_manifests_sharing_an_output_folder_are_warned_of_and_keep_each_others_checkpoints(tmp_path):
+    style = [SAMPLES / "style" / "starry_night.jpg"]
+    first = write_manifest(tmp_path / "portraits.yaml", [SAMPLES / "content" / "chelsea.jpg"], style)
+    second = write_manifest(tmp_path / "castles.yaml", [SAMPLES / "content" / "neuschwanstein.jpg"], style)
+    assert render(first).returncode == 0
+    # What portraits.yaml's next, interrupted job would leave: not stale for castles.yaml.
+    theirs = tmp_path / "out" / ".checkpoints" / "0123456789ab.pt"
+    theirs.parent.mkdir(exist_ok=True)
+    theirs.write_bytes(b"their pixels")
+    warning = f"the last run in this output folder rendered another manifest, {first}: "
+    planned = nst("plan", second, cwd=tmp_path)
+    assert f"warning: {warning}" in planned.stdout, explain(planned)
+    rendered = render(second)
+    assert rendered.returncode == 0 and warning in rendered.stderr, explain(rendered)
+    assert theirs.exists(), explain(rendered)
+    # The same manifest again: no warning, and its full run sweeps what is not its own, as always.
+    again = render(second)
+    assert again.returncode == 0 and "another manifest" not in again.stderr, explain(again)
+    assert not theirs.exists()
