@@ -72,6 +72,8 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
             card.sidecar_href = quote(Path(job.sidecar_name).as_posix())
         if ensure_thumbnail(image, output_dir / thumb):
             card.thumb = quote(thumb.as_posix())
+        elif image.is_file():  # the thumbnail cannot be written (a full disk, a read-only thumbs/)
+            card.thumb = card.href  # the full image, slower to load, rather than "image not found"
     return card
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from collections import Counter
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from PIL import Image, ImageDraw
 
@@ -321,6 +322,17 @@ def test_done_job_whose_image_vanished_still_shows_as_done(tmp_path):
     assert card["data-status"] == "done"
     assert "image not found" in "".join(page.text)
     assert not (output_dir / "thumbs" / f"{done.job_id}.jpg").exists()
+
+
+def test_a_done_job_whose_thumbnail_cannot_be_written_shows_its_full_image(tmp_path):
+    output_dir, jobs, results = make_gallery(tmp_path)
+    shutil.rmtree(output_dir / "thumbs", ignore_errors=True)
+    (output_dir / "thumbs").write_text("a file where the thumbnails go")  # refused even as root
+    page = Page(write_contact_sheet(output_dir, jobs, results, title="t").read_text())
+    done = [job for job, status in zip(jobs, STATUSES, strict=True) if status == "done"]
+    shown = {attrs["src"] for tag, attrs in page.tags if tag == "img" and "src" in attrs}
+    assert all(quote(job.output_name) in shown for job in done), shown
+    assert "image not found" not in "".join(page.text)
 
 
 def _blend(content: Path, styles: list[Path], weights: list[float], name: str) -> RenderJob:
