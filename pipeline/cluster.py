@@ -103,14 +103,16 @@ def _checkpoint_bytes(options, jobs: Sequence[RenderJob]) -> dict[str, bytes]:
 
 
 class DaskExecutor:
-    def __init__(self, cluster, options, *, job_timeout: float | None = None, grace_seconds: float = 30.0) -> None:
+    def __init__(self, cluster, options, *, job_timeout: float | None = None, grace_seconds: float = 30.0,
+                 source: str = "--cluster") -> None:
         self.cluster = cluster
+        self.source = source  # how errors name where the address came from
         self.options = options
         self.job_timeout = job_timeout  # enforced inside each task (cluster_task._Deadline)
         self.grace_seconds = grace_seconds
 
     def run(self, todo: Sequence[RenderJob], listener: Listener, stop: StopSignal) -> None:
-        client, owned = cluster_connect.connect(self.cluster, stop)
+        client, owned = cluster_connect.connect(self.cluster, stop, self.source)
         if client is None:  # stopped while connecting
             return
         pending, reported = list(todo), set()  # the round's jobs; the ids with a result

@@ -25,10 +25,11 @@ ANSWER_MARGIN = 10.0
 NO_WORKER_PATIENCE = 300.0
 
 
-def connect(cluster, stop: StopSignal):
+def connect(cluster, stop: StopSignal, source: str = "--cluster"):
     """(client, owned): a Client for the address, or the Client handed in
     (notebooks). None for the client when a stop came while connecting.
-    Anything else that goes wrong is one line, as a PipelineError."""
+    Anything else that goes wrong is one line, as a PipelineError, named by
+    `source`: the flag, or the manifest's `run.cluster` with its line."""
     if not isinstance(cluster, str):
         return cluster, False
     _quiet_reconnect_errors()
@@ -36,7 +37,7 @@ def connect(cluster, stop: StopSignal):
 
     def attempt() -> None:
         try:
-            outcome["client"] = _client(cluster)
+            outcome["client"] = _client(cluster, source)
         except Exception as error:  # noqa: BLE001 - raised again on the run's thread, which owns it
             outcome["error"] = error
 
@@ -51,7 +52,7 @@ def connect(cluster, stop: StopSignal):
         if stop.level:
             return None, False
         if thread.is_alive() and time.monotonic() > deadline:
-            raise PipelineError(f"--cluster: the Dask scheduler at {cluster} answered, but its client "
+            raise PipelineError(f"{source}: the Dask scheduler at {cluster} answered, but its client "
                                 f"had not connected after {patience:.0f} s")
     if "error" in outcome:
         raise outcome["error"]
@@ -71,7 +72,7 @@ def _drop_reconnect_errors(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Failed to reconnect to scheduler")
 
 
-def _client(cluster: str):
+def _client(cluster: str, source: str):
     """Ask what answers at the address before a Client is made: Dask's Client,
     pointed at a dashboard's port or a web server, waited forever or read
     "HTTP/1.1 400" as a frame length (a MemoryError, a traceback), and a
@@ -83,21 +84,21 @@ def _client(cluster: str):
     try:
         kind = asyncio.run(_identify(cluster))
     except TimeoutError:  # before OSError: in Python 3.11 it is one
-        raise PipelineError(f"--cluster: {cluster} took the connection but did not answer as a Dask "
+        raise PipelineError(f"{source}: {cluster} took the connection but did not answer as a Dask "
                             f"scheduler in {SCHEDULER_TIMEOUT + ANSWER_MARGIN:.0f} s (is it the scheduler's port, 8786 unless changed, "
                             "and not its dashboard's?)") from None
     except OSError as error:
-        raise PipelineError(f"--cluster: cannot reach the Dask scheduler at {cluster}: {error}") from None
+        raise PipelineError(f"{source}: cannot reach the Dask scheduler at {cluster}: {error}") from None
     except Exception as error:  # noqa: BLE001 - whatever the bytes it sent made of Dask's reader
-        raise PipelineError(f"--cluster: {cluster} did not answer as a Dask scheduler ({type(error).__name__} "
+        raise PipelineError(f"{source}: {cluster} did not answer as a Dask scheduler ({type(error).__name__} "
                             "reading its reply; is it the scheduler's address?)") from None
     if kind != "Scheduler":
-        raise PipelineError(f"--cluster: {cluster} is a Dask {kind}, not the scheduler: give the address "
+        raise PipelineError(f"{source}: {cluster} is a Dask {kind}, not the scheduler: give the address "
                             "the workers were started with")
     try:
         return Client(cluster, timeout=SCHEDULER_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as error:
-        raise PipelineError(f"--cluster: cannot reach the Dask scheduler at {cluster}: {error}") from None
+        raise PipelineError(f"{source}: cannot reach the Dask scheduler at {cluster}: {error}") from None
 
 
 async def _identify(cluster: str) -> str:

@@ -8,6 +8,7 @@ not reported, is here.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -45,8 +46,19 @@ def cluster_lost(client, error: BaseException) -> ClusterLost | None:
     if getattr(error, "reason", None) == "scheduler-connection-lost" or client.status != "running":
         return ClusterLost(f"the Dask scheduler at {address} stopped answering (the connection to it closed)")
     if isinstance(error, OSError):
-        return ClusterLost(f"the Dask scheduler at {address} stopped answering ({first_line(error)})")
+        return ClusterLost(f"the Dask scheduler at {address} stopped answering ({connection_reason(error)})")
     return None
+
+
+def connection_reason(error: OSError) -> str:
+    """What became of the connection, without Dask's internals: its comm errors read
+    "in <TCP (closed) ConnectionPool.ncores local=… remote=…>: ConnectionResetError:
+    [Errno 104] Connection reset by peer", on the terminal and on every card."""
+    if isinstance(error, TimeoutError):
+        return "it did not answer in time"
+    last = first_line(error).rsplit(": ", 1)[-1]
+    reason = error.strerror or re.sub(r"^\[Errno \d+\]\s*", "", last)
+    return f"the connection to it closed: {reason}" if reason else "the connection to it closed"
 
 
 # How often a run waiting for results asks the scheduler whether it has a worker left.
@@ -134,8 +146,8 @@ def after_error(error: BaseException, left: list[RenderJob], started, listener: 
     for job in left:
         if job.job_id in killers:
             starts = killers[job.job_id]
-            log.warning("Dask gave up on %s: every worker that ran it died; %s go on",
-                        job_name(job), count(len(again), "other job"))
+            log.warning("Dask gave up on %s: every worker that ran it died; %s on",
+                        job_name(job), count(len(again), "other job") + (" goes" if len(again) == 1 else " go"))
             reason = f"Dask cluster: the worker died each of the {starts} times it ran this job ({type(error).__name__})"
             listener.on_result(job, {**failure_record(job, reason), "attempts": starts})
     return again

@@ -50,6 +50,7 @@ class Manifest:
     copies: tuple[str, ...] = ()  # a notice per file that copies another; shown_notices caps them
     output_line: int | None = None  # the line of `output:`, for errors about the folder; None: default
     devices_line: int | None = None  # the line of `run.devices`, for errors about the devices it names
+    cluster_line: int | None = None  # the line of `run.cluster`, for errors about the scheduler it names
 
     def shown_notices(self, every: bool = False) -> list[str]:
         """The notices to print: all of them, then the copy notes, all of them
@@ -63,6 +64,10 @@ class Manifest:
     def devices_source(self) -> str:
         """How errors name the manifest's `run.devices`: `gallery.yaml:9: run.devices`."""
         return str(Problem(self.path.name, self.devices_line, "run.devices", "")).rstrip(": ")
+
+    def cluster_source(self) -> str:
+        """How errors name the manifest's `run.cluster`: `gallery.yaml:10: run.cluster`."""
+        return str(Problem(self.path.name, self.cluster_line, "run.cluster", "")).rstrip(": ")
 
 
 def resolve_manifest_path(name: str, manifests_dir: Path) -> Path:
@@ -120,6 +125,7 @@ def load_manifest(path: str | Path) -> Manifest:
         copies=tuple(expander.copies),
         output_line=parsed.lines.lines.get(("output",)) if top.output else None,
         devices_line=parsed.lines.lines.get(("run", "devices")),
+        cluster_line=parsed.lines.lines.get(("run", "cluster")),
     )
 
 

@@ -198,7 +198,8 @@ def _executor(manifest: Manifest, options: RenderOptions, todo: list[RenderJob])
     if cluster:
         from .cluster import DaskExecutor
 
-        executor = DaskExecutor(cluster, worker_options, job_timeout=job_timeout,
+        source = "--cluster" if options.cluster is not None else manifest.cluster_source()
+        executor = DaskExecutor(cluster, worker_options, job_timeout=job_timeout, source=source,
                                 grace_seconds=options.grace_seconds)
         return executor, [f"dask:{cluster}"]
     from .devices import cpu_oversubscription, emulated_bf16, resolve_devices

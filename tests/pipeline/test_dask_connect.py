@@ -68,6 +68,16 @@ def test_a_web_server_at_the_address_is_one_line_exit_2_and_recorded(gallery_dir
     assert "did not answer as a Dask scheduler" in (out / "nst.log").read_text()
 
 
+def test_an_address_from_the_manifest_is_named_by_its_line_not_as_the_flag(gallery_dir, web_server):
+    manifest = write_manifest(gallery_dir.parent, ["chelsea"], ["night_cafe"], settings={"size": 32, "iterations": 2},
+                              run={"cluster": web_server})
+    code, printed = run(manifest)
+    assert code == 2, printed
+    assert re.search(rf"ERROR gallery\.yaml:\d+: run\.cluster: {re.escape(web_server)} did not answer as a Dask "
+                     "scheduler", printed), printed
+    assert "--cluster" not in printed, printed
+
+
 def test_a_port_that_never_answers_is_given_up_on(silent_port, monkeypatch):
     monkeypatch.setattr(cluster_connect, "SCHEDULER_TIMEOUT", 1.0)
     monkeypatch.setattr(cluster_connect, "ANSWER_MARGIN", 1.0)

@@ -27,7 +27,7 @@ from pipeline.run import RenderOptions, execute
 
 distributed = pytest.importorskip("distributed")
 
-LOST_SCHEDULER = r"the Dask scheduler at \S+ stopped answering \(the connection to it closed\)"
+LOST_SCHEDULER = r"the Dask scheduler at \S+ stopped answering \(the connection to it closed(: [A-Za-z ]+)?\)"
 
 
 # The cluster is in-process, so the test and its tasks share these.
@@ -290,3 +290,16 @@ def test_a_job_that_starts_again_after_its_worker_left_says_so_in_one_line(tmp_p
     assert listener.records["job0"]["status"] == "done"
     said = [r.getMessage() for r in caplog.records if r.name == "nst" and r.levelno >= logging.WARNING]
     assert said[1:] == [f"o0 started again on {second}: the worker that ran it ({first}) left the cluster"], said
+
+
+def test_a_lost_connection_is_said_without_dasks_internals():
+    # Dask's comm error, as the run printed it on the terminal and on every card.
+    class CommClosedError(OSError):
+        pass
+
+    raw = CommClosedError("in <TCP (closed) ConnectionPool.ncores local=tcp://127.0.0.1:50696 "
+                          "remote=tcp://127.0.0.1:8786>: ConnectionResetError: [Errno 104] Connection reset by peer")
+    assert cluster_failures.connection_reason(raw) == "the connection to it closed: Connection reset by peer"
+    assert cluster_failures.connection_reason(ConnectionRefusedError(111, "Connection refused")) == (
+        "the connection to it closed: Connection refused")
+    assert cluster_failures.connection_reason(TimeoutError()) == "it did not answer in time"
