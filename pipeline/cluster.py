@@ -31,6 +31,7 @@ from .cluster_failures import (
     interrupt_unfinished,
 )
 from .cluster_progress import ClusterProgress
+from .cluster_task import NOT_STARTED
 from .events import Listener, StopSignal
 from .jobs import RenderJob, checkpoint_path
 from .labels import count
@@ -217,7 +218,8 @@ class DaskExecutor:
             for record in arrival:
                 record.setdefault("attempts", 1)
                 reported.add(record["job_id"])
-                listener.on_result(by_id[record["job_id"]], record)
+                if not record.get(NOT_STARTED):  # never started: still pending, no warning in cron's mail
+                    listener.on_result(by_id[record["job_id"]], record)
 
 
 _END = object()

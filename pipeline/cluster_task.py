@@ -54,6 +54,9 @@ class TaskChannel:
 # Progress notes are round trips to the scheduler: one a second per task is
 # plenty for a display, and light for a scheduler with many GPUs' tasks.
 PROGRESS_INTERVAL = 1.0
+# Marks the record of a job whose task saw the stop before it began: the run
+# leaves it pending, as a local run leaves the jobs it never started.
+NOT_STARTED = "not_started"
 
 
 def render_on_cluster(
@@ -69,9 +72,9 @@ def render_on_cluster(
     the next run's task, which resumes from there. An exception fails this
     task's jobs only: raised to joblib, it would end the whole run."""
     stop = _StopCheck(channel.stop_event) if channel else None
-    if stop is not None and stop.requested():
-        return [{"job_id": job.job_id, "status": "interrupted", "error": INTERRUPTED_REASON}
-                for job in jobs]  # queued before the stop: no need to load the engine or the images
+    if stop is not None and stop.requested():  # queued before the stop: no need to load the engine or the images
+        return [{"job_id": job.job_id, "status": "interrupted", "error": INTERRUPTED_REASON, NOT_STARTED: True}
+                for job in jobs]
     if channel is not None:
         _note_start(channel, jobs)
     try:

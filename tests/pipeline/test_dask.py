@@ -210,9 +210,9 @@ def test_a_stop_reaches_a_running_cluster_task_within_seconds(reference, one_tor
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(reference / "out-stop")), job_timeout=30).run(
             jobs, Listener(), stop)
         after_stop = time.monotonic() - pressed[0]
-    assert [r["status"] for r in records.values()] == ["interrupted"] * 2, records
-    # One was stopped while rendering; the other, queued, saw the stop before it loaded anything.
-    assert sorted("device" in r for r in records.values()) == [False, True], records
+    # One was stopped while rendering; the other, queued, saw the stop before it
+    # began, and stays pending (no result), as a job a local run never started.
+    assert [(r["status"], "device" in r) for r in records.values()] == [("interrupted", True)], records
     assert after_stop < 10, after_stop  # the task reads the stop at most a second late, then ends its iteration
     assert "idle" in asked  # waiting for results, the executor gave the recorder its moments
 
