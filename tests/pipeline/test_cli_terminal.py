@@ -46,6 +46,8 @@ def test_quiet_at_a_terminal_still_shows_errors(gallery_dir, tmp_path):
     screen = screen_text(raw)
     assert code == 1, screen
     assert re.search(r"error: failed fake--night_cafe-\w+: contents/fake\.png is not an image", screen), screen
-    # Quiet: no bars and no summary, only what needs a look.
-    assert "━" not in screen and "finished:" not in screen, screen
+    # Quiet: no bars and no progress, only what needs a look: the failure, then
+    # (jobs failed) the last line with the counts and the sheet's path.
+    assert "━" not in screen and "starts" not in screen, screen
+    assert re.search(r"warning: finished: 1 rendered, 1 failed; the next run tries 1 failed job again", screen), screen
     assert [r["status"] for r in result_lines(tmp_path / "out")].count("done") == 1
