@@ -39,16 +39,17 @@ def note_run_start(manifest: Manifest, options: RenderOptions) -> bool:
         manifest_name = Path(str(last.get("manifest") or "?")).name
         log.warning("the last run here (%s, started %s) never ended: it was killed, or the machine went "
                     "down; this run takes up what it left", manifest_name, last["started_at"])
-    other = other_manifest(manifest)
+    other = other_manifest(manifest, last)
     if other:
         log.warning("%s", shared_folder_warning(other))
     return other is not None
 
 
-def other_manifest(manifest: Manifest) -> str | None:
-    """The manifest the last run in this output folder rendered, where it is not this one."""
-    last = read_summary(manifest.output_dir).get("manifest")
-    return last if isinstance(last, str) and last and last != str(manifest.path) else None
+def other_manifest(manifest: Manifest, last: dict | None = None) -> str | None:
+    """The manifest the last run in this output folder rendered, where it is not
+    this one. `last`: that run's summary.json, where the caller has read it."""
+    rendered = (read_summary(manifest.output_dir) if last is None else last).get("manifest")
+    return rendered if isinstance(rendered, str) and rendered and rendered != str(manifest.path) else None
 
 
 def shared_folder_warning(other: str) -> str:
