@@ -32,11 +32,22 @@ from .cluster_failures import (
 )
 from .cluster_progress import ClusterProgress
 from .cluster_task import NOT_STARTED
-from .events import Listener, StopSignal
+from .events import Listener, StopSignal, failure_record, timeout_reason
 from .jobs import RenderJob, checkpoint_path
 from .labels import count
 
 log = logging.getLogger("nst")
+
+# A task checks its job_timeout between iterations (cluster_task._Deadline).
+# One that has not answered this long past it is stuck inside an iteration (a
+# hung device call): the run stops waiting for it, or it would wait all night.
+# The margin leaves room for a slow iteration (a large image on a CPU worker).
+STUCK_MARGIN_SECONDS = 120.0
+
+
+def stuck_after(job_timeout: float) -> float:
+    """Seconds after its start that a task with no result counts as stuck."""
+    return job_timeout + max(STUCK_MARGIN_SECONDS, job_timeout / 4)
 
 
 def _gpu_resources(client) -> dict[str, int]:
@@ -208,6 +219,8 @@ class DaskExecutor:
                 arrival = arrivals.get(timeout=0.2)
             except queue.Empty:
                 progress.deliver(by_id, reported)
+                if self._give_up_on_stuck_tasks(progress, by_id, listener, reported):
+                    return None  # every other job has its result: joblib would wait for the stuck ones
                 listener.on_idle()
                 continue
             progress.deliver(by_id, reported)  # a task's notes came before its result: show them first
@@ -216,10 +229,27 @@ class DaskExecutor:
             if isinstance(arrival, BaseException):  # e.g. KilledWorker: Dask gave up on a task
                 return arrival
             for record in arrival:
+                if record["job_id"] in reported:  # a stuck task's result, come after the run gave up on it
+                    continue
                 record.setdefault("attempts", 1)
                 reported.add(record["job_id"])
                 if not record.get(NOT_STARTED):  # never started: still pending, no warning in cron's mail
                     listener.on_result(by_id[record["job_id"]], record)
+
+    def _give_up_on_stuck_tasks(self, progress: ClusterProgress, by_id, listener: Listener,
+                                reported: set[str]) -> bool:
+        """Fail the jobs whose tasks are stuck (see STUCK_MARGIN_SECONDS), as
+        a local run fails a job past its timeout. Dask cannot stop those
+        tasks; each keeps its worker's thread until it returns. True when
+        every job of the round now has its result."""
+        if not self.job_timeout:
+            return False
+        for job_id, worker in progress.running_longer_than(stuck_after(self.job_timeout), reported).items():
+            reason = (timeout_reason(self.job_timeout, worker, 1)
+                      + ", stuck inside an iteration; Dask cannot stop the task, which holds that worker until it returns")
+            listener.on_result(by_id[job_id], {**failure_record(by_id[job_id], reason), "device": worker, "attempts": 1})
+            reported.add(job_id)
+        return reported.issuperset(by_id)
 
 
 _END = object()

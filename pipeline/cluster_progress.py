@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import time
 from collections.abc import Container, Mapping
 from typing import Any
 
@@ -35,12 +36,14 @@ class ClusterProgress:
         self._slots: dict[str, int] = {}  # worker address -> slot, in order of first note
         self._topics: dict[str, str] = {}  # topic -> "start" or "progress"
         self._started_on: dict[str, str] = {}  # job id -> the worker it last started on, this round
+        self._started_at: dict[str, float] = {}  # job id -> when that start was delivered (monotonic)
 
     def follow(self, client, channel) -> None:
         """Subscribe to a round's topics (each round has its own channel)."""
         # A round submits its jobs afresh (after KilledWorker, joblib dropped
         # the others, whose workers may be fine): a start there is no restart.
         self._started_on.clear()
+        self._started_at.clear()
         for topic, kind in ((channel.start_topic, "start"), (channel.progress_topic, "progress")):
             self._topics[topic] = kind
             client.subscribe_topic(topic, lambda event, topic=topic: self._notes.put((topic, event[1])))
@@ -54,6 +57,13 @@ class ClusterProgress:
     def started(self) -> set[str]:
         """The ids of the jobs that started this round."""
         return set(self._started_on)
+
+    def running_longer_than(self, seconds: float, reported: Container[str]) -> dict[str, str]:
+        """The jobs of this round started over `seconds` ago and not yet
+        `reported`, each with the worker it runs on."""
+        now = time.monotonic()
+        return {job_id: self._started_on[job_id] for job_id, began in self._started_at.items()
+                if now - began > seconds and job_id not in reported}
 
     def deliver(self, jobs: Mapping[str, RenderJob], reported: Container[str]) -> None:
         """Hand the queued notes to the listener; call from the run's thread.
@@ -81,6 +91,7 @@ class ClusterProgress:
         for job in jobs:
             before = self._started_on.get(job.job_id)
             self._started_on[job.job_id] = worker
+            self._started_at[job.job_id] = time.monotonic()  # a restart starts its clock again
             if before is not None:
                 log.warning("%s started again on %s: the worker that ran it (%s) left the cluster",
                             job_name(job), worker, before)
