@@ -38,6 +38,24 @@ TERMINAL = {"terminal": True}
 LOG_ONLY = {"log_only": True}
 
 
+# nst.log keeps every run's lines; past this size a run starts a new one and
+# the old one becomes nst.log.1 (replacing the one before), so a nightly cron
+# job's log stays under twice this.
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
+
+
+def _rotate(log_file: Path) -> bool:
+    """Move a log past LOG_ROTATE_BYTES to LOG.1. Only a run calls this, under
+    its output folder's lock, so no other process is writing the log."""
+    try:
+        if log_file.stat().st_size <= LOG_ROTATE_BYTES:
+            return False
+        log_file.replace(log_file.with_name(log_file.name + ".1"))
+    except OSError:
+        return False  # none yet, or not ours to move: keep appending
+    return True
+
+
 def setup_logging(log_file: Path | None, *, console: Console | None, quiet: bool) -> None:
     """nst.log gets everything. Without a terminal (console None), stderr gets
     plain timestamped lines; in one, the run's milestones, warnings and errors
@@ -47,9 +65,11 @@ def setup_logging(log_file: Path | None, *, console: Console | None, quiet: bool
     log.handlers.clear()
     log.propagate = False
     formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
+    rotated = False
     if log_file is not None:
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
+            rotated = _rotate(log_file)
             handler = _QuietFileHandler(log_file, encoding="utf-8")
         except OSError as error:
             # A log left owned by root after one `sudo` run must not cost the
@@ -67,6 +87,8 @@ def setup_logging(log_file: Path | None, *, console: Console | None, quiet: bool
     stream.setLevel(logging.WARNING if quiet else logging.INFO)
     stream.addFilter(lambda record: not getattr(record, "log_only", False))
     log.addHandler(stream)
+    if rotated:
+        log.info("the lines of earlier runs are in %s.1", log_file.name, extra=LOG_ONLY)
 
 
 class _ConsoleHandler(logging.Handler):

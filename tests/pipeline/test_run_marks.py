@@ -84,3 +84,34 @@ def test_two_manifests_sharing_an_output_folder_are_warned_of_and_keep_each_othe
     again = render(second)
     assert again.returncode == 0 and "another manifest" not in again.stderr, explain(again)
     assert not theirs.exists()
+
+
+@pytest.fixture
+def restore_nst_logger():
+    nst_log = logging.getLogger("nst")
+    handlers, propagates, level = list(nst_log.handlers), nst_log.propagate, nst_log.level
+    yield
+    for handler in nst_log.handlers:
+        handler.close()
+    nst_log.handlers[:], nst_log.propagate = handlers, propagates
+    nst_log.setLevel(level)
+
+
+@pytest.mark.parametrize("over", [True, False], ids=["past-the-limit", "under-it"])
+def test_a_run_moves_a_log_past_its_limit_to_nst_log_1(tmp_path, monkeypatch, restore_nst_logger, over):
+    from pipeline import display
+
+    monkeypatch.setattr(display, "LOG_ROTATE_BYTES", 100)
+    log_file = tmp_path / "nst.log"
+    old = "2026-11-21T01:00:00+0000 INFO an earlier run\n" * (3 if over else 1)  # 135 or 45 bytes
+    log_file.write_text(old)
+    (tmp_path / "nst.log.1").write_text("the run before that\n")
+    display.setup_logging(log_file, console=None, quiet=True)
+    logging.getLogger("nst").info("this run")
+    if over:
+        assert (tmp_path / "nst.log.1").read_text() == old  # replaced: at most one old log is kept
+        assert [line.split(" ", 2)[2] for line in log_file.read_text().splitlines()] == [
+            "the lines of earlier runs are in nst.log.1", "this run"]
+    else:
+        assert (tmp_path / "nst.log.1").read_text() == "the run before that\n"
+        assert log_file.read_text().startswith(old) and log_file.read_text().endswith(" INFO this run\n")
