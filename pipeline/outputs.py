@@ -11,24 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import hashlib
 import io
 import json
 import os
 import struct
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from nst_engine.errors import ImageError
-from nst_engine.pixels import engine_view
-
-from .jobs import RenderJob, slug
+from .jobs import RenderJob
 
 try:
     import fcntl
@@ -41,15 +35,9 @@ JOB_ID_KEY = "nst:job_id"
 SETTINGS_KEY = "nst:settings"
 THUMBS_DIR = "thumbs"
 SOURCE_THUMBS_DIR = f"{THUMBS_DIR}/sources"
-# Part of a source thumbnail's name. A thumbnail is reused while it is newer
-# than its source, so a change in how thumbnails are made must change the name:
-# 2 converts embedded colour profiles to sRGB; 3 converts as the engine does
-# (16-bit greyscale scaled, transparency onto white).
-SOURCE_THUMBS_VERSION = 3
-THUMB_SIDE = 256
 
 # What PIL raises on a truncated or garbled file, depending on where it breaks.
-_BROKEN_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+BROKEN_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
 def _read_umask() -> int:
@@ -200,7 +188,7 @@ def png_job_id(path: Path) -> str | None:
             # Our text chunks precede the pixel data, so they are already parsed.
             job_id = image.info.get(JOB_ID_KEY)
             image.verify()  # walks every chunk and its CRC: catches truncation
-    except _BROKEN_IMAGE:
+    except BROKEN_IMAGE:
         return None
     return job_id if isinstance(job_id, str) else None
 
@@ -225,81 +213,3 @@ def sidecar_of_complete_png(png: Path, job_id: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return sidecar if isinstance(sidecar, dict) and sidecar.get("job_id") == job_id else None
-
-
-# -- thumbnails -----------------------------------------------------------------
-
-
-def write_thumbnail(src_png: Path, dest_jpg: Path, side: int = THUMB_SIDE) -> None:
-    """A JPEG no larger than side x side; raises what PIL raises for a broken source."""
-    with warnings.catch_warnings():
-        # A huge photo is the engine's to judge, with its own one-line error; PIL's
-        # warning would print a source line and "warnings.warn(" into cron's mail.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        opened = Image.open(src_png)
-    with opened as image:
-        image.draft("RGB", (side * 2, side * 2))  # JPEG sources decode at reduced scale
-        # The sheet shows what the engine sees: upright, sRGB, deep greyscale
-        # scaled and transparency on white (the engine's own conversion). It
-        # runs before the resize, as in the engine, whose resize needs 8-bit RGB.
-        image = engine_view(image, src_png.name)
-        image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    encoded = io.BytesIO()  # in memory first: see write_bytes_atomic
-    image.save(encoded, format="JPEG", quality=85)
-    write_bytes_atomic(Path(dest_jpg), encoded.getvalue())
-
-
-def thumbnail_is_fresh(src: Path, thumb: Path) -> bool:
-    """A thumbnail can be reused when it is at least as new as its source, and
-    whole: it ends with JPEG's end-of-image marker (a cut-off one, as an older
-    version could leave on a full disk, is made again). "New" counts the
-    source's ctime too: a photo replaced by an older file (`mv`, `cp -p`,
-    `rsync -a` keep its mtime) has an old mtime but a new ctime, which no tool
-    can set back, and the sheet kept showing the photo it replaced."""
-    try:
-        stat = thumb.stat()
-        source = src.stat()
-        if stat.st_mtime_ns < max(source.st_mtime_ns, source.st_ctime_ns):
-            return False
-    except OSError:
-        return False
-    return _ends_whole(str(thumb), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _ends_whole(thumb: str, mtime_ns: int, size: int) -> bool:
-    """Whether a JPEG ends with its end-of-image marker. Read once per version
-    of the file (its mtime and size are in the key): the sheet is rebuilt after
-    every result, and a 5000-job sheet would reread 5000 thumbnails each time."""
-    try:
-        with open(thumb, "rb") as handle:
-            handle.seek(-2, os.SEEK_END)
-            return handle.read(2) == b"\xff\xd9"
-    except OSError:
-        return False
-
-
-def ensure_thumbnail(src: Path, thumb: Path, side: int = THUMB_SIDE) -> bool:
-    """Write `thumb` unless a fresh one exists. False if the source cannot be read."""
-    if thumbnail_is_fresh(src, thumb):
-        return True
-    try:
-        write_thumbnail(src, thumb, side)
-    except _BROKEN_IMAGE + (Image.DecompressionBombError, ImageError):
-        return False
-    return True
-
-
-def source_thumbnail(image_path: Path, output_dir: Path) -> str | None:
-    """Relative path of a thumbnail of a content or style image, made once.
-
-    The name carries a hash of the full path so two `cat.jpg` from different
-    folders do not overwrite each other. None if the source is unreadable.
-    """
-    image_path = Path(image_path)
-    key = f"{SOURCE_THUMBS_VERSION}:{image_path}".encode("utf-8", "surrogateescape")
-    digest = hashlib.sha256(key).hexdigest()[:8]
-    relative = f"{SOURCE_THUMBS_DIR}/{slug(image_path.stem)}-{digest}.jpg"
-    if ensure_thumbnail(image_path, Path(output_dir) / relative):
-        return relative
-    return None

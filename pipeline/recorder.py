@@ -22,13 +22,13 @@ from .jobs import RenderJob, checkpoint_path
 from .outputs import (
     SUMMARY_FILE,
     append_result,
-    ensure_thumbnail,
     output_is_complete,
     read_results,
     write_bytes_atomic,
     write_json_atomic,
 )
 from .reporter import write_contact_sheet
+from .thumbnails import ensure_thumbnail
 
 log = logging.getLogger("nst")
 KEPT_AFTER_INTERRUPT = "interrupted; the earlier image stays, and only --force renders it again"

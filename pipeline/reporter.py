@@ -24,9 +24,10 @@ from PIL import Image
 
 from .jobs import RenderJob
 from .labels import ShownNames, differing_settings, setting_parts, tell_apart
-from .outputs import source_thumbnail, write_text_atomic
+from .outputs import write_text_atomic
 from .sheet_cards import STATUSES, Card, make_card, measured_duration, seconds
 from .sheet_variants import order_variants
+from .thumbnails import source_thumbnail
 
 SHEET_NAME = "index.html"
 # A page written mid-run reloads itself this often, so a tab left open overnight

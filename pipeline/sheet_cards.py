@@ -18,7 +18,8 @@ from urllib.parse import quote
 from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, format_value
-from .outputs import THUMBS_DIR, ensure_thumbnail
+from .outputs import THUMBS_DIR
+from .thumbnails import ensure_thumbnail
 
 # "rendering" lives only in a running run's sheet (Recorder.mark_started), never in results.jsonl.
 STATUSES = ("done", "failed", "interrupted", "rendering", "pending")

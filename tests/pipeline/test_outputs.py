@@ -20,7 +20,7 @@ from icc_profiles import rgb_matrix_profile
 from PIL import Image, ImageCms
 
 from nst_engine.settings import RenderSettings
-from pipeline import outputs
+from pipeline import thumbnails
 from pipeline.jobs import RenderJob
 from pipeline.outputs import (
     JOB_ID_KEY,
@@ -29,11 +29,10 @@ from pipeline.outputs import (
     encode_png,
     output_is_complete,
     read_results,
-    source_thumbnail,
     write_bytes_atomic,
     write_json_atomic,
-    write_thumbnail,
 )
+from pipeline.thumbnails import source_thumbnail, write_thumbnail
 
 
 def _image(color=(200, 40, 90), size=(20, 12)) -> Image.Image:
@@ -289,7 +288,7 @@ def test_source_thumbnail_is_made_once(tmp_path, monkeypatch):
     assert relative.endswith(".jpg") and len(Path(relative).stem) == len("my_cat-") + 8
     assert (out / relative).is_file()
 
-    monkeypatch.setattr(outputs, "write_thumbnail", lambda *a: pytest.fail("rewrote thumbnail"))
+    monkeypatch.setattr(thumbnails, "write_thumbnail", lambda *a: pytest.fail("rewrote thumbnail"))
     assert source_thumbnail(src, out) == relative
 
 
@@ -363,17 +362,17 @@ def test_a_thumbnail_the_disk_cannot_take_leaves_nothing_under_its_name(tmp_path
     source, thumb = SAMPLES / "content" / "chelsea.jpg", tmp_path / "thumbs" / "chelsea.jpg"
     thumb.parent.mkdir()
     with pytest.raises(OSError, match="File too large"), file_size_limit(4096):  # the JPEG is ~10 kB
-        outputs.write_thumbnail(source, thumb)
+        thumbnails.write_thumbnail(source, thumb)
     assert list(thumb.parent.iterdir()) == []  # not half a thumbnail, and no temp file
 
 
 def test_a_cut_off_thumbnail_is_made_again_though_newer_than_its_source(tmp_path):
     source, thumb = SAMPLES / "content" / "chelsea.jpg", tmp_path / "chelsea.jpg"
-    outputs.write_thumbnail(source, thumb)
+    thumbnails.write_thumbnail(source, thumb)
     whole = thumb.read_bytes()
-    assert outputs.thumbnail_is_fresh(source, thumb)
+    assert thumbnails.thumbnail_is_fresh(source, thumb)
     thumb.write_bytes(whole[:4096])  # as an earlier version left it on a full disk
-    assert not outputs.thumbnail_is_fresh(source, thumb)
-    assert outputs.ensure_thumbnail(source, thumb) and thumb.read_bytes() == whole
+    assert not thumbnails.thumbnail_is_fresh(source, thumb)
+    assert thumbnails.ensure_thumbnail(source, thumb) and thumb.read_bytes() == whole
     with Image.open(thumb) as image:
         image.load()
