@@ -247,7 +247,7 @@ class DaskExecutor:
         for job_id, worker in progress.running_longer_than(stuck_after(self.job_timeout), reported).items():
             reason = (timeout_reason(self.job_timeout, worker, 1)
                       + ", stuck inside an iteration; Dask cannot stop the task, which holds that worker until it returns")
-            listener.on_result(by_id[job_id], {**failure_record(by_id[job_id], reason), "device": worker, "attempts": 1})
+            listener.on_result(by_id[job_id], {**failure_record(by_id[job_id], reason), "dask_worker": worker, "attempts": 1})
             reported.add(job_id)
         return reported.issuperset(by_id)
 

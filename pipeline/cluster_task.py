@@ -116,9 +116,22 @@ def _render(jobs, options, inputs, job_timeout, stop, checkpoints, on_progress) 
                                   should_cancel=(lambda: any(check() for check in checks)) if checks else None)
             if here.checkpoint_every:
                 records = [_with_checkpoint(scratch, record) for record in records]
+    where = _this_worker()
+    records = [{**record, **where} for record in records]
     if deadline is None or not deadline.expired:
         return records
     return [deadline.failure(record, len(jobs)) for record in records]
+
+
+def _this_worker() -> dict[str, str]:
+    """Which Dask worker, on which machine, rendered: "cuda:0" alone names a
+    card on every machine of the cluster. The sidecar and the sheet keep it."""
+    try:
+        from distributed import get_worker
+
+        return {"dask_worker": get_worker().address, "host": socket.gethostname()}
+    except Exception:  # noqa: BLE001 (not on a Dask worker)
+        return {}
 
 
 def _with_checkpoint(scratch: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,8 @@ def done_from_disk(output_dir: Path, job: RenderJob) -> dict[str, Any] | None:
         "device": sidecar.get("device"),
         "device_name": sidecar.get("device_name"),
         "worker_pid": sidecar.get("worker_pid"),
+        "host": sidecar.get("host"),
+        "dask_worker": sidecar.get("dask_worker"),
         "attempts": sidecar.get("attempts", 1),
         "memory_fallback": sidecar.get("memory_fallback"),
         "stats": stats,

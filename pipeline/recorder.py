@@ -188,7 +188,9 @@ class Recorder:
             "device": record.get("device"),
             "device_name": record.get("device_name"),
             "worker_pid": record.get("worker_pid"),
-            "host": platform.node(),
+            # Where it rendered: a Dask task's machine, else this one.
+            "host": record.get("host") or platform.node(),
+            **({"dask_worker": record["dask_worker"]} if record.get("dask_worker") else {}),
             "attempts": record.get("attempts", 1),
             "memory_fallback": record.get("memory_fallback"),
             "resumed_from_iteration": stats.get("resumed_from", 0),

@@ -109,6 +109,9 @@ def _run_facts(record: dict) -> list[tuple[str, str]]:
     if _device(record):
         name = record.get("device_name")
         facts.append(("device", _device(record) + (f" ({name})" if name else "")))
+    if record.get("dask_worker"):  # a cluster's "cuda:0" is on every machine: say which
+        host = record.get("host")
+        facts.append(("Dask worker", record["dask_worker"] + (f" on {host}" if host else "")))
     if stats.get("iterations") is not None:
         facts.append(("steps run", str(stats["iterations"])))
     if stats.get("resumed_from"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -107,30 +108,36 @@ def _torch_threads():
 
 def _render_on_worker_processes(reference, workers, name):
     """The gallery rendered on a LocalCluster of `workers` single-thread processes;
-    (out, their pids, the torch threads each rendered with)."""
+    (out, {worker address: pid}, the torch threads each rendered with)."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
         out = _render_on(cluster, reference, name)
         with distributed.Client(cluster) as client:
-            return out, set(client.run(os.getpid).values()), list(client.run(_torch_threads).values())
+            return out, client.run(os.getpid), list(client.run(_torch_threads).values())
 
 
 def test_two_process_cluster_renders_the_same_gallery(reference, monkeypatch):
     monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
-    out, worker_pids, threads = _render_on_worker_processes(reference, 2, "processes")
-    assert len(worker_pids) == 2
+    out, workers, threads = _render_on_worker_processes(reference, 2, "processes")
+    assert len(workers) == 2
     assert threads == [max(1, (os.cpu_count() or 1) // 2)] * 2  # the host's cores, shared
     _assert_same_gallery(out, reference / "out-local")
-    assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
+    # Each sidecar names the worker that rendered it, by its address and pid, and its machine.
+    for car in sidecars(out).values():
+        assert workers[car["dask_worker"]] == car["worker_pid"], (car, workers)
+        assert car["host"] == socket.gethostname()
+    sheet = (out / "index.html").read_text()
+    assert sheet.count("<dt>Dask worker</dt><dd>tcp://127.0.0.1:") == len(sidecars(out)), sheet
 
 
 def test_a_cluster_of_one_single_thread_worker_renders_there_not_here(reference, monkeypatch):
     # joblib ran the tasks in the submitting process when the cluster had one
     # thread in all: a one-GPU cluster rendered on the wrong machine.
     monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
-    out, worker_pids, threads = _render_on_worker_processes(reference, 1, "one-thread")
+    out, workers, threads = _render_on_worker_processes(reference, 1, "one-thread")
+    worker_pids = set(workers.values())
     assert {car["worker_pid"] for car in sidecars(out).values()} <= worker_pids
     # Every core, not the one Dask's OMP_NUM_THREADS=1 left it.
     assert threads == [os.cpu_count() or 1]

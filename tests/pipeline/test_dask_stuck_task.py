@@ -77,7 +77,7 @@ def test_a_stuck_task_fails_its_job_alone_and_the_run_ends(tmp_path, stuck_task)
     # One result per job: job1's own "done", come after the run gave up on it, is dropped.
     assert sorted(listener.calls) == ["job0", "job1", "job2"], listener.calls
     stuck = listener.records["job1"]
-    worker = stuck["device"]  # the worker's address: inproc://… here, tcp://… on a real cluster
+    worker = stuck["dask_worker"]  # the worker's address: inproc://… here, tcp://… on a real cluster
     assert re.fullmatch(r"[a-z]+://\S+", worker), worker
     assert stuck["error"] == (f"timed out after 0.5 s on {worker}, stuck inside an iteration; Dask cannot stop "
                               "the task, which holds that worker until it returns")

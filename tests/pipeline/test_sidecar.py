@@ -65,3 +65,33 @@ def test_a_sidecar_names_the_bytes_of_each_input_it_rendered(one_thread_worker):
     assert sidecar["input_sha256"] == {
         path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
         for path in (sidecar["content"], *sidecar["styles"])}
+
+
+def test_a_cluster_render_names_its_worker_and_machine_in_the_sidecar_and_on_the_sheet(one_thread_worker):
+    """A Dask task's record says where it ran (cluster_task._this_worker): "cuda:0"
+    is on every machine. Here a local render's record is given those fields."""
+    engine, options = one_thread_worker
+    content, style = str(IMAGES / "content" / "chelsea.jpg"), str(IMAGES / "style" / "starry_night.jpg")
+    settings = RenderSettings(size=32, iterations=2)
+    job_id, digests = job_identity(content, (style,), settings)
+    job = RenderJob(job_id=job_id, content=content, styles=(style,), settings=settings,
+                    output_name=f"chelsea--starry_night-{job_id}.png",
+                    content_label="chelsea", style_label="starry_night", digests=digests)
+    (result,) = worker.render_task(engine, [job], options)
+    result.update(host="gpu-node-3", dask_worker="tcp://10.0.0.7:40331")
+    output_dir = Path(options.output_dir)
+    Recorder(output_dir, [job], title="t", manifest="m.yaml").record(job, result)
+    sidecar = json.loads((output_dir / job.sidecar_name).read_text())
+    assert (sidecar["host"], sidecar["dask_worker"]) == ("gpu-node-3", "tcp://10.0.0.7:40331")
+    # A later run (or `nst report`) that rebuilds the sheet from the sidecar still says it.
+    (output_dir / "results.jsonl").unlink()
+    reconcile_and_write = Recorder(output_dir, [job], title="t", manifest="m.yaml")
+    reconcile_and_write.write_sheet(now=True)
+    assert "<dt>Dask worker</dt><dd>tcp://10.0.0.7:40331 on gpu-node-3</dd>" in (output_dir / "index.html").read_text()
+
+
+def test_a_local_render_names_this_machine_and_no_dask_worker(one_thread_worker):
+    import platform
+
+    sidecar = _rendered_sidecar(*one_thread_worker)
+    assert sidecar["host"] == platform.node() and "dask_worker" not in sidecar
