@@ -231,7 +231,7 @@ class DaskExecutor:
             for record in arrival:
                 if record["job_id"] in reported:  # a stuck task's result, come after the run gave up on it
                     continue
-                record.setdefault("attempts", 1)
+                record.setdefault("attempts", progress.attempts(record["job_id"]))
                 reported.add(record["job_id"])
                 if not record.get(NOT_STARTED):  # never started: still pending, no warning in cron's mail
                     listener.on_result(by_id[record["job_id"]], record)

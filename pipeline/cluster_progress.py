@@ -37,6 +37,7 @@ class ClusterProgress:
         self._topics: dict[str, str] = {}  # topic -> "start" or "progress"
         self._started_on: dict[str, str] = {}  # job id -> the worker it last started on, this round
         self._started_at: dict[str, float] = {}  # job id -> when that start was delivered (monotonic)
+        self._starts: dict[str, int] = {}  # job id -> how many times it started this round
 
     def follow(self, client, channel) -> None:
         """Subscribe to a round's topics (each round has its own channel)."""
@@ -44,6 +45,7 @@ class ClusterProgress:
         # the others, whose workers may be fine): a start there is no restart.
         self._started_on.clear()
         self._started_at.clear()
+        self._starts.clear()
         for topic, kind in ((channel.start_topic, "start"), (channel.progress_topic, "progress")):
             self._topics[topic] = kind
             client.subscribe_topic(topic, lambda event, topic=topic: self._notes.put((topic, event[1])))
@@ -57,6 +59,11 @@ class ClusterProgress:
     def started(self) -> set[str]:
         """The ids of the jobs that started this round."""
         return set(self._started_on)
+
+    def attempts(self, job_id: str) -> int:
+        """How many times this round ran the job: a restart after its worker
+        left counts, as a local run counts its retry after a worker died."""
+        return max(1, self._starts.get(job_id, 0))
 
     def running_longer_than(self, seconds: float, reported: Container[str]) -> dict[str, str]:
         """The jobs of this round started over `seconds` ago and not yet
@@ -92,6 +99,7 @@ class ClusterProgress:
             before = self._started_on.get(job.job_id)
             self._started_on[job.job_id] = worker
             self._started_at[job.job_id] = time.monotonic()  # a restart starts its clock again
+            self._starts[job.job_id] = self._starts.get(job.job_id, 0) + 1
             if before is not None:
                 log.warning("%s started again on %s: the worker that ran it (%s) left the cluster",
                             job_name(job), worker, before)

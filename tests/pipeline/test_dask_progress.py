@@ -141,7 +141,29 @@ def test_a_restart_is_a_second_start_in_one_round_not_a_start_in_the_next(caplog
         client.note(second.start_topic, ["j1"], "tcp://b:2")
         progress.deliver({"j1": job}, set())
         assert caplog.messages == []
+        assert progress.attempts("j1") == 1  # the first round's start is not this round's
         client.note(second.start_topic, ["j1"], "tcp://c:3")  # tcp://b:2 left the cluster
         progress.deliver({"j1": job}, set())
+        assert progress.attempts("j1") == 2  # as a local run counts its retry after a worker died
     assert caplog.messages == ["cat--starry started again on tcp://c:3: the worker that ran it (tcp://b:2) left the cluster"]
     assert [seen[2] for seen in watch.seen if seen[0] == "start"] == [["j1"]] * 3
+
+
+def _started_twice(jobs, options, inputs, job_timeout, channel, checkpoints=None):
+    """job1 notes two starts, as a task that Dask ran again after its first
+    worker left; the others one."""
+    for _ in range(2 if jobs[0].job_id == "job1" else 1):
+        cluster_task._note_start(channel, jobs)
+    return [{"job_id": jobs[0].job_id, "status": "done"}]
+
+
+def test_a_job_dask_ran_again_after_its_worker_left_says_two_attempts(tmp_path, monkeypatch):
+    from dask_helpers import Collect, fake_jobs
+
+    monkeypatch.setattr(cluster_task, "render_on_cluster", _started_twice)
+    listener = Collect()
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
+            fake_jobs(tmp_path), listener, StopSignal())
+    assert {job_id: r["attempts"] for job_id, r in listener.records.items()} == {"job0": 1, "job1": 2, "job2": 1}
