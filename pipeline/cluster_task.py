@@ -202,6 +202,12 @@ class _StopCheck:
     may know it by another). Each read is a round trip to the scheduler, so it
     happens at most once a second. A failed read means "not asked": a broken
     stop channel must not fail or slow a job.
+
+    A task whose result nobody wants any more stops too: `nst render` was
+    killed outright (its client's connection closed), or its run has ended.
+    The scheduler then releases the task's key and this worker marks it
+    cancelled; without this check the task rendered on to its end, for
+    nothing, and held its GPU from the next run's tasks.
     """
 
     INTERVAL = 1.0
@@ -210,8 +216,11 @@ class _StopCheck:
         self._name = name
         self._next_read = 0.0
         self._set = False
+        self._task = _this_task()  # made in the task's own thread, where Dask knows which task runs
 
     def requested(self) -> bool:
+        if self._task is not None and _released(*self._task):  # local: no round trip
+            return True
         now = time.monotonic()
         if not self._set and now >= self._next_read:
             self._next_read = now + self.INTERVAL
@@ -222,6 +231,27 @@ class _StopCheck:
             except Exception:  # noqa: BLE001 (not on a Dask worker, or the scheduler is gone)
                 self._set = False
         return self._set
+
+
+def _this_task():
+    """(this Dask worker, the key of the task running in this thread), or None."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        return worker, worker.get_current_task()
+    except Exception:  # noqa: BLE001 (not inside a Dask task)
+        return None
+
+
+def _released(worker, key) -> bool:
+    """Whether the scheduler let go of this running task: its worker marks it
+    cancelled (the Dask worker's own state machine, read, not changed)."""
+    try:
+        task = worker.state.tasks.get(key)
+    except Exception:  # noqa: BLE001 (another Dask version's layout: never stop a job on a guess)
+        return False
+    return task is not None and task.state == "cancelled"
 
 
 class _Deadline:
