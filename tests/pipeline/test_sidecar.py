@@ -29,13 +29,17 @@ def one_thread_worker(tmp_path, monkeypatch):
     torch.set_num_threads(threads)  # build_engine set it for this whole process
 
 
-def _rendered_sidecar(engine, options: WorkerOptions) -> dict:
+def _tiny_job() -> RenderJob:
     content, style = str(IMAGES / "content" / "chelsea.jpg"), str(IMAGES / "style" / "starry_night.jpg")
     settings = RenderSettings(size=32, iterations=2)
     job_id, digests = job_identity(content, (style,), settings)
-    job = RenderJob(job_id=job_id, content=content, styles=(style,), settings=settings,
-                    output_name=f"chelsea--starry_night-{job_id}.png",
-                    content_label="chelsea", style_label="starry_night", digests=digests)
+    return RenderJob(job_id=job_id, content=content, styles=(style,), settings=settings,
+                     output_name=f"chelsea--starry_night-{job_id}.png",
+                     content_label="chelsea", style_label="starry_night", digests=digests)
+
+
+def _rendered_sidecar(engine, options: WorkerOptions) -> dict:
+    job = _tiny_job()
     (result,) = worker.render_task(engine, [job], options)
     assert result["status"] == "done", result
     output_dir = Path(options.output_dir)
@@ -71,12 +75,7 @@ def test_a_cluster_render_names_its_worker_and_machine_in_the_sidecar_and_on_the
     """A Dask task's record says where it ran (cluster_task._this_worker): "cuda:0"
     is on every machine. Here a local render's record is given those fields."""
     engine, options = one_thread_worker
-    content, style = str(IMAGES / "content" / "chelsea.jpg"), str(IMAGES / "style" / "starry_night.jpg")
-    settings = RenderSettings(size=32, iterations=2)
-    job_id, digests = job_identity(content, (style,), settings)
-    job = RenderJob(job_id=job_id, content=content, styles=(style,), settings=settings,
-                    output_name=f"chelsea--starry_night-{job_id}.png",
-                    content_label="chelsea", style_label="starry_night", digests=digests)
+    job = _tiny_job()
     (result,) = worker.render_task(engine, [job], options)
     result.update(host="gpu-node-3", dask_worker="tcp://10.0.0.7:40331")
     output_dir = Path(options.output_dir)
