@@ -219,8 +219,9 @@ class DaskExecutor:
                 arrival = arrivals.get(timeout=0.2)
             except queue.Empty:
                 progress.deliver(by_id, reported)
-                if self._give_up_on_stuck_tasks(progress, by_id, listener, reported):
-                    return None  # every other job has its result: joblib would wait for the stuck ones
+                self._give_up_on_stuck_tasks(progress, by_id, listener, reported)
+                if reported.issuperset(by_id):
+                    return None  # joblib's results would wait for the stuck tasks too
                 listener.on_idle()
                 continue
             progress.deliver(by_id, reported)  # a task's notes came before its result: show them first
@@ -237,19 +238,17 @@ class DaskExecutor:
                     listener.on_result(by_id[record["job_id"]], record)
 
     def _give_up_on_stuck_tasks(self, progress: ClusterProgress, by_id, listener: Listener,
-                                reported: set[str]) -> bool:
+                                reported: set[str]) -> None:
         """Fail the jobs whose tasks are stuck (see STUCK_MARGIN_SECONDS), as
         a local run fails a job past its timeout. Dask cannot stop those
-        tasks; each keeps its worker's thread until it returns. True when
-        every job of the round now has its result."""
+        tasks; each keeps its worker's thread until it returns."""
         if not self.job_timeout:
-            return False
+            return
         for job_id, worker in progress.running_longer_than(stuck_after(self.job_timeout), reported).items():
             reason = (timeout_reason(self.job_timeout, worker, 1)
                       + ", stuck inside an iteration; Dask cannot stop the task, which holds that worker until it returns")
             listener.on_result(by_id[job_id], {**failure_record(by_id[job_id], reason), "dask_worker": worker, "attempts": 1})
             reported.add(job_id)
-        return reported.issuperset(by_id)
 
 
 _END = object()

@@ -98,13 +98,18 @@ def _unlike_the_sweep(settings: Mapping[str, dict], swept: list[str]) -> list[st
 
 def _named_settings(variant: str, swept: list[str]) -> tuple[str, ...]:
     """The swept settings a variant name sets, in the order it names them."""
-    return tuple(sorted((key for key in swept if _names(key, variant)),
-                        key=lambda key: re.search(rf"(?:^|,){re.escape(key)}=", variant).start()))
+    return tuple(sorted((key for key in swept if _names(key, variant)), key=lambda key: _named_at(key, variant)))
 
 
 def _names(key: str, variant: str) -> bool:
     """Whether a variant name ("style_weight=10,tv_weight=1") sets `key`."""
-    return re.search(rf"(?:^|,){re.escape(key)}=", variant) is not None
+    return _named_at(key, variant) is not None
+
+
+def _named_at(key: str, variant: str) -> int | None:
+    """Where a variant name sets `key`, or None where it does not."""
+    found = re.search(rf"(?:^|,){re.escape(key)}=", variant)
+    return found.start() if found else None
 
 
 def _is_number(value) -> bool:
