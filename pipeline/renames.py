@@ -20,11 +20,38 @@ from pathlib import Path
 
 from .job_state import sidecar_job_fields
 from .jobs import CHECKPOINT_DIR, JOB_ID_LENGTH, RenderJob
-from .outputs import THUMBS_DIR, sidecar_of_complete_png, write_json_atomic
+from .lock import LOCK_NAME
+from .outputs import (
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    THUMBS_DIR,
+    sidecar_of_complete_png,
+    write_json_atomic,
+)
 
 log = logging.getLogger("nst")
 
 _ID_AT_END = re.compile(rf"-([0-9a-f]{{{JOB_ID_LENGTH}}})$")
+# A folder holding one of these is a gallery of its own: another manifest's
+# output folder placed inside this one (`output: gal` beside `output: gal/a`).
+_GALLERY_MARKS = (RESULTS_FILE, SUMMARY_FILE, LOCK_NAME)
+
+
+def gallery_pngs(output_dir: Path) -> list[Path]:
+    """The PNGs of the gallery in `output_dir`, in its subfolders too (a `name:`
+    template may make them), sorted. Left out: thumbnails, checkpoints and any
+    subfolder that is another gallery, whose images are that manifest's to
+    keep: moving or counting them here would take them from its sheet."""
+    found = []
+    for folder, subfolders, files in os.walk(output_dir):  # does not follow folder symlinks
+        here = Path(folder)
+        if here == output_dir:
+            subfolders[:] = [name for name in subfolders if name not in (THUMBS_DIR, CHECKPOINT_DIR)]
+        elif any(mark in files for mark in _GALLERY_MARKS):
+            subfolders[:] = []
+            continue
+        found += [here / name for name in files if name.endswith(".png")]
+    return sorted(found)
 
 
 def find_renamed(output_dir: Path, jobs: Iterable[RenderJob]) -> dict[str, Path]:
@@ -33,7 +60,7 @@ def find_renamed(output_dir: Path, jobs: Iterable[RenderJob]) -> dict[str, Path]
     found: dict[str, Path] = {}
     if not wanted or not output_dir.is_dir():
         return found
-    for path in sorted(output_dir.rglob("*.png")):
+    for path in gallery_pngs(output_dir):
         match = _ID_AT_END.search(path.stem)
         job = wanted.get(match.group(1)) if match else None
         if job is None or job.job_id in found or path == output_dir / job.output_name:
@@ -108,10 +135,9 @@ def unclaimed_outputs(output_dir: Path, jobs: Iterable[RenderJob]) -> list[Path]
     ids = {job.job_id for job in jobs}
     if not output_dir.is_dir():
         return []
-    skipped = {output_dir / THUMBS_DIR, output_dir / CHECKPOINT_DIR}
     found = []
-    for path in sorted(output_dir.rglob("*.png")):
+    for path in gallery_pngs(output_dir):
         match = _ID_AT_END.search(path.stem)
-        if match and match.group(1) not in ids and not skipped & set(path.parents):
+        if match and match.group(1) not in ids:
             found.append(path)
     return found

@@ -16,7 +16,7 @@ from PIL import Image
 from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
 from pipeline.outputs import JOB_ID_KEY, encode_png, write_bytes_atomic, write_json_atomic
-from pipeline.renames import adopt_renamed, find_renamed
+from pipeline.renames import adopt_renamed, find_renamed, unclaimed_outputs
 
 JOB_ID = "3fa2b1c9d0e1"
 
@@ -176,3 +176,41 @@ def test_renamed_input_files_move_the_output_and_its_sidecar_names_them(gallery_
     assert sidecar["content"] == str(photos / "kitty.jpg") and sidecar["styles"] == [str(photos / "night.jpg")]
     assert sidecar["settings"]["init"] == str(photos / "castle.jpg")
     assert sidecar["output"] == sidecar_path.with_suffix(".png").name
+
+
+def test_another_gallery_inside_the_output_folder_keeps_its_images(tmp_path):
+    # `output: gal/a` in one manifest and `output: gal` in another: gal/a is a
+    # gallery of its own, and its images are not gal's to move or count.
+    job = _job("new")
+    theirs = _finish(tmp_path / "a", "old")
+    (tmp_path / "a" / "results.jsonl").write_text("")
+    assert find_renamed(tmp_path, [job]) == {}
+    assert unclaimed_outputs(tmp_path, []) == []
+    assert adopt_renamed(tmp_path, [job]) == {} and theirs.exists()
+    # A plain subfolder (a `name:` template's) is still this gallery's own.
+    mine = _finish(tmp_path / "b", "old")
+    assert find_renamed(tmp_path, [job]) == {JOB_ID: mine}
+    assert unclaimed_outputs(tmp_path, []) == [mine]
+
+
+def test_a_gallery_whose_output_holds_another_leaves_that_one_whole(gallery_dir, tmp_path):
+    def manifest(name: str, output: str) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({
+            "output": output, "settings": {"size": 32, "iterations": 2},
+            "jobs": [{"content": str(gallery_dir / "content" / "chelsea.jpg"),
+                      "style": str(gallery_dir / "style" / "starry_night.jpg")}]}))
+        return path
+
+    inner = nst("render", manifest("a", "gal/a"), cwd=tmp_path)
+    assert inner.returncode == 0, explain(inner)
+    (png,) = (tmp_path / "gal" / "a").glob("*.png")
+    plan = nst("plan", manifest("b", "gal"), cwd=tmp_path)
+    assert "1 to render" in plan.stdout and "rename" not in plan.stdout, explain(plan)
+    assert "belong to no job" not in plan.stdout + plan.stderr, explain(plan)
+    outer = nst("render", tmp_path / "b.yaml", cwd=tmp_path)
+    assert outer.returncode == 0 and "renamed" not in outer.stderr, explain(outer)
+    assert png.exists() and png.with_suffix(".json").exists()
+    assert (tmp_path / "gal" / png.name).exists()  # the outer gallery rendered its own
+    again = nst("plan", tmp_path / "a.yaml", cwd=tmp_path)
+    assert "0 to render, 1 already done" in again.stdout, explain(again)
