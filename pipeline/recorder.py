@@ -276,9 +276,10 @@ class Recorder:
             "skipped": skipped,
             "failed": statuses.count("failed"),  # cells shown failed; this run's own failures below
             "failed_this_run": self.counts.get("failed", 0),
-            "interrupted": statuses.count("interrupted"),  # cells; part of pending, they render next run
+            # done + failed + interrupted + pending = jobs, as the sheet's header counts them.
+            "interrupted": statuses.count("interrupted"),  # cells; they render next run, from their checkpoints
             "interrupted_this_run": self.counts.get("interrupted", 0),
-            "pending": statuses.count("pending") + statuses.count("interrupted"),
+            "pending": statuses.count("pending"),
             "done": statuses.count("done"),
             "devices": devices,
             "exit_code": exit_code,

@@ -151,7 +151,7 @@ def _render(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
     # A warning when jobs failed, so -q's mail from cron has the counts and the sheet's path too.
     log.log(logging.WARNING if summary["failed_this_run"] else logging.INFO,
             "finished: %d rendered, %d failed; %s, %.1f s -> %s",
-            summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"]),
+            summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"] + summary["interrupted"]),
             summary["wall_seconds"], manifest.output_dir / "index.html", extra=TERMINAL)
     return code
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 from cli_helpers import SAMPLES, read_sheet, result_lines
@@ -212,3 +213,24 @@ def test_a_done_rerender_in_an_older_results_file_is_not_shown(tmp_path):
     rebuild_report(tmp_path)
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
     assert "last re-render" not in (tmp_path / "index.html").read_text()
+
+
+def test_summary_counts_split_the_jobs_as_the_sheets_header_does(tmp_path):
+    # done + failed + interrupted + pending = jobs: a script that adds them up
+    # must get the gallery's size, and the same numbers the sheet shows.
+    jobs = [dataclasses.replace(job, job_id=f"{n}{job.job_id[1:]}", output_name=f"{n}-{job.output_name}")
+            for n, job in enumerate(_jobs() * 2)]
+    recorder = Recorder(tmp_path, jobs, title="t", manifest="m.yaml")
+    recorder.mark_queued(jobs)
+    recorder.record(jobs[0], _done(jobs[0]))
+    recorder.record(jobs[1], {"job_id": jobs[1].job_id, "status": "failed", "error": "bad", "device": "cpu"})
+    recorder.record(jobs[2], {"job_id": jobs[2].job_id, "status": "interrupted", "error": "stopped",
+                              "device": "cpu"})
+    summary = recorder.write_summary(143, ["cpu"], skipped=0)
+    counts = {status: summary[status] for status in ("done", "failed", "interrupted", "pending")}
+    assert counts == {"done": 1, "failed": 1, "interrupted": 1, "pending": 1}
+    assert sum(counts.values()) == summary["jobs"] == 4
+    html = (tmp_path / "index.html").read_text()
+    shown = {status: int(number) for status, number in
+             re.findall(r'class="count-(\w+)"><span[^>]*></span><b>(\d+)</b>', html)}
+    assert shown == counts
