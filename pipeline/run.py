@@ -148,8 +148,9 @@ def _render(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
     _tidy_checkpoints(manifest, options, interrupted=stop.level > 0, shared=shared)
     code = _exit_code(recorder, todo, stop)
     summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
-    # A warning when jobs failed, so -q's mail from cron has the counts and the sheet's path too.
-    log.log(logging.WARNING if summary["failed_this_run"] else logging.INFO,
+    # A warning when jobs failed or a signal cut the run short (`timeout 8h` in a
+    # crontab), so -q's mail has the counts, what is left and the sheet's path too.
+    log.log(logging.WARNING if summary["failed_this_run"] or stop.level else logging.INFO,
             "finished: %d rendered, %d failed; %s, %.1f s -> %s",
             summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"] + summary["interrupted"]),
             summary["wall_seconds"], manifest.output_dir / "index.html", extra=TERMINAL)
