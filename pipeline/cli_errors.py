@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from .run import EXIT_FAILED, EXIT_USAGE
-from .stop_signals import EXIT_SIGNAL
+from .stop_signals import EXIT_SIGNAL, Terminated
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -27,16 +27,8 @@ _USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENO
                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
 
 
-class _Terminated(BaseException):
-    """SIGTERM or SIGHUP outside the render's own handling: unwinds like Ctrl-C does."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
 def _raise_terminated(signum, frame):
-    raise _Terminated(signum)
+    raise Terminated(signum)
 
 
 _TERMINATED = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
@@ -54,7 +46,7 @@ def one_line_errors():
         yield
     except KeyboardInterrupt:
         fail("interrupted (SIGINT)", EXIT_SIGNAL[signal.SIGINT])
-    except _Terminated as stopped:
+    except Terminated as stopped:
         fail(_TERMINATED[stopped.signum], EXIT_SIGNAL[stopped.signum])
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""

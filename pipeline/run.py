@@ -27,9 +27,9 @@ from .manifest import Manifest
 from .outputs import output_is_complete
 from .recorder import Recorder
 from .renames import adopt_renamed, find_renamed
-from .run_marks import note_run_end, note_run_start
+from .run_marks import next_run, note_run_end, note_run_start, note_stopped_while_planning
 from .scheduler import DEFAULT_BATCH_CAP, Plan, plan
-from .stop_signals import EXIT_SIGNAL, stop_on_signals
+from .stop_signals import EXIT_SIGNAL, Terminated, signal_of, stop_on_signals
 
 log = logging.getLogger("nst")
 
@@ -74,6 +74,9 @@ def execute(manifest: Manifest, options: RenderOptions) -> int:
         shared = note_run_start(manifest, options)
         try:
             code = _plan_and_render(manifest, options, live=live, console=console, shared=shared)
+        except (KeyboardInterrupt, Terminated) as stopped:  # before the render's own handling
+            note_run_end(EXIT_SIGNAL[signal_of(stopped)])
+            raise
         except Exception as error:
             note_run_end(None, error)
             raise
@@ -85,15 +88,19 @@ def _plan_and_render(manifest: Manifest, options: RenderOptions, *, live: bool, 
                      shared: bool) -> int:
     """shared: the folder's last run rendered another manifest, whose checkpoints are not stale."""
     output_dir = manifest.output_dir
-    the_plan = _prepare(manifest, options)
-    # The sheet and summary.json cover the whole gallery; --only limits what renders.
-    recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
-    log.info("%s: %s, %d already done, %d to render -> %s", manifest.path.name,
-             count(len(the_plan.done) + len(the_plan.todo), "job"), len(the_plan.done), len(the_plan.todo),
-             output_dir, extra=TERMINAL)
-    # Left by a killed --force re-render: nothing to resume (checkpoint_sweep).
-    remove_finished(output_dir, manifest.jobs)
-    recorder.mark_queued(list(the_plan.todo), forced=options.force)
+    try:  # a signal here raises (cli_errors): planning has nothing to save
+        the_plan = _prepare(manifest, options)
+        # The sheet and summary.json cover the whole gallery; --only limits what renders.
+        recorder = Recorder(output_dir, list(manifest.jobs), title=manifest.path.stem, manifest=str(manifest.path))
+        log.info("%s: %s, %d already done, %d to render -> %s", manifest.path.name,
+                 count(len(the_plan.done) + len(the_plan.todo), "job"), len(the_plan.done), len(the_plan.todo),
+                 output_dir, extra=TERMINAL)
+        # Left by a killed --force re-render: nothing to resume (checkpoint_sweep).
+        remove_finished(output_dir, manifest.jobs)
+        recorder.mark_queued(list(the_plan.todo), forced=options.force)
+    except (KeyboardInterrupt, Terminated) as stopped:
+        note_stopped_while_planning(manifest, signal_of(stopped))
+        raise
     if not the_plan.todo:
         log.info("nothing to render: every output is up to date (use --force to render again)",
                  extra=TERMINAL)
@@ -133,39 +140,39 @@ def _render(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
     """Run the plan's jobs on the executor; the exit code."""
     todo = list(the_plan.todo)
     stop = StopSignal()
-    executor, devices = _executor(manifest, options, todo)
-    recorder.write_start(devices, skipped=len(the_plan.done))
-    display = ProgressDisplay(todo, live=live and not options.quiet, console=console, title=manifest.path.stem)
-    try:
-        with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None), display:
-            executor.run(todo, _Fanout(recorder, display), stop)
-    except PipelineError as error:  # e.g. no cluster at the address, or one that never had a worker
-        # In nst.log and summary.json too: a killed run is the one that leaves exit_code null.
-        log.error("%s", error)
-        _tidy_checkpoints(manifest, options, interrupted=True)
-        recorder.write_summary(EXIT_USAGE, devices, skipped=len(the_plan.done))
-        return EXIT_USAGE
+    # From here a signal stops the run gently, also while the devices are looked
+    # up (torch's import and CUDA's start: seconds), and the summary is written.
+    with stop_on_signals(stop, cluster=cluster_address(manifest, options) is not None):
+        executor, devices = _executor(manifest, options, todo)
+        recorder.write_start(devices, skipped=len(the_plan.done))
+        display = ProgressDisplay(todo, live=live and not options.quiet, console=console, title=manifest.path.stem)
+        try:
+            if not stop.level:  # else stopped before any worker started: start none
+                with display:
+                    executor.run(todo, _Fanout(recorder, display), stop)
+        except PipelineError as error:  # e.g. no cluster at the address, or one that never had a worker
+            # In nst.log and summary.json too: a killed run is the one that leaves exit_code null.
+            log.error("%s", error)
+            _tidy_checkpoints(manifest, options, interrupted=True)
+            recorder.write_summary(EXIT_USAGE, devices, skipped=len(the_plan.done))
+            return EXIT_USAGE
+        return _finish(manifest, options, the_plan, recorder, stop, devices, shared=shared)
+
+
+def _finish(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder: Recorder, stop: StopSignal,
+            devices: list[str], *, shared: bool) -> int:
+    """After the executor: the checkpoints, summary.json, the last line; the exit code."""
     _tidy_checkpoints(manifest, options, interrupted=stop.level > 0, shared=shared)
-    code = _exit_code(recorder, todo, stop)
+    code = _exit_code(recorder, list(the_plan.todo), stop)
     summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
     # A warning when jobs failed or a signal cut the run short (`timeout 8h` in a
     # crontab), so -q's mail has the counts, what is left and the sheet's path too.
     log.log(logging.WARNING if summary["failed_this_run"] or stop.level else logging.INFO,
             "finished: %d rendered, %d failed; %s, %.1f s -> %s",
-            summary["rendered"], summary["failed_this_run"], next_run(summary["failed"], summary["pending"] + summary["interrupted"]),
+            summary["rendered"], summary["failed_this_run"],
+            next_run(summary["failed"], summary["pending"] + summary["interrupted"]),
             summary["wall_seconds"], manifest.output_dir / "index.html", extra=TERMINAL)
     return code
-
-
-def next_run(failed: int, unfinished: int) -> str:
-    """What the next run of the manifest will do: it tries failed jobs again and
-    renders interrupted and unstarted ones. Said as such: "10 failed, 10 jobs
-    still to render" read as twenty jobs not done."""
-    if not failed and not unfinished:
-        return "nothing left for the next run"
-    parts = ([f"tries {count(failed, 'failed job')} again"] if failed else []) + (
-        [f"renders {count(unfinished, 'unfinished job')}"] if unfinished else [])
-    return "the next run " + " and ".join(parts)
 
 
 def _tidy_checkpoints(manifest: Manifest, options: RenderOptions, *, interrupted: bool,

@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .display import LOG_ONLY
+from .labels import count
 from .outputs import read_summary
+from .stop_signals import EXIT_SIGNAL
 
 if TYPE_CHECKING:
     from .manifest import Manifest
@@ -86,3 +89,27 @@ def command_line(manifest: Manifest, options: RenderOptions) -> str:
     if options.quiet:
         words.append("--quiet")
     return shlex.join(words)
+
+
+def next_run(failed: int, unfinished: int) -> str:
+    """What the next run of the manifest will do: it tries failed jobs again and
+    renders interrupted and unstarted ones. Said as such: "10 failed, 10 jobs
+    still to render" read as twenty jobs not done."""
+    if not failed and not unfinished:
+        return "nothing left for the next run"
+    parts = ([f"tries {count(failed, 'failed job')} again"] if failed else []) + (
+        [f"renders {count(unfinished, 'unfinished job')}"] if unfinished else [])
+    return "the next run " + " and ".join(parts)
+
+
+def note_stopped_while_planning(manifest: Manifest, signum: int) -> None:
+    """A signal before any worker started (reading every photo's header, moving
+    renamed outputs): nothing rendered. summary.json says so all the same; left
+    alone, a script reading it after the run would find the run before's,
+    perhaps `exit_code: 0`, and the next run would not know this one ended."""
+    from .recorder import Recorder  # the sheet's code: only now, not for every run mark
+
+    log.warning("received %s while planning: nothing rendered", signal.Signals(signum).name)
+    recorder = Recorder(manifest.output_dir, list(manifest.jobs), title=manifest.path.stem,
+                        manifest=str(manifest.path))
+    recorder.write_summary(EXIT_SIGNAL[signum], [], skipped=0)

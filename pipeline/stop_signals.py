@@ -27,6 +27,19 @@ _STOPPING = {
 }
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP outside the render's own handling: unwinds like Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_of(stopped: BaseException) -> int:
+    """The signal behind a KeyboardInterrupt (SIGINT) or a Terminated."""
+    return stopped.signum if isinstance(stopped, Terminated) else signal.SIGINT
+
+
 @contextmanager
 def stop_on_signals(stop: StopSignal, *, cluster: bool = False):
     """First SIGINT/SIGTERM/SIGHUP: stop gracefully. Second: stop now."""
