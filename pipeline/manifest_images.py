@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .glob_walk import GlobTooWide, is_recursive, walk_glob
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 # Pictures that folders and globs pass over, said in a note: an iPhone's HEIC
 # shots or a camera's raw files would otherwise go missing without a word.
@@ -105,8 +107,14 @@ def _glob_images(spec: str, base: Path, outputs: OutputFolder | None) -> tuple[l
     # root_dir rather than joining: glob characters in the manifest's own folder
     # name must not be read as a pattern.
     pattern = _any_case_suffix(_escape_existing_folders(os.path.expanduser(spec), base))
-    matched = sorted(glob.glob(pattern, root_dir=base, recursive=True), key=natural_order)
-    files = [base / m for m in matched if (base / m).is_file()]
+    if is_recursive(pattern):  # glob.glob's `**` loops through a link to a parent folder
+        try:
+            matched = walk_glob(pattern, base)
+        except GlobTooWide as error:
+            return [], f"glob '{spec}' {error}: start it from a smaller folder"
+    else:
+        matched = [base / m for m in glob.glob(pattern, root_dir=base)]
+    files = [m for m in sorted(matched, key=natural_order) if m.is_file()]
     if not files:
         return [], f"glob '{spec}' matched no files"
     others = _other_pictures(files, outputs)
