@@ -286,3 +286,30 @@ def test_a_bad_layer_in_a_block_mapping_is_reported_on_its_own_line(gallery: Pat
         load(gallery, text)
     assert str(caught.value) == "m.yaml:5: settings.scales: must not exceed size (64), got 96"
 
+
+
+def test_a_sweep_that_makes_too_many_jobs_is_refused_before_they_are_made(gallery):
+    # A typo in a sweep made ten million jobs: the plan ran for minutes and grew past 2 GB.
+    values = ", ".join(str(n) for n in range(1, 101))
+    text = (f"sweep:\n  style_weight: [{values}]\n  content_weight: [{values}]\n  iterations: [{values}]\n"
+            "jobs:\n  - contents: images/content/\n    style: images/style/s1.jpg\n")
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    assert str(caught.value) == (
+        "m.yaml:6: jobs[0]: makes 2,000,000 jobs (2 contents × 1 style × 1,000,000 sweep points); a manifest "
+        "makes at most 200,000: sweep fewer values, or split it into several manifests")
+
+
+def test_the_job_limit_counts_the_entries_above(gallery, monkeypatch):
+    from pipeline import manifest_expand
+
+    monkeypatch.setattr(manifest_expand, "MAX_JOBS", 5)
+    text = ("jobs:\n  - contents: images/content/\n    styles: [images/style/s1.jpg, images/style/s2.jpg]\n"
+            "  - contents: images/content/\n    style: images/style/s3.jpg\n")
+    with pytest.raises(ManifestError) as caught:
+        load(gallery, text)
+    assert str(caught.value) == (
+        "m.yaml:4: jobs[1]: makes 2 jobs (2 contents × 1 style), after 4 from the entries above it; a manifest "
+        "makes at most 5: sweep fewer values, or split it into several manifests")
+    monkeypatch.setattr(manifest_expand, "MAX_JOBS", 6)
+    assert len(load(gallery, text).jobs) == 6
