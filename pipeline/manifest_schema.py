@@ -8,6 +8,7 @@ checked by `manifest.py`, so each rule lives in one place.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Union
@@ -30,6 +31,7 @@ from .yaml_lines import Loc, Problems
 # a number belongs is a mistake to report, not to convert.
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
+MAX_WORKERS_PER_DEVICE = 1024  # more than cores (or a GPU's share) only slows each one
 _DEVICE = re.compile(r"(cpu|cuda(?::\d+)?)(?:\*([1-9]\d*))?")
 
 
@@ -41,10 +43,19 @@ def parse_devices(spec: str | Sequence[str]) -> tuple[str, ...]:
         match = _DEVICE.fullmatch(token.strip()) if isinstance(token, str) else None
         if match is None:
             raise ValueError(f"unknown device {token!r} (expected cpu, cuda or cuda:N, optionally *COUNT)")
-        devices += [match.group(1)] * int(match.group(2) or 1)
+        workers = int(match.group(2) or 1)
+        if workers > MAX_WORKERS_PER_DEVICE:  # cpu*100000000 built a list of 2.8 GB
+            raise ValueError(f"{token.strip()}: at most {MAX_WORKERS_PER_DEVICE} workers per device")
+        devices += [match.group(1)] * workers
     if not devices:
         raise ValueError("must name at least one device")
     return tuple(devices)
+
+
+def compact_devices(devices: Sequence[str]) -> str:
+    """`("cpu", "cpu", "cuda:0")` -> `"cpu*2,cuda:0"`: parse_devices read back, for logs."""
+    runs = [(device, len(list(group))) for device, group in itertools.groupby(devices)]
+    return ",".join(device if n == 1 else f"{device}*{n}" for device, n in runs)
 
 
 # The protocols Dask's comm layer knows. Dask itself reports a bad address (a

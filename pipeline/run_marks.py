@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .display import LOG_ONLY
 from .labels import count
+from .manifest_schema import compact_devices
 from .outputs import read_summary
 from .stop_signals import EXIT_SIGNAL
 
@@ -77,7 +78,7 @@ def command_line(manifest: Manifest, options: RenderOptions) -> str:
     """The render as a command (from its options, so an in-process run says the same)."""
     words = ["nst", "render", str(manifest.path)]
     if options.devices:
-        words += ["--devices", ",".join(options.devices)]
+        words += ["--devices", compact_devices(options.devices)]
     if options.cluster:
         words += ["--cluster", options.cluster]
     if options.only:

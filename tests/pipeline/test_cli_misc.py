@@ -181,6 +181,9 @@ def test_unknown_device_is_a_one_line_usage_error(gallery_dir, tmp_path):
     assert result.stderr.startswith("nst: --devices: unknown device 'gpu7'")
     assert len(result.stderr.strip().splitlines()) == 1, explain(result)
     assert not (tmp_path / "out").exists()
+    result = nst("render", manifest, "--devices", "cpu*100000000", cwd=tmp_path)  # built 2.8 GB of names
+    assert (result.returncode, result.stderr) == (
+        2, "nst: --devices: cpu*100000000: at most 1024 workers per device\n"), explain(result)
 
 
 @pytest.mark.parametrize("flags", [("--dry-run",), ()], ids=["dry-run", "render"])

@@ -64,6 +64,7 @@ BAD = [
     ("sweep_bad_value", "sweep:\n  iterations:\n    - 10\n    - lots\n" + PAIR, "bad.yaml:4: sweep.iterations[1]:", "must be a whole number, got 'lots'"),
     ("devices_type", "run:\n  devices: 5\n" + PAIR, "bad.yaml:2: run.devices:", "expected devices like 'cpu'"),
     ("devices_name", "run:\n  devices: gpu0,cpu\n" + PAIR, "bad.yaml:2: run.devices:", "unknown device 'gpu0'"),
+    ("devices_too_many", "run:\n  devices: 'cpu*100000000'\n" + PAIR, "bad.yaml:2: run.devices:", "cpu*100000000: at most 1024 workers per device"),
     ("job_timeout_zero", "run:\n  job_timeout: 0\n" + PAIR, "bad.yaml:2: run.job_timeout:", "must be greater than 0, got 0"),
     ("exponent_quoted", "settings: {style_weight: '1e4'}\n" + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got '1e4'"),
     ("job_timeout_text", "run:\n  job_timeout: '3600'\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number, got '3600'"),

@@ -33,6 +33,9 @@ def test_the_command_line_names_the_manifest_and_every_flag_that_changes_the_run
         f"nst render '{tmp_path}/my gallery.yaml' --devices cuda:0,cuda:1 --only 'chelsea*' --force "
         "--job-timeout 600 --quiet")
     assert command_line(_manifest(tmp_path), RenderOptions()) == f"nst render '{tmp_path}/my gallery.yaml'"
+    # Workers on one device as the flag takes them: `cpu*99999` once wrote a 400 kB line.
+    many = RenderOptions(devices=("cpu",) * 99_999 + ("cuda:0", "cuda:0"))
+    assert command_line(_manifest(tmp_path), many).endswith(" --devices 'cpu*99999,cuda:0*2'")
 
 
 @pytest.mark.parametrize(("summary", "warned"), [
