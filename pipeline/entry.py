@@ -45,8 +45,19 @@ def _reopen_closed_standard_streams() -> None:
             setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
+def _never_fail_on_encoding() -> None:
+    """A terminal or pipe that takes only ASCII (PYTHONIOENCODING=ascii, an old
+    cron's C locale): "×" in a plan or a file's name raised UnicodeEncodeError,
+    a traceback instead of the plan. Such characters print escaped instead."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     _reopen_closed_standard_streams()
+    _never_fail_on_encoding()
     try:
         import typer
 

@@ -4,12 +4,13 @@ and a Ctrl-C while the command line is still loading included."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
 
 import pytest
-from cli_helpers import explain, nst, nst_env
+from cli_helpers import SAMPLES, explain, nst, nst_env, write_manifest
 
 
 @pytest.mark.parametrize(("args", "said"), [
@@ -110,3 +111,14 @@ def test_a_closed_stdout_or_stderr_costs_nothing_but_what_it_would_have_shown(cl
     assert result.returncode == 0, kept.read_text()
     assert "Traceback" not in kept.read_text()
     assert "finished: 1 rendered" in (tmp_path / "out" / "nst.log").read_text()
+
+
+def test_a_stdout_that_takes_only_ascii_gets_escapes_not_a_traceback(tmp_path):
+    # PYTHONIOENCODING=ascii, or an old cron's C locale: "×" in the help and a
+    # file's accented name raised UnicodeEncodeError from inside rich.
+    shutil.copyfile(SAMPLES / "content" / "chelsea.jpg", tmp_path / "café.jpg")
+    manifest = write_manifest(tmp_path / "m.yaml", [tmp_path / "café.jpg"], [SAMPLES / "style" / "starry_night.jpg"])
+    for args in (["--help"], ["plan", manifest]):
+        result = nst(*args, cwd=tmp_path, PYTHONIOENCODING="ascii")
+        assert result.returncode == 0 and "Traceback" not in result.stderr, explain(result)
+        assert ("contents \\xd7 styles" if args == ["--help"] else "caf\\xe9") in result.stdout, explain(result)
