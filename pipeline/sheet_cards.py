@@ -8,6 +8,7 @@ device, and a re-render that did not replace the image.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -60,8 +61,10 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
         card.tooltip = f"{shown_as}: rendering {card.activity}".rstrip()
         return card
     card.details = _details(job, record)
-    card.error = str(record.get("error") or "")
-    card.caption = _caption(record)
+    card.error = _short_reason(str(record.get("error") or ""))
+    # A failed card's line opens the whole reason: "details" says so, where the
+    # device alone ("cpu") did not invite a click.
+    card.caption = "details" if status == "failed" else _caption(record)
     card.tooltip = "\n".join(
         [shown_as] + [f"{k}: {v}" for k, v in card.details if k not in ("job id", "finished")]
     )
@@ -191,6 +194,17 @@ def _unweighted(weighted: Any, weight: Any) -> str:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (weighted, weight)) or not weight:
         return ""
     return _number(weighted / weight)
+
+
+# The folders before a file's name at the start of a reason: the card sits in
+# that file's row or column already, and a narrow card showed little besides.
+_LEADING_FOLDERS = re.compile(r"^\S*/(?=[^\s/]+\.[A-Za-z0-9]+[\s:,)])")
+
+
+def _short_reason(error: str) -> str:
+    """The reason as the card shows it: "cronphotos/empty.jpg is empty" ->
+    "empty.jpg is empty". The tooltip and the details keep it whole."""
+    return _LEADING_FOLDERS.sub("", error, count=1)
 
 
 def _caption(record: dict) -> str:

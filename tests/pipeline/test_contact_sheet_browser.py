@@ -138,6 +138,28 @@ def test_a_clamped_reason_shows_whole_lines_only(failed_sheet, tmp_path, scale):
     assert not faults
 
 
+def test_a_failed_card_in_a_wide_row_grows_to_show_its_reason(tmp_path):
+    # A 2:1 frame left room for the file's name only; the reason is what the card is for.
+    style = tmp_path / "style.png"
+    content = tmp_path / "pano.png"
+    Image.new("RGB", (40, 40), (120, 90, 135)).save(style)
+    Image.new("RGB", (200, 100), (40, 90, 200)).save(content)
+    job = make_job(content, style, "", RenderSettings())
+    reason = "pano.png (scaled to 64 px) is 64×1 px but must be at least 16×16 px"
+    sheet = write_contact_sheet(tmp_path / "out", [job], {job.job_id: {**record(job, "failed"), "error": reason}},
+                                title="Wide")
+    measuring = sheet.with_name("measure.html")
+    measuring.write_text(sheet.read_text(encoding="utf-8").replace("</body>", MEASURE_LINES + "</body>"),
+                         encoding="utf-8")
+    for window in (WINDOW, (390, 844)):  # a desktop and a phone
+        dom = _run_chromium(tmp_path / "profile", f"--window-size={window[0]},{window[1]}", "--dump-dom",
+                            measuring.as_uri()).stdout
+        (body,) = Page(dom).with_attr("data-measured")
+        (card,) = json.loads(body["data-measured"])
+        assert not card["clamped"], (window, card)
+        assert all(shown >= height - 0.1 for shown, height in card["lines"]), (window, card)
+
+
 MEASURE_CHIPS = """<script>
 const cards = [...document.querySelectorAll(".card")].map(card => card.getBoundingClientRect().width);
 const chips = [...document.querySelectorAll("th.variant")].map(th => th.getBoundingClientRect().width);

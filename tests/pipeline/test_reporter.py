@@ -426,3 +426,16 @@ def test_soft_breaks_escape_the_text_before_marking_where_it_may_wrap():
 
     assert soft_breaks('init=<img src=x>,a:b') == "init=<wbr>&lt;img src=<wbr>x&gt;,<wbr>a:<wbr>b"
     assert soft_breaks("preserve_color") == "preserve_<wbr>color"
+
+
+def test_a_failed_card_shows_the_reason_from_the_files_name_and_offers_the_details(tmp_path):
+    job = make_job(tmp_path / "chelsea.png", tmp_path / "wave.png", "", RenderSettings())
+    failed = {**record(job, "failed"), "error": "cronphotos/2024/chelsea.png is empty (0 bytes)"}
+    card = make_card(tmp_path, job, failed)
+    # The card sits in the photo's row: its folders only pushed the reason out of a narrow card.
+    assert card.error == "chelsea.png is empty (0 bytes)"
+    assert dict(card.details)["error"] == "cronphotos/2024/chelsea.png is empty (0 bytes)"
+    assert "cronphotos/2024/chelsea.png is empty" in card.tooltip
+    assert card.caption == "details"  # the device alone ("cpu") did not invite a click
+    for reason in ("timed out after 12 s on cpu", "could not save a/b.png: File too large", "my photos/c.png is empty"):
+        assert make_card(tmp_path, job, {**failed, "error": reason}).error == reason
