@@ -4,9 +4,9 @@
 link to a parent folder (`up -> ..`) sent it round the same folders until the
 path grew too long: `nst plan` hung for minutes and grew past 2 GB. This walk
 follows links too, since a photo library is often a link to another disk, but
-enters each real folder (device and inode) once for each `**` of the
-pattern, and gives up past
-MAX_FOLDERS (`/**/*.jpg` would crawl the whole disk) with a line that says so.
+enters each real folder (device and inode) once for each `**` of the pattern,
+and gives up past MAX_FOLDERS (`/**/*.jpg` would crawl the whole disk) with a
+line that says so.
 
 Otherwise it matches as glob.glob does: `**` is any number of folders, zero
 included; `*`, `?` and `[...]` match within one name; a name starting with a
@@ -113,4 +113,3 @@ def _names(folder: Path) -> list[str]:
         return os.listdir(folder)
     except OSError:  # unreadable or gone: glob.glob passes over it too
         return []
-
