@@ -33,10 +33,10 @@ def is_recursive(pattern: str) -> bool:
 
 def walk_glob(pattern: str, base: Path) -> list[Path]:
     """Every path matching `pattern` (relative to `base`, or absolute), unsorted."""
-    parts = Path(pattern).parts
-    start = Path(parts[0]) if Path(pattern).is_absolute() else base
-    walk = _Walk()
-    return list(walk.match(start, list(parts[1:] if Path(pattern).is_absolute() else parts)))
+    parts = list(Path(pattern).parts)
+    if Path(pattern).is_absolute():  # parts[0] is the root, "/"
+        return list(_Walk().match(Path(parts[0]), parts[1:]))
+    return list(_Walk().match(base, parts))
 
 
 class _Walk:

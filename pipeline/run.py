@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def _finish(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
             devices: list[str], *, shared: bool) -> int:
     """After the executor: the checkpoints, summary.json, the last line; the exit code."""
     _tidy_checkpoints(manifest, options, interrupted=stop.level > 0, shared=shared)
-    code = _exit_code(recorder, list(the_plan.todo), stop)
+    code = _exit_code(recorder, the_plan.todo, stop)
     summary = recorder.write_summary(code, devices, skipped=len(the_plan.done))
     # A warning when jobs failed or a signal cut the run short (`timeout 8h` in a
     # crontab), so -q's mail has the counts, what is left and the sheet's path too.
@@ -269,7 +270,7 @@ def planned_device_types(manifest: Manifest, options: RenderOptions) -> frozense
     return frozenset("cuda" if device.startswith("cuda") else "cpu" for device in devices)
 
 
-def _exit_code(recorder: Recorder, todo: list[RenderJob], stop: StopSignal) -> int:
+def _exit_code(recorder: Recorder, todo: Sequence[RenderJob], stop: StopSignal) -> int:
     if stop.level:
         return EXIT_SIGNAL.get(stop.signal_number, 130)
     # This run's own results: the sheet may show a failed --force re-render's older image as done.
