@@ -96,11 +96,13 @@ def _subfolder_hint(spec: str, folder: Path) -> str:
 
 def natural_order(path: str | Path) -> list:
     """A sort key that reads numbers as numbers: IMG_2 before IMG_10, as a file
-    manager lists them (plain text order puts c10 between c1 and c2). Ties in
-    the numbers (IMG_02, IMG_2) fall back to the text, so the order is total."""
+    manager lists them (plain text order puts c10 between c1 and c2), and
+    letters regardless of case (code points put every capital first: Zebra
+    before apple). Ties (IMG_02 and IMG_2, a.jpg and A.jpg) fall back to the
+    exact text, so the order is total."""
     text = str(path)
     parts = re.split(r"(\d+)", text)
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts] + [(2, 0, text)]
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.casefold()) for part in parts] + [(2, 0, text)]
 
 
 def _glob_images(spec: str, base: Path, outputs: OutputFolder | None) -> tuple[list[Path], str | None]:

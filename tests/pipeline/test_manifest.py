@@ -117,13 +117,14 @@ def test_settings_precedence(gallery: Path) -> None:
 def test_folders_and_globs_list_numbered_files_in_number_order(gallery: Path) -> None:
     photos = gallery / "images" / "numbered"
     photos.mkdir()
-    for name in ("c10.jpg", "c2.jpg", "c1.jpg", "c9.jpg"):
+    for name in ("c10.jpg", "c2.jpg", "c1.jpg", "c9.jpg", "Cb.jpg", "ca.jpg"):
         shutil.copy(gallery / "images/content/a.jpg", photos / name)
         (photos / name).write_bytes((photos / name).read_bytes() + name.encode())  # not byte copies
-    for spec in ("images/numbered/", "images/numbered/c*.jpg"):
-        manifest = load(gallery, f"jobs:\n  - contents: {spec}\n    style: images/style/s1.jpg\n")
-        # As a file manager lists them; plain text order was c1, c10, c2, c9.
-        assert [j.content_label for j in manifest.jobs] == ["c1", "c2", "c9", "c10"], spec
+    for spec in ("images/numbered/", "images/numbered/[cC]*.jpg"):
+        manifest = load(gallery, f"jobs:\n  - contents: '{spec}'\n    style: images/style/s1.jpg\n")
+        # As a file manager lists them; plain text order was c1, c10, c2, c9, and
+        # put capitals first (Cb before ca).
+        assert [j.content_label for j in manifest.jobs] == ["c1", "c2", "c9", "c10", "ca", "Cb"], spec
 
 
 def test_a_name_with_glob_characters_that_is_there_as_written_is_that_file_or_folder(gallery: Path) -> None:
