@@ -82,7 +82,9 @@ def select(jobs: Sequence[RenderJob], only: str | None) -> list[RenderJob]:
     with or without `.png` and its folder (the log's name), its job id (the
     plan's last column), its content or style label, an image's file name, or
     the part of its path the plan and the sheet show where names collide
-    (`day2/IMG_0001.jpg` beside `day1/IMG_0001.jpg`)."""
+    (`day2/IMG_0001.jpg` beside `day1/IMG_0001.jpg`), or its sweep point as
+    the plan's variant column and the sheet's chips show it (`style_weight=5`
+    alone, or with the other swept settings)."""
     if not only:
         return list(jobs)
     shown = ShownNames(jobs)
@@ -97,7 +99,8 @@ def _names(job: RenderJob, shown: ShownNames) -> tuple[str, ...]:
     output = Path(job.output_name)
     return (job.output_name, str(output.with_suffix("")), output.stem, job.job_id,
             job.content_label, job.style_label, Path(job.content).name, *(Path(style).name for style in job.styles),
-            shown.contents[job.content], shown.style(job))
+            shown.contents[job.content], shown.style(job),
+            *((job.variant, *setting_parts(job.variant)) if job.variant else ()))
 
 
 def setting_parts(label: str) -> list[str]:

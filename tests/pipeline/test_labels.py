@@ -102,6 +102,17 @@ def test_only_picks_an_image_by_the_part_of_its_path_the_plan_shows():
     assert select(jobs, "trip/day2/IMG_0001.jpg") == []  # more than the plan shows
 
 
+def test_only_picks_a_sweep_point_by_the_settings_the_plan_and_sheet_show():
+    jobs = tuple(RenderJob(f"{index:012d}", "/p/cat.jpg", ("/a/starry.jpg",), RenderSettings(size=size),
+                           f"cat--starry--{index}.png", "cat", "starry",
+                           variant=f"style_weight={weight},scales={size // 2},{size}")
+                 for index, (weight, size) in enumerate([(5, 256), (50, 256), (5, 512)]))
+    assert select(jobs, "style_weight=5") == [jobs[0], jobs[2]]  # one setting: not style_weight=50
+    assert select(jobs, "scales=128,256") == [jobs[0], jobs[1]]  # a value with a comma of its own
+    assert select(jobs, "style_weight=5,scales=256,512") == [jobs[2]]  # the whole point
+    assert select(jobs, "style_weight=5*") == list(jobs)  # a glob as before
+
+
 def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
     manifest = write_manifest(tmp_path / "m.yaml", [gallery_dir / "content" / "chelsea.jpg"],
                               [gallery_dir / "style" / "night_cafe.jpg"])
