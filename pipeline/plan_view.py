@@ -11,7 +11,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
-from .checkpoint_sweep import stale_note
+from .checkpoint_sweep import checkpoint_files, stale_note
 from .devices import cpu_oversubscription, emulated_bf16
 from .display import job_name
 from .estimate import content_longest_sides, describe, planned_sides
@@ -64,10 +64,13 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     failed = [job for job in the_plan.todo if job.job_id not in renamed
               and latest.get(job.job_id, {}).get("status") == "failed"]
     failed_ids = {job.job_id for job in failed}
+    # After a power cut the user asks what is lost: a job with a checkpoint
+    # carries on from it, and shows so, apart from one that starts afresh.
+    resuming = checkpoint_files(manifest.output_dir).keys()
     rows = []
     for index, job in enumerate(listed, start=1):
         status = ("rename" if job.job_id in renamed else "done" if job.job_id in done_ids
-                  else "retry" if job.job_id in failed_ids else "todo")
+                  else "retry" if job.job_id in failed_ids else "resume" if job.job_id in resuming else "todo")
         sides = planned_sides(job, content_sides)
         # The size it renders at: a smaller photo is not upscaled unless asked.
         size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"

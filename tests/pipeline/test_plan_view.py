@@ -14,6 +14,7 @@ from nst_engine import cpu_model, images
 from nst_engine.settings import RenderSettings
 from pipeline import plan_view
 from pipeline.cache_admin import cached_style_count
+from pipeline.jobs import checkpoint_path
 from pipeline.manifest import load_manifest
 from pipeline.run import RenderOptions, planned_device_types
 
@@ -228,11 +229,27 @@ def test_jobs_that_failed_last_time_are_shown_apart_with_why(gallery_dir, tmp_pa
         json.dumps({"job_id": failed.job_id, "status": "failed", "error": "photo.jpg is truncated or corrupt"}) + "\n"
         + json.dumps({"job_id": interrupted.job_id, "status": "interrupted", "error": "interrupted"}) + "\n")
     lines = _printed_plan(path, 200)
-    statuses = {job.job_id: [cell.strip() for cell in line.split("│")][2]
-                for job in manifest.jobs for line in lines if job.job_id in line and line.startswith("│")}
-    assert statuses == {failed.job_id: "retry", interrupted.job_id: "todo", manifest.jobs[2].job_id: "todo"}
+    assert _statuses(manifest, lines) == {failed.job_id: "retry", interrupted.job_id: "todo",
+                                          manifest.jobs[2].job_id: "todo"}
     assert (f"note: 1 job failed on its last try and renders again (retry), e.g. "
             f"{failed.output_name.removesuffix('.png')}: photo.jpg is truncated or corrupt") in lines
+
+
+def _statuses(manifest, lines: list[str]) -> dict[str, str]:
+    return {job.job_id: [cell.strip() for cell in line.split("│")][2]
+            for job in manifest.jobs for line in lines if job.job_id in line and line.startswith("│")}
+
+
+def test_a_job_that_carries_on_from_its_checkpoint_reads_resume(gallery_dir, tmp_path):
+    path = _sweep_manifest(gallery_dir, 3)
+    manifest = load_manifest(path)
+    interrupted = manifest.jobs[1]
+    for job_id in (interrupted.job_id, "0123456789ab"):  # the second is stale: no job of this manifest
+        checkpoint_path(manifest.output_dir, job_id).parent.mkdir(parents=True, exist_ok=True)
+        checkpoint_path(manifest.output_dir, job_id).write_bytes(b"pixels so far")
+    statuses = _statuses(manifest, _printed_plan(path, 200))
+    assert statuses == {interrupted.job_id: "resume", manifest.jobs[0].job_id: "todo",
+                        manifest.jobs[2].job_id: "todo"}
 
 
 def test_a_japanese_file_name_shows_whole_where_the_terminal_has_room(gallery_dir, tmp_path):
