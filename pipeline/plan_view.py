@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -109,6 +110,13 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     if smaller:
         _line(console, f"note: {count(smaller, 'job')} to render {'comes' if smaller == 1 else 'come'} out smaller "
                        "than the size asked for: the photos are smaller, and upscale is off")
+        repeats = same_renders(the_plan.todo, content_sides)
+        if repeats:
+            job, first = repeats[0]
+            _line(console, f"note: {count(len(repeats), 'job')} to render {'repeats' if len(repeats) == 1 else 'repeat'} "
+                           f"another job's image: a size sweep above the photo's own size renders it at that size "
+                           f"each time, e.g. {job_name(first)} and {job_name(job)} both at "
+                           f"{planned_sides(job, content_sides)[-1]} px (upscale: true renders the sizes asked for)")
     # --all (row_limit None) lists every copied file too, as it lists every job.
     for notice in manifest.shown_notices(every=row_limit is None):
         _line(console, f"note: {notice}")
@@ -125,6 +133,22 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         _line(console, f"note: {count(len(unclaimed), 'image')} in {manifest.output_dir} "
                        f"{'belongs' if len(unclaimed) == 1 else 'belong'} to no job of this manifest "
                        f"(a setting or an input changed since), e.g. {examples}; no run deletes them")
+
+
+def same_renders(todo: Sequence[RenderJob], content_sides) -> list[tuple[RenderJob, RenderJob]]:
+    """(job, a job of a smaller size asked for that renders the same image):
+    the same photo, styles and settings but the size, which the photo's own
+    size overrides for both, so both render at the same stages."""
+    first: dict[tuple, RenderJob] = {}
+    repeats = []
+    for job in sorted(todo, key=lambda job: job.settings.size):  # stable: ties keep the plan's order
+        settings = {**job.settings.to_dict(), "size": None}
+        key = (job.content, job.styles, json.dumps(settings, sort_keys=True), planned_sides(job, content_sides))
+        if key in first:
+            repeats.append((job, first[key]))
+        else:
+            first[key] = job
+    return repeats
 
 
 def _tags(jobs: Sequence[RenderJob]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 
 import yaml
 from cli_helpers import explain, nst, render
@@ -73,6 +74,31 @@ def test_the_plan_shows_the_size_a_small_photo_really_renders_at(gallery_dir, tm
     assert planned.returncode == 0, explain(planned)
     assert re.search(r"│ 451 \(of 2048\) │ 2 +│ 451 +│", planned.stdout), explain(planned)
     assert "note: 1 job to render comes out smaller than the size asked for" in planned.stdout
+    assert "repeats another job's image" not in planned.stdout
+
+
+def test_a_size_sweep_above_the_photos_size_is_noted_as_repeated_renders(gallery_dir, tmp_path):
+    # chelsea.jpg is 451 px: 500, 600 and 2048 all render it at 451, the same image
+    # three times; neuschwanstein.jpg (768 px) renders each size but 2048 at its own.
+    path = tmp_path / "sizes.yaml"
+    sweep = {"contents": [str(gallery_dir / "content" / name) for name in ("chelsea.jpg", "neuschwanstein.jpg")],
+             "style": str(gallery_dir / "style" / "starry_night.jpg"), "sweep": {"size": [300, 500, 600, 2048]}}
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"iterations": 2}, "jobs": [sweep]}))
+    jobs = load_manifest(path).jobs
+    chelsea = {job.settings.size: job for job in jobs if "chelsea" in job.content}
+    sides = {job.content: 451 if "chelsea" in job.content else 768 for job in jobs}
+    assert plan_view.same_renders(jobs, sides) == [(chelsea[600], chelsea[500]), (chelsea[2048], chelsea[500])]
+    planned = nst("plan", str(path), cwd=tmp_path)
+    assert planned.returncode == 0, explain(planned)
+    first, repeat = (chelsea[size].output_name.removesuffix(".png") for size in (500, 600))
+    assert (f"note: 2 jobs to render repeat another job's image: a size sweep above the photo's own size renders "
+            f"it at that size each time, e.g. {first} and {repeat} both at 451 px") in planned.stdout, explain(planned)
+    # Other settings, or upscale, make them different images.
+    assert plan_view.same_renders([chelsea[500], replace(chelsea[600], settings=replace(
+        chelsea[600].settings, style_weight=7))], sides) == []
+    path.write_text(yaml.safe_dump({"output": "out", "settings": {"iterations": 2, "upscale": True}, "jobs": [sweep]}))
+    upscaled = nst("plan", str(path), cwd=tmp_path)
+    assert upscaled.returncode == 0 and "repeat" not in upscaled.stdout, explain(upscaled)
 
 
 def _tiny_photo_manifest(gallery_dir, tmp_path, **settings):
