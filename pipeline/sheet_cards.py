@@ -40,6 +40,7 @@ class Card:
     tag: str = ""  # tells apart several jobs sharing one cell
     activity: str = ""  # a rendering job's device and start, e.g. "on cuda:0 since 02:14"
     tooltip: str = ""
+    shown_as: str = ""  # the pair as the sheet names it: the details panel's heading
     details: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -51,7 +52,7 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
     status = record.get("status")
     if status not in STATUSES:
         status = "pending"  # no result yet, or a status this page does not know
-    card = Card(job_id=job.job_id, status=status)
+    card = Card(job_id=job.job_id, status=status, shown_as=shown_as)
     if status == "pending":
         card.tooltip = f"{shown_as}: pending"
         return card

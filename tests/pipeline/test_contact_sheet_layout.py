@@ -104,6 +104,43 @@ def test_on_a_phone_two_columns_fit_and_a_cards_details_stay_on_screen(tmp_path)
     assert seen["chips"] and all(spill <= 0 for spill in seen["chips"]), seen  # wrapped inside the chip
 
 
+DESKTOP_DETAILS = """
+const seen = [];
+for (const details of document.querySelectorAll("details")) {
+  details.open = true;  // as a click does; the others of its name close
+  const box = details.querySelector(".info").getBoundingClientRect();
+  // Hit-test the panel's corners: a panel clipped by the grid's scroll box, or
+  // off the window, is not what is found there.
+  const corners = [[box.left + 16, box.top + 16], [box.right - 16, box.bottom - 16]].map(  // inside the rounding
+    ([x, y]) => details.querySelector(".info").contains(document.elementFromPoint(x, y)));
+  seen.push({box: [box.left, box.top, box.right, box.bottom], corners,
+             open: document.querySelectorAll("details[open]").length,
+             heading: details.querySelector(".info .what").textContent,
+             alt: details.closest(".card").querySelector("img").alt});
+}
+document.body.dataset.measured = JSON.stringify({width: innerWidth, height: innerHeight, seen});
+"""
+
+
+def test_a_cards_details_show_whole_in_the_window_one_at_a_time(tmp_path):
+    # Hung under its card, the panel of a card in the bottom row or the right-hand
+    # column ran past the grid's scroll box: values and links out of sight.
+    contents, styles = _sources(tmp_path, 3, 3)
+    jobs = [make_job(c, s, "", RenderSettings(size=64)) for c in contents for s in styles]
+    output_dir = tmp_path / "out"
+    for job in jobs:
+        finish(output_dir, job)
+    sheet = write_contact_sheet(output_dir, jobs, {job.job_id: record(job, "done") for job in jobs}, title="Desk")
+    measured = _measured(sheet, tmp_path / "profile", DESKTOP_DETAILS, "--window-size=1280,700")
+    assert len(measured["seen"]) == 9
+    for panel in measured["seen"]:
+        left, top, right, bottom = panel["box"]
+        assert 0 <= left and right <= measured["width"] and 0 <= top and bottom <= measured["height"], panel
+        assert panel["corners"] == [True, True], panel  # nothing clips or covers it
+        assert panel["open"] == 1, panel  # the one before closed: they would stack in one place
+        assert panel["heading"] == panel["alt"], panel  # it names its card, as the picture's alt text does
+
+
 TAGS = """
 const boxes = [...document.querySelectorAll(".tag")].map(tag => {
   const card = tag.closest(".card").getBoundingClientRect(), box = tag.getBoundingClientRect();

@@ -26,7 +26,7 @@ function behind(element) {
   return getComputedStyle(document.documentElement).backgroundColor;
 }
 const texts = ".top h1, .top .sub, .stats li, th.corner span, .name, .noimg, .tag, details summary, " +
-  ".state strong, .state span, .info dt, .info dd, .info a, footer, th.variant > span";
+  ".state strong, .state span, .info .what, .info dt, .info dd, .info a, footer, th.variant > span";
 const pairs = [...document.querySelectorAll(texts)].filter(e => e.textContent.trim()).map(element => [
   element.tagName.toLowerCase() + "." + [...element.classList, ...element.closest(".card")?.classList ?? []].join("."),
   getComputedStyle(element).color, behind(element)]);

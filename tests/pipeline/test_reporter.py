@@ -228,7 +228,7 @@ def test_done_cells_explain_themselves_on_hover_and_click(tmp_path):
         tip = card["tooltip"]
         assert "size: 256 px" in tip and "iterations: 60" in tip
         assert "style_weight" in tip and "loss: 1.25" in tip and "device: cpu" in tip
-    assert html.count("<details>") == 6  # every card with a result, none for pending
+    assert html.count('<details name="details">') == 6  # every card with a result, none for pending
     # The weighted parts say so; the style error before style_weight compares across the sweep.
     tips = {card["tooltip"].splitlines()[0]: card["tooltip"] for card in done}
     light = tips["chelsea × starry_night · style_weight=1e+03"]
