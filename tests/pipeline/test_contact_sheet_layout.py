@@ -135,7 +135,7 @@ def test_a_cards_details_show_whole_in_the_window_one_at_a_time(tmp_path):
     assert len(measured["seen"]) == 9
     for panel in measured["seen"]:
         left, top, right, bottom = panel["box"]
-        assert 0 <= left and right <= measured["width"] and 0 <= top and bottom <= measured["height"], panel
+        assert left >= 0 and right <= measured["width"] and top >= 0 and bottom <= measured["height"], panel
         assert panel["corners"] == [True, True], panel  # nothing clips or covers it
         assert panel["open"] == 1, panel  # the one before closed: they would stack in one place
         assert panel["heading"] == panel["alt"], panel  # it names its card, as the picture's alt text does
