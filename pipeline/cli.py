@@ -51,7 +51,7 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 ManifestArg = Annotated[str, typer.Argument(metavar="MANIFEST", help="Manifest file, or a bare name: NAME.yaml here, else in manifests/ (e.g. demo).")]
 # One definition, so `nst plan --help` and `nst render --help` explain --only alike.
-OnlyOption = Annotated[str | None, typer.Option(metavar="GLOB", help="Only jobs whose output name, job id, content or style (label or file name) or sweep point (style_weight=5) matches this glob.")]
+OnlyOption = Annotated[str | None, typer.Option(metavar="GLOB", help="Only jobs whose output name, job id, content or style (label or file name) or variant (style_weight=5, as the plan shows it) matches this glob.")]
 
 
 def _print_version(value: bool) -> None:
@@ -145,7 +145,7 @@ def _check_only(loaded, only: str | None) -> None:
         hint = "" if set("*?[") & set(only) or not select(loaded.jobs, wider) else (
             f"; for part of a name, use a wildcard: '{wider}'")
         fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs (it is matched against output "
-              f"names, job ids, sweep points, and the names the plan gives photos and paintings{hint})", EXIT_USAGE)
+              f"names, job ids, variants, and the names the plan gives photos and paintings{hint})", EXIT_USAGE)
 
 
 def _check_run_flags(**flags) -> None:

@@ -82,25 +82,26 @@ def select(jobs: Sequence[RenderJob], only: str | None) -> list[RenderJob]:
     with or without `.png` and its folder (the log's name), its job id (the
     plan's last column), its content or style label, an image's file name, or
     the part of its path the plan and the sheet show where names collide
-    (`day2/IMG_0001.jpg` beside `day1/IMG_0001.jpg`), or its sweep point as
-    the plan's variant column and the sheet's chips show it (`style_weight=5`
-    alone, or with the other swept settings)."""
+    (`day2/IMG_0001.jpg` beside `day1/IMG_0001.jpg`), or what the plan's
+    variant column shows: its sweep point (`style_weight=5` alone, or with the
+    other swept settings) and the tag that tells it from other entries'
+    jobs of its cell (`size=48,init=content`, or `init=content` alone)."""
     if not only:
         return list(jobs)
-    shown = ShownNames(jobs)
-    names = {job.job_id: _names(job, shown) for job in jobs}
+    shown, tags = ShownNames(jobs), cell_tags(jobs)
+    names = {job.job_id: _names(job, shown, tags.get(job.job_id, "")) for job in jobs}
     # A name shown as written is that name, glob characters and all: "photo [1]"
     # picks that photo, and "what?" only the photo named so, not what1.
     literal = [job for job in jobs if only in names[job.job_id]]
     return literal or [job for job in jobs if any(fnmatch.fnmatch(text, only) for text in names[job.job_id])]
 
 
-def _names(job: RenderJob, shown: ShownNames) -> tuple[str, ...]:
+def _names(job: RenderJob, shown: ShownNames, tag: str) -> tuple[str, ...]:
     output = Path(job.output_name)
     return (job.output_name, str(output.with_suffix("")), output.stem, job.job_id,
             job.content_label, job.style_label, Path(job.content).name, *(Path(style).name for style in job.styles),
             shown.contents[job.content], shown.style(job),
-            *((job.variant, *setting_parts(job.variant)) if job.variant else ()))
+            *(name for label in (job.variant, tag) if label for name in (label, *setting_parts(label))))
 
 
 def setting_parts(label: str) -> list[str]:
@@ -128,6 +129,18 @@ def differing_settings(jobs: Sequence[RenderJob]) -> list[str]:
 
 def _differing(settings: Sequence[Mapping]) -> list[str]:
     return [key for key in settings[0] if len({json.dumps(values[key], sort_keys=True) for values in settings}) > 1]
+
+
+def cell_tags(jobs: Sequence[RenderJob]) -> dict[str, str]:
+    """Job id -> what tells it from the other jobs of its photo, style and
+    variant (entries that differ only in their own settings), as the sheet tags
+    the cards stacked in one cell; over every job given, so that --only, which
+    picks from them, changes no tag."""
+    cells: dict[tuple, list[RenderJob]] = defaultdict(list)
+    for job in jobs:
+        cells[job.content, job.styles, job.style_label, job.variant].append(job)
+    return {job.job_id: tag for cell in cells.values() if len(cell) > 1
+            for job, tag in zip(cell, tell_apart(cell), strict=True)}
 
 
 def tell_apart(jobs: Sequence[RenderJob]) -> list[str]:

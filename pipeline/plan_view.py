@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from .display import job_name
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
 from .jobs import RenderJob
-from .labels import ShownNames, count, setting_parts, tell_apart
+from .labels import ShownNames, cell_tags, count, setting_parts
 from .lock import running_render
 from .manifest import Manifest
 from .outputs import read_results
@@ -56,7 +55,7 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     # Two photos named cat.jpg and cat.png are both labelled "cat": show which is
     # which, over the whole manifest so that --only does not change what a job is called.
     names = ShownNames(manifest.jobs)
-    tags = _tags(manifest.jobs)
+    tags = cell_tags(manifest.jobs)
     # Failed last time: shown apart from the never tried, with why (a broken photo fails again).
     try:
         latest = read_results(manifest.output_dir)
@@ -149,17 +148,6 @@ def same_renders(todo: Sequence[RenderJob], content_sides) -> list[tuple[RenderJ
         else:
             first[key] = job
     return repeats
-
-
-def _tags(jobs: Sequence[RenderJob]) -> dict[str, str]:
-    """Job id -> what tells it from the other jobs of its photo, style and
-    variant (entries that differ only in their own settings), as the sheet tags
-    the cards stacked in one cell; whole manifest, so --only changes no row."""
-    cells: dict[tuple, list[RenderJob]] = defaultdict(list)
-    for job in jobs:
-        cells[job.content, job.styles, job.style_label, job.variant].append(job)
-    return {job.job_id: tag for cell in cells.values() if len(cell) > 1
-            for job, tag in zip(cell, tell_apart(cell), strict=True)}
 
 
 def _table(console: Console, title: str, rows: list[dict[str, str]]) -> Table:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
-from pipeline.labels import distinct_names, select
+from pipeline.labels import cell_tags, distinct_names, select
 from pipeline.manifest import load_manifest
 from pipeline.reporter import write_contact_sheet
 
@@ -111,6 +111,20 @@ def test_only_picks_a_sweep_point_by_the_settings_the_plan_and_sheet_show():
     assert select(jobs, "scales=128,256") == [jobs[0], jobs[1]]  # a value with a comma of its own
     assert select(jobs, "style_weight=5,scales=256,512") == [jobs[2]]  # the whole point
     assert select(jobs, "style_weight=5*") == list(jobs)  # a glob as before
+
+
+def test_only_picks_an_entry_by_the_tag_that_tells_it_from_the_others_in_its_cell():
+    # Three entries of one pair: the plan's variant column (and the sheet's card
+    # tags) read "size=48,init=content", "size=64,init=content", "size=64,init=night_cafe".
+    jobs = tuple(RenderJob(f"{index:012d}", "/p/cat.jpg", ("/a/starry.jpg",), RenderSettings(size=size, init=init),
+                           f"cat--starry-{index:012d}.png", "cat", "starry")
+                 for index, (size, init) in enumerate([(48, "content"), (64, "content"), (64, "/a/night_cafe.jpg")]))
+    assert [cell_tags(jobs)[job.job_id] for job in jobs] == [
+        "size=48,init=content", "size=64,init=content", "size=64,init=night_cafe"]
+    assert select(jobs, "size=48,init=content") == [jobs[0]]
+    assert select(jobs, "init=night_cafe") == [jobs[2]]
+    assert select(jobs, "size=64") == [jobs[1], jobs[2]]
+    assert select(jobs[:1], "size=48") == []  # alone in its cell: no tag, nothing to match
 
 
 def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
