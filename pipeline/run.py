@@ -171,7 +171,7 @@ def _finish(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
     log.log(logging.WARNING if summary["failed_this_run"] or stop.level else logging.INFO,
             "finished: %d rendered, %d failed; %s, %.1f s -> %s",
             summary["rendered"], summary["failed_this_run"],
-            next_run(summary["failed"], summary["pending"] + summary["interrupted"]),
+            next_run(summary["failed"], summary["pending"] + summary["interrupted"], after_only=bool(options.only)),
             summary["wall_seconds"], manifest.output_dir / "index.html", extra=TERMINAL)
     return code
 

@@ -92,15 +92,17 @@ def command_line(manifest: Manifest, options: RenderOptions) -> str:
     return shlex.join(words)
 
 
-def next_run(failed: int, unfinished: int) -> str:
+def next_run(failed: int, unfinished: int, *, after_only: bool = False) -> str:
     """What the next run of the manifest will do: it tries failed jobs again and
     renders interrupted and unstarted ones. Said as such: "10 failed, 10 jobs
-    still to render" read as twenty jobs not done."""
+    still to render" read as twenty jobs not done. The counts are the whole
+    manifest's; after a run limited by --only (`after_only`) the line says so,
+    or "2 failed; the next run tries 6 failed jobs again" reads as a miscount."""
     if not failed and not unfinished:
         return "nothing left for the next run"
     parts = ([f"tries {count(failed, 'failed job')} again"] if failed else []) + (
         [f"renders {count(unfinished, 'unfinished job')}"] if unfinished else [])
-    return "the next run " + " and ".join(parts)
+    return ("the next run without --only " if after_only else "the next run ") + " and ".join(parts)
 
 
 def note_stopped_while_planning(manifest: Manifest, signum: int) -> None:

@@ -92,6 +92,29 @@ def test_the_finish_line_says_what_the_next_run_will_do():
     assert next_run(10, 0) == "the next run tries 10 failed jobs again"
     assert next_run(1, 3) == "the next run tries 1 failed job again and renders 3 unfinished jobs"
     assert next_run(0, 1) == "the next run renders 1 unfinished job"
+    assert next_run(6, 0, after_only=True) == "the next run without --only tries 6 failed jobs again"
+
+
+def test_after_only_the_finish_line_says_its_counts_are_the_whole_manifests(tmp_path, monkeypatch):
+    # Two jobs to do; --only renders one, which fails: "1 failed; the next run
+    # tries 1 failed job again and renders 1 unfinished job" counts the other too.
+    from pipeline import run
+    from pipeline.events import failure_record
+
+    manifest = load_manifest(write_manifest(
+        tmp_path / "m.yaml",
+        [SAMPLES / "content" / "chelsea.jpg", SAMPLES / "content" / "neuschwanstein.jpg"],
+        [SAMPLES / "style" / "starry_night.jpg"]))
+
+    class Failing:
+        def run(self, todo, listener, stop) -> None:
+            for job in todo:
+                listener.on_result(job, failure_record(job, "photo.jpg is truncated"))
+
+    monkeypatch.setattr(run, "_executor", lambda *args: (Failing(), ["cpu"]))
+    execute(manifest, RenderOptions(only="chelsea*", live=False, quiet=True))
+    assert ("finished: 0 rendered, 1 failed; the next run without --only tries 1 failed job again and "
+            "renders 1 unfinished job") in (manifest.output_dir / "nst.log").read_text()
 
 
 def test_a_run_names_its_manifest_in_summary_json_as_it_starts(tmp_path):
