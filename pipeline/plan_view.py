@@ -131,7 +131,14 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         examples = ", ".join(path.relative_to(manifest.output_dir).as_posix() for path in unclaimed[:2])
         _line(console, f"note: {count(len(unclaimed), 'image')} in {manifest.output_dir} "
                        f"{'belongs' if len(unclaimed) == 1 else 'belong'} to no job of this manifest "
-                       f"(a setting or an input changed since), e.g. {examples}; no run deletes them")
+                       f"({why_unclaimed(other)}), e.g. {examples}; no run deletes them")
+
+
+def why_unclaimed(other_manifest_here: str | None) -> str:
+    """Why images in the output folder belong to no job: where the last run
+    rendered another manifest, most are likely its own."""
+    changed = "a setting or an input changed since"
+    return f"{Path(other_manifest_here).name}'s, or {changed}" if other_manifest_here else changed
 
 
 def same_renders(todo: Sequence[RenderJob], content_sides) -> list[tuple[RenderJob, RenderJob]]:

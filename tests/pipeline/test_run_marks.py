@@ -80,6 +80,9 @@ def test_two_manifests_sharing_an_output_folder_are_warned_of_and_keep_each_othe
     warning = f"the last run in this output folder rendered another manifest, {first}: "
     planned = nst("plan", second, cwd=tmp_path)
     assert f"warning: {warning}" in planned.stdout, explain(planned)
+    # Its images are not this manifest's, but not stale either.
+    assert "belongs to no job of this manifest (portraits.yaml's, or a setting or an input changed since)" \
+        in planned.stdout, explain(planned)
     rendered = render(second)
     assert rendered.returncode == 0 and warning in rendered.stderr, explain(rendered)
     assert theirs.exists(), explain(rendered)
