@@ -19,6 +19,7 @@ from urllib.parse import quote
 from nst_engine.settings import RenderSettings
 
 from .jobs import RenderJob, format_value
+from .labels import setting_parts
 from .outputs import THUMBS_DIR
 from .thumbnails import ensure_thumbnail
 
@@ -149,9 +150,12 @@ def _defaults() -> dict[str, Any]:
 def _settings_shown(job: RenderJob, record: dict) -> list[tuple[str, str]]:
     settings = record.get("settings") or job.settings.to_dict()
     defaults = _defaults()
+    # A sweep's point at the default value (style_weight 5 of 1, 5, 25) is shown
+    # like its neighbours: it was asked for, and the card would not say which point it is.
+    swept = {part.split("=", 1)[0] for part in setting_parts(job.variant)}
     shown = []
     for name, value in settings.items():
-        if name in ALWAYS_SHOWN or defaults.get(name, object()) != value:
+        if name in ALWAYS_SHOWN or name in swept or defaults.get(name, object()) != value:
             shown.append((name, f"{value} px" if name == "size" else format_value(value)))
     order = {name: i for i, name in enumerate(ALWAYS_SHOWN)}
     return sorted(shown, key=lambda item: order.get(item[0], len(order)))

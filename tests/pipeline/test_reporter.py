@@ -391,6 +391,19 @@ def test_a_resumed_card_says_so_on_its_face_and_gives_the_whole_time_and_the_par
     assert dict(make_card(tmp_path, job, resumed).details)["resumed at iteration"] == "19"
 
 
+def test_a_sweep_points_card_names_its_swept_setting_even_at_its_default(tmp_path):
+    # style_weight: [1, 5, 25]: 5 is the default, and its card listed no style_weight.
+    default = RenderSettings().style_weight
+    cards = {weight: make_card(tmp_path, job, record(job, "done")) for weight, job in (
+        (weight, make_job(tmp_path / "chelsea.png", tmp_path / "wave.png", f"style_weight={weight:g}",
+                          RenderSettings().with_overrides(style_weight=weight))) for weight in (1.0, default))}
+    assert dict(cards[default].details)["style_weight"] == f"{default:g}"
+    assert dict(cards[1.0].details)["style_weight"] == "1"
+    assert "tv_weight" not in dict(cards[default].details)  # a default that was not swept stays out
+    plain = make_job(tmp_path / "chelsea.png", tmp_path / "wave.png", "", RenderSettings())
+    assert "style_weight" not in dict(make_card(tmp_path, plain, record(plain, "done")).details)
+
+
 def test_stacked_plain_jobs_are_named_by_their_own_settings_not_the_first_ones(tmp_path):
     # Two plain jobs of one pair (another init, another optimizer) beside a
     # sweep over init: the plain chip cannot name one card's init for both.
