@@ -141,6 +141,36 @@ def test_a_cards_details_show_whole_in_the_window_one_at_a_time(tmp_path):
         assert panel["heading"] == panel["alt"], panel  # it names its card, as the picture's alt text does
 
 
+ROW_NAMES = """
+document.body.dataset.measured = JSON.stringify([...document.querySelectorAll("tbody th")].map(th => {
+  const name = th.querySelector(".name"), box = name.getBoundingClientRect(), cell = th.getBoundingClientRect();
+  const range = document.createRange();
+  range.selectNodeContents(name);
+  const shown = [...range.getClientRects()].filter(line => line.top < box.bottom - 1);  // not clamped away
+  return {text: name.textContent, whole: name.scrollHeight <= name.clientHeight,
+          lines: new Set(shown.map(line => Math.round(line.top))).size,
+          inside: box.left >= cell.left && box.right <= cell.right};
+}));
+"""
+
+
+@pytest.mark.parametrize("frame", [None, (390, 800)], ids=["desktop", "phone"])
+def test_a_photos_long_name_wraps_in_its_row_header_instead_of_ending_in_an_ellipsis(tmp_path, frame):
+    # On a phone "neuschwanstein" showed as "neusch…", whole only in a title nobody can hover.
+    src = tmp_path / "src"
+    src.mkdir()
+    names = ["neuschwanstein", "cincinnati_bridge", "a_" * 60 + "z"]
+    contents = [_picture(src / f"{name}.png", 40 * i, (60, 40)) for i, name in enumerate(names)]
+    style = _picture(src / "painting.png", 120, (40, 40))
+    jobs = [make_job(content, style, "", RenderSettings(size=64)) for content in contents]
+    sheet = write_contact_sheet(tmp_path / "out", jobs, {}, title="Names")
+    flags = ("--window-size=800,900",) if frame else ("--window-size=1280,900",)
+    *named, endless = _measured(sheet, tmp_path / "profile", ROW_NAMES, *flags, frame=frame)
+    for name, seen in zip(names, named, strict=False):
+        assert seen["text"] == name and seen["whole"] and seen["inside"], seen
+    assert endless["lines"] == 3 and not endless["whole"] and endless["inside"], endless  # clamped at three lines
+
+
 TAGS = """
 const boxes = [...document.querySelectorAll(".tag")].map(tag => {
   const card = tag.closest(".card").getBoundingClientRect(), box = tag.getBoundingClientRect();
