@@ -51,9 +51,13 @@ def note_run_start(manifest: Manifest, options: RenderOptions) -> bool:
 
 def other_manifest(manifest: Manifest, last: dict | None = None) -> str | None:
     """The manifest the last run in this output folder rendered, where it is not
-    this one. `last`: that run's summary.json, where the caller has read it."""
+    this one and is still there: one renamed or deleted since (`mv gallery.yaml
+    museum.yaml`) shares nothing any more. `last`: that run's summary.json,
+    where the caller has read it."""
     rendered = (read_summary(manifest.output_dir) if last is None else last).get("manifest")
-    return rendered if isinstance(rendered, str) and rendered and rendered != str(manifest.path) else None
+    if not isinstance(rendered, str) or not rendered or rendered == str(manifest.path):
+        return None
+    return rendered if Path(rendered).is_file() else None
 
 
 def shared_folder_warning(other: str) -> str:

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 from cli_helpers import SAMPLES, explain, nst, render, write_manifest
 
+from pipeline.manifest import load_manifest
 from pipeline.run import RenderOptions
-from pipeline.run_marks import command_line, note_run_end, note_run_start
+from pipeline.run_marks import command_line, note_run_end, note_run_start, other_manifest
 
 
 @pytest.fixture
@@ -90,6 +91,19 @@ def test_two_manifests_sharing_an_output_folder_are_warned_of_and_keep_each_othe
     again = render(second)
     assert again.returncode == 0 and "another manifest" not in again.stderr, explain(again)
     assert not theirs.exists()
+
+
+
+def test_a_manifest_renamed_since_the_last_run_is_not_another_manifest(tmp_path):
+    style = [SAMPLES / "style" / "starry_night.jpg"]
+    old = write_manifest(tmp_path / "gallery.yaml", [SAMPLES / "content" / "chelsea.jpg"], style)
+    manifest = load_manifest(old)
+    manifest.output_dir.mkdir()
+    (manifest.output_dir / "summary.json").write_text(json.dumps({"manifest": str(old), "exit_code": 0}))
+    renamed = old.rename(tmp_path / "museum.yaml")
+    assert other_manifest(load_manifest(renamed)) is None  # gallery.yaml is gone: nothing shares the folder
+    write_manifest(old, [SAMPLES / "content" / "neuschwanstein.jpg"], style)  # a gallery.yaml again
+    assert other_manifest(load_manifest(renamed)) == str(old)
 
 
 @pytest.fixture
