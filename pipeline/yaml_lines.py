@@ -27,8 +27,9 @@ MOST_VALUES = 2_000_000
 
 
 class _ManifestLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, but `1e4` is a number: YAML 1.1 wants a dot in a
-    float and reads it as text; YAML 1.2 and every person read a number. One
+    """PyYAML's safe loader, but `1e4` and `2.5e1` are numbers: YAML 1.1 wants a
+    dot and a signed exponent in a float (2.5e+1) and reads them as text; YAML
+    1.2 and every person read a number. One
     rule for every key (settings, sweeps and `run:` alike); quoted, it is text.
     And no key takes a date, so `2024-06-01` (a folder of that day's photos)
     stays the text it was written as, not a datetime.date."""
@@ -40,7 +41,8 @@ class _ManifestLoader(yaml.SafeLoader):
 
 
 _ManifestLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 def where(path: Loc) -> str:

@@ -260,13 +260,15 @@ def test_job_ids_are_stable_and_follow_settings_and_image_bytes(gallery: Path) -
     assert load_manifest(path).jobs[0].job_id != first.job_id
 
 
-def test_exponent_written_without_a_dot_is_a_number(gallery: Path) -> None:
-    # PyYAML (YAML 1.1) would hand us the text '1e4', in settings, sweeps and run: alike.
-    manifest = load(gallery, "settings: {style_weight: 1e5, learning_rate: 5e-2}\nrun: {job_timeout: 36e2}\n"
-                    "sweep: {tv_weight: [0, 1e-3]}\n" + PAIR)
-    assert [job.settings.style_weight for job in manifest.jobs] == [1e5, 1e5]
+def test_exponent_written_without_a_dot_or_a_sign_is_a_number(gallery: Path) -> None:
+    # PyYAML (YAML 1.1) would hand us the texts '1e4' and '2.5e1', in settings, sweeps and run: alike.
+    manifest = load(gallery, "settings: {style_weight: 1e5, learning_rate: 5e-2, style_scale: 1.5E0}\n"
+                    "run: {job_timeout: 36e2}\nsweep: {tv_weight: [0, 1e-3], content_weight: [2.5e1, .5e1]}\n" + PAIR)
+    assert sorted({job.settings.content_weight for job in manifest.jobs}) == [5.0, 25.0]
+    assert manifest.jobs[0].settings.style_scale == 1.5
+    assert [job.settings.style_weight for job in manifest.jobs] == [1e5] * 4
     assert manifest.jobs[0].settings.learning_rate == 0.05
-    assert sorted(job.settings.tv_weight for job in manifest.jobs) == [0, 1e-3]
+    assert sorted({job.settings.tv_weight for job in manifest.jobs}) == [0, 1e-3]
     assert manifest.run.job_timeout == 3600
 
 
