@@ -207,12 +207,12 @@ def report(output_dir: Annotated[Path, typer.Argument(metavar="OUTPUT_DIR", help
            manifest: Annotated[str | None, typer.Option(metavar="MANIFEST", help="The manifest to lay the sheet out by. Default: the last run's.")] = None,
            wait: Annotated[bool, typer.Option("--wait", metavar="", help="If a run holds the output folder, wait for it.")] = False,
            ) -> None:
-    """Rebuild index.html: laid out by the manifest given, else by the one the last run recorded (if it is gone, by results.jsonl)."""
+    """Rebuild index.html: laid out by the manifest given, else by the one the last run recorded (if it is gone, by results.jsonl; if it no longer loads, an error)."""
     from .rebuild import rebuild_report, recorded_manifest
 
     with one_line_errors():
-        loaded, source = (_load(manifest), "") if manifest else recorded_manifest(output_dir)
         try:
+            loaded, source = (_load(manifest), "") if manifest else recorded_manifest(output_dir)
             path = rebuild_report(output_dir, loaded, wait=wait)
         except OutputLockedError as error:
             fail(str(error), EXIT_BUSY)

@@ -87,8 +87,11 @@ def _title(output_dir: Path, manifest) -> str:
 def recorded_manifest(output_dir: Path):
     """The manifest the folder's last run rendered (summary.json), loaded, so that
     `nst report OUT` lays out the sheet that run showed; with a note saying so.
-    None with the reason when it is gone, no longer loads or renders elsewhere:
-    the sheet then shows every job results.jsonl knows, stale settings included."""
+    None with the reason when it is gone or renders elsewhere: the sheet then
+    shows every job results.jsonl knows, stale settings included. A manifest
+    that is there but no longer loads (a typo since) is an error instead: laid
+    out from all of the folder's history, old failures and all, the sheet would
+    no longer be the gallery's, and the fix is the user's to make."""
     from .manifest import load_manifest
 
     recorded = read_summary(output_dir).get("manifest")
@@ -101,7 +104,8 @@ def recorded_manifest(output_dir: Path):
     try:
         manifest = load_manifest(Path(recorded))
     except ManifestError as error:
-        return None, f"{fallback}: the last run's manifest no longer loads ({str(error).splitlines()[0]})"
+        raise PipelineError(f"{output_dir}: the last run's manifest no longer loads ({str(error).splitlines()[0]}): "
+                            "fix it, or pass --manifest; index.html is left as it was") from None
     if manifest.output_dir.resolve() != Path(output_dir).resolve():
         return None, f"{fallback}: {name} now renders into {manifest.output_dir}"
     return manifest, f"laid out from {name}, the last run's manifest (--manifest to choose another)"

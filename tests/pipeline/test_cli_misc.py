@@ -298,8 +298,13 @@ def test_report_lays_out_by_the_recorded_manifest_only_while_it_still_fits(galle
     assert loaded.path == manifest and note.startswith("laid out from m.yaml, the last run's manifest")
     manifest.write_text(manifest.read_text().replace("output: out", "output: other"))
     assert recorded_manifest(out)[0] is None and f"m.yaml now renders into {tmp_path / 'other'}" in recorded_manifest(out)[1]
-    manifest.write_text("jobs: 3\n")
-    loaded, note = recorded_manifest(out)
-    assert loaded is None and "the last run's manifest no longer loads (m.yaml:1: jobs:" in note, note
+    manifest.write_text("jobs: 3\n")  # a typo since: the user's to fix, not a reason to lay out all history
+    (out / "index.html").write_text("the gallery's sheet")
+    refused = nst("report", str(out), cwd=tmp_path)
+    assert refused.returncode == 2, explain(refused)
+    assert refused.stderr.startswith(f"nst: {out}: the last run's manifest no longer loads (m.yaml:1: jobs:"), \
+        explain(refused)
+    assert refused.stderr.rstrip().endswith("fix it, or pass --manifest; index.html is left as it was")
+    assert len(refused.stderr.splitlines()) == 1 and (out / "index.html").read_text() == "the gallery's sheet"
     manifest.unlink()
     assert recorded_manifest(out)[1].endswith(f"the last run's manifest {manifest} is gone")
