@@ -185,7 +185,7 @@ def _check_cuda(devices, source: str, cluster) -> None:
 
 @app.command()
 def plan(manifest: ManifestArg, only: OnlyOption = None,
-         every_job: Annotated[bool, typer.Option("--all", metavar="", help=f"List every job (not only the first {PLAN_ROWS}) and every copied file.")]
+         every_job: Annotated[bool, typer.Option("--all", metavar="", help=f"List every job (not only the first {PLAN_ROWS}), every copied file and every image no job makes.")]
          = False) -> None:
     """Show the job table: what is done, what is cached, the estimated time."""
     with one_line_errors():

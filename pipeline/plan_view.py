@@ -126,12 +126,23 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     stale = stale_note(manifest.output_dir, manifest.jobs)
     if stale:
         _line(console, f"note: {stale}")
-    unclaimed = unclaimed_outputs(manifest.output_dir, manifest.jobs)
+    unclaimed = [path.relative_to(manifest.output_dir).as_posix()
+                 for path in unclaimed_outputs(manifest.output_dir, manifest.jobs)]
     if unclaimed:
-        examples = ", ".join(path.relative_to(manifest.output_dir).as_posix() for path in unclaimed[:2])
+        # They are the user's to delete by hand: two are named, and --all lists every one.
+        if len(unclaimed) <= 2:
+            which = ", ".join(unclaimed)
+        elif row_limit is None:
+            which = "listed below"
+        else:
+            which = f"e.g. {', '.join(unclaimed[:2])}"
+        more = "; `nst plan --all` lists every one" if which.startswith("e.g.") else ""
         _line(console, f"note: {count(len(unclaimed), 'image')} in {manifest.output_dir} "
                        f"{'belongs' if len(unclaimed) == 1 else 'belong'} to no job of this manifest "
-                       f"({why_unclaimed(other)}), e.g. {examples}; no run deletes them")
+                       f"({why_unclaimed(other)}), {which}; no run deletes them{more}")
+        if which == "listed below":
+            for name in unclaimed:
+                _line(console, f"  {name}")
 
 
 def why_unclaimed(other_manifest_here: str | None) -> str:

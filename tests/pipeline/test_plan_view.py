@@ -196,14 +196,14 @@ def test_a_newline_in_a_file_name_keeps_its_warning_on_one_line(gallery_dir, tmp
     assert "warning: 1 job will fail: photos/bad name.jpg is empty (0 bytes)\n" in planned.stdout, explain(planned)
 
 
-def _printed_plan(manifest_path, width: int) -> list[str]:
+def _printed_plan(manifest_path, width: int, **options) -> list[str]:
     from rich.console import Console
 
     from pipeline.run import make_plan
 
     manifest = load_manifest(manifest_path)
     console = Console(width=width, file=io.StringIO(), color_system=None)
-    plan_view.print_plan(console, manifest, make_plan(manifest, RenderOptions()))
+    plan_view.print_plan(console, manifest, make_plan(manifest, RenderOptions()), **options)
     return console.file.getvalue().splitlines()
 
 
@@ -336,8 +336,20 @@ def test_the_plan_counts_the_images_no_job_of_the_manifest_makes(gallery_dir):
         (out / name).write_bytes(b"png")
     (note,) = [line for line in _printed_plan(path, 200) if "no job of this manifest" in line]
     assert note.startswith(f"note: 2 images in {out} belong to no job of this manifest"), note
-    assert "e.g. chelsea--starry_night--style_weight=9-0123456789ab.png, old/chelsea--starry_night-fedcba987654.png" \
-        in note and note.endswith("no run deletes them"), note
+    assert "changed since), chelsea--starry_night--style_weight=9-0123456789ab.png, " \
+        "old/chelsea--starry_night-fedcba987654.png; no run deletes them" in note, note
+    # More than two: two examples, and `--all` lists every one, for deleting by hand.
+    (out / "old" / "neuschwanstein--starry_night-abcdefabcdef.png").write_bytes(b"png")
+    (note,) = [line for line in _printed_plan(path, 200) if "no job of this manifest" in line]
+    assert note.startswith(f"note: 3 images in {out} belong to no job of this manifest"), note
+    assert note.endswith("e.g. chelsea--starry_night--style_weight=9-0123456789ab.png, old/chelsea--starry_night-"
+                         "fedcba987654.png; no run deletes them; `nst plan --all` lists every one"), note
+    lines = _printed_plan(path, 200, row_limit=None)
+    (at,) = [index for index, line in enumerate(lines) if "no job of this manifest" in line]
+    assert lines[at].endswith("changed since), listed below; no run deletes them"), lines[at]
+    assert lines[at + 1:at + 4] == ["  chelsea--starry_night--style_weight=9-0123456789ab.png",
+                                    "  old/chelsea--starry_night-fedcba987654.png",
+                                    "  old/neuschwanstein--starry_night-abcdefabcdef.png"], lines[at:]
 
 
 def test_the_variant_column_parts_settings_with_semicolons_not_the_commas_inside_values(gallery_dir):
