@@ -113,12 +113,14 @@ class Recorder:
         """Jobs a worker just took show as rendering on the sheet, with where and
         since when: someone checking the night's progress sees what is under
         way, not a wall of pending. Not written to results.jsonl (a moment, not
-        an outcome). A --force re-render of a done job keeps showing its image."""
-        started = {"status": "rendering", "device": self._worker_devices.get(slot, ""), "started_at": utc_now()}
-        taken = [job for job in jobs if (self.results.get(job.job_id) or {}).get("status") != "done"]
-        for job in taken:
-            self.results[job.job_id] = dict(started)
-        if taken:
+        an outcome). A --force re-render of a done job keeps showing its image,
+        marked as being rendered again (the page then reloads as for any run)."""
+        started = {"device": self._worker_devices.get(slot, ""), "started_at": utc_now()}
+        for job in jobs:
+            shown = self.results.get(job.job_id) or {}
+            self.results[job.job_id] = ({**shown, "rerendering": started} if shown.get("status") == "done"
+                                        else {"status": "rendering", **started})
+        if jobs:
             self.write_sheet()
 
     def record(self, job: RenderJob, result: dict[str, Any]) -> dict[str, Any]:
@@ -244,8 +246,13 @@ class Recorder:
     def write_summary(self, exit_code: int, devices: list[str], skipped: int) -> dict[str, Any]:
         # The run is over: the executors record every job they started, but a
         # job still shown rendering must not be shown under way by the sheet.
-        for job_id in [i for i, shown in self.results.items() if shown.get("status") == "rendering"]:
-            del self.results[job_id]
+        for job_id, shown in list(self.results.items()):
+            if shown.get("status") == "rendering":
+                del self.results[job_id]
+            elif "rerendering" in shown:
+                self.results[job_id] = {key: value for key, value in shown.items() if key != "rerendering"}
+            else:
+                continue
             self._sheet_stale = True
         if self._sheet_stale:  # no pause to wait out
             self.write_sheet(now=True)

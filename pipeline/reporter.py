@@ -76,6 +76,9 @@ def write_contact_sheet(
         title=title,
         generated_at=generated_at or now.strftime("%Y-%m-%d %H:%M UTC"),
         counts=_counts(unique, results),
+        # Under way: jobs rendering, or done ones a --force run renders again.
+        live=any((results.get(j.job_id) or {}).get("status") == "rendering" or
+                 "rerendering" in (results.get(j.job_id) or {}) for j in unique),
         total=len(unique),
         render_time=measured_duration(sum(seconds(results.get(j.job_id) or {}) for j in unique)),
         columns=columns,

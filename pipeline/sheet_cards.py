@@ -58,8 +58,7 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
         card.tooltip = f"{shown_as}: pending"
         return card
     if status == "rendering":
-        device, since = record.get("device"), str(record.get("started_at") or "")[11:16]  # HH:MM, UTC
-        card.activity = " ".join(filter(None, [f"on {device}" if device else "", f"since {since} UTC" if since else ""]))
+        card.activity = _under_way(record)
         card.tooltip = f"{shown_as}: rendering {card.activity}".rstrip()
         return card
     card.details = _details(job, record)
@@ -67,6 +66,9 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
     # A failed card's line opens the whole reason: "details" says so, where the
     # device alone ("cpu") did not invite a click.
     card.caption = "details" if status == "failed" else _caption(record)
+    if status == "done" and record.get("rerendering"):  # a --force run renders it again now
+        card.activity = f"rendering again {_under_way(record['rerendering'])}".rstrip()
+        card.caption = card.activity
     card.tooltip = "\n".join(
         [shown_as] + [f"{k}: {v}" for k, v in card.details if k not in ("job id", "finished")]
     )
@@ -81,6 +83,12 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
         elif image.is_file():  # the thumbnail cannot be written (a full disk, a read-only thumbs/)
             card.thumb = card.href  # the full image, slower to load, rather than "image not found"
     return card
+
+
+def _under_way(record: dict) -> str:
+    """Where and since when a job renders: "on cuda:0 since 02:14 UTC"."""
+    device, since = record.get("device"), str(record.get("started_at") or "")[11:16]  # HH:MM, UTC
+    return " ".join(filter(None, [f"on {device}" if device else "", f"since {since} UTC" if since else ""]))
 
 
 def _details(job: RenderJob, record: dict) -> list[tuple[str, str]]:

@@ -57,14 +57,29 @@ def test_a_started_job_shows_as_rendering_on_its_device_until_its_result(tmp_pat
     assert not (manifest.output_dir / "results.jsonl").read_text().count("rendering")
 
 
-def test_a_forced_rerender_of_a_done_job_keeps_showing_its_image(tmp_path):
+def test_a_forced_rerender_of_a_done_job_keeps_showing_its_image_marked_as_under_way(tmp_path):
     manifest = load_manifest(_two_jobs(tmp_path))
+    first, second = manifest.jobs
     recorder = Recorder(manifest.output_dir, list(manifest.jobs), title="m", manifest=str(manifest.path))
     for job in manifest.jobs:
         recorder.record(job, _done(job))
     recorder.mark_queued(list(manifest.jobs), forced=True)
-    recorder.mark_started(0, list(manifest.jobs))
+    recorder.note_worker(0, "cuda:0")
+    recorder.mark_started(0, [first])
     _sheet_written(recorder)
+    sheet = (manifest.output_dir / "index.html").read_text(encoding="utf-8")
+    assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"done"}
+    # Under way all the same: the card says so, and the page says a run is at work and reloads.
+    assert sheet.count("<summary>rendering again on cuda:0 since ") == 1, sheet
+    assert "written while a run was rendering" in sheet and 'http-equiv="refresh"' in sheet
+    recorder.record(first, _done(first))
+    _sheet_written(recorder)
+    sheet = (manifest.output_dir / "index.html").read_text(encoding="utf-8")
+    assert "rendering again" not in sheet and "refresh" not in sheet
+    recorder.mark_started(0, [second])  # and no result ever comes: the run's end clears the mark
+    recorder.write_summary(130, ["cuda:0"], skipped=0)
+    sheet = (manifest.output_dir / "index.html").read_text(encoding="utf-8")
+    assert "rendering again" not in sheet and "refresh" not in sheet
     assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"done"}
 
 
