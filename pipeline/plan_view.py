@@ -130,19 +130,17 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                  for path in unclaimed_outputs(manifest.output_dir, manifest.jobs)]
     if unclaimed:
         # They are the user's to delete by hand: two are named, and --all lists every one.
-        if len(unclaimed) <= 2:
-            which = ", ".join(unclaimed)
-        elif row_limit is None:
+        listed_below = len(unclaimed) > 2 and row_limit is None
+        which, more = ", ".join(unclaimed), ""
+        if listed_below:
             which = "listed below"
-        else:
-            which = f"e.g. {', '.join(unclaimed[:2])}"
-        more = "; `nst plan --all` lists every one" if which.startswith("e.g.") else ""
+        elif len(unclaimed) > 2:
+            which, more = f"e.g. {', '.join(unclaimed[:2])}", "; `nst plan --all` lists every one"
         _line(console, f"note: {count(len(unclaimed), 'image')} in {manifest.output_dir} "
                        f"{'belongs' if len(unclaimed) == 1 else 'belong'} to no job of this manifest "
                        f"({why_unclaimed(other)}), {which}; no run deletes them{more}")
-        if which == "listed below":
-            for name in unclaimed:
-                _line(console, f"  {name}")
+        for name in unclaimed if listed_below else []:
+            _line(console, f"  {name}")
 
 
 def why_unclaimed(other_manifest_here: str | None) -> str:

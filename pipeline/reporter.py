@@ -76,9 +76,7 @@ def write_contact_sheet(
         title=title,
         generated_at=generated_at or now.strftime("%Y-%m-%d %H:%M UTC"),
         counts=_counts(unique, results),
-        # Under way: jobs rendering, or done ones a --force run renders again.
-        live=any((results.get(j.job_id) or {}).get("status") == "rendering" or
-                 "rerendering" in (results.get(j.job_id) or {}) for j in unique),
+        live=any(_under_way(results.get(job.job_id) or {}) for job in unique),
         total=len(unique),
         render_time=measured_duration(sum(seconds(results.get(j.job_id) or {}) for j in unique)),
         columns=columns,
@@ -201,6 +199,11 @@ def _aspect(thumb: Path) -> float:
     except OSError:
         return 4 / 3
     return min(max(width / max(height, 1), 0.75), 2.0)
+
+
+def _under_way(record: dict) -> bool:
+    """A job rendering now, or a done one that a --force run renders again."""
+    return record.get("status") == "rendering" or "rerendering" in record
 
 
 def _counts(jobs: list[RenderJob], results: Mapping[str, dict]) -> dict[str, int]:

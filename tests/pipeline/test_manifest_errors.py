@@ -288,7 +288,6 @@ def test_a_bad_layer_in_a_block_mapping_is_reported_on_its_own_line(gallery: Pat
     assert str(caught.value) == "m.yaml:5: settings.scales: must not exceed size (64), got 96"
 
 
-
 def test_a_sweep_that_makes_too_many_jobs_is_refused_before_they_are_made(gallery):
     # A typo in a sweep made ten million jobs: the plan ran for minutes and grew past 2 GB.
     values = ", ".join(str(n) for n in range(1, 101))
