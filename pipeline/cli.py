@@ -169,10 +169,11 @@ def _devices(spec: str | None):
         fail(f"--devices: {error}", EXIT_USAGE)
 
 
-def _check_cuda(devices, source: str, cluster) -> None:
+def _check_cuda(devices, source: str, cluster, note_only: bool = False) -> None:
     # Checked before anything else happens, and even when nothing needs rendering:
     # a typo in a cron line must not wait for the first night with work to show.
-    # The probe runs in a child: this process stays torch-free.
+    # The probe runs in a child: this process stays torch-free. `nst plan` only
+    # notes it: the plan may be read on a login node and rendered on a GPU node.
     if cluster or not devices or not any(d.startswith("cuda") for d in devices):
         return
     from .devices import resolve_devices
@@ -180,7 +181,9 @@ def _check_cuda(devices, source: str, cluster) -> None:
     try:
         resolve_devices(devices, source)
     except PipelineError as error:
-        fail(str(error), EXIT_USAGE)
+        if not note_only:
+            fail(str(error), EXIT_USAGE)
+        err.print(f"nst: note: {error} (nst render would stop there)", markup=False, highlight=False)
 
 
 @app.command()
@@ -192,7 +195,9 @@ def plan(manifest: ManifestArg, only: OnlyOption = None,
         loaded = _load(manifest)
         _check_only(loaded, only)
         _check_output(loaded, reading_will_do=True)
-        _print_plan(loaded, RenderOptions(only=only), row_limit=None if every_job else PLAN_ROWS)
+        options = RenderOptions(only=only)
+        _check_cuda(*requested_devices(loaded, options), cluster_address(loaded, options), note_only=True)
+        _print_plan(loaded, options, row_limit=None if every_job else PLAN_ROWS)
 
 
 def _print_plan(manifest: Manifest, options: RenderOptions, row_limit: int | None = PLAN_ROWS) -> None:

@@ -205,6 +205,20 @@ def test_a_cuda_device_that_is_not_visible_is_refused_before_anything_happens(ga
     assert not (tmp_path / "out").exists()
 
 
+def test_plan_notes_a_cuda_device_that_is_not_visible_and_still_shows_the_plan(gallery_dir, tmp_path):
+    # A plan may be read on a login node and rendered on a GPU node: a note, not an error.
+    manifest = write_manifest(tmp_path / "m.yaml", [gallery_dir / "content" / "chelsea.jpg"],
+                              [gallery_dir / "style" / "night_cafe.jpg"])
+    manifest.write_text(manifest.read_text() + "run:\n  devices: cuda:3\n")
+    line = manifest.read_text().splitlines().index("  devices: cuda:3") + 1
+    result = nst("plan", manifest, cwd=tmp_path, CUDA_VISIBLE_DEVICES="")
+    assert result.returncode == 0, explain(result)
+    assert result.stderr == (f"nst: note: m.yaml:{line}: run.devices: cuda:3 is not visible "
+                             "(visible CUDA devices: none) (nst render would stop there)\n"), explain(result)
+    assert "1 to render" in result.stdout, explain(result)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_bare_manifest_name_resolves_from_manifests_folder(tmp_path):
     for name in ("demo", "demo.yaml"):
