@@ -213,3 +213,23 @@ def sidecar_of_complete_png(png: Path, job_id: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return sidecar if isinstance(sidecar, dict) and sidecar.get("job_id") == job_id else None
+
+
+def output_problem(png: Path, job_id: str) -> str | None:
+    """Why the files of a job that was written before do not count as done (the
+    plan says why it renders again); None where they are whole, or where neither
+    the image nor its sidecar is there (never written, or deleted whole)."""
+    sidecar = png.with_suffix(".json")
+    if not png.exists():
+        return "image missing (its sidecar is there)" if sidecar.exists() else None
+    found = png_job_id(png)
+    if found is None:
+        # Saved again by an editor, which drops the text chunk, or cut short.
+        return "image unreadable, cut short, or saved again without its job id; it is overwritten"
+    if found != job_id:
+        return "image carries another job's id; it is overwritten"
+    if not sidecar.exists():
+        return "sidecar missing"
+    if sidecar_of_complete_png(png, job_id) is None:
+        return "sidecar unreadable or naming another job"
+    return None

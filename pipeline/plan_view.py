@@ -20,7 +20,7 @@ from .jobs import RenderJob
 from .labels import ShownNames, cell_tags, count, setting_parts
 from .lock import running_render
 from .manifest import Manifest
-from .outputs import read_results
+from .outputs import output_problem, read_results
 from .renames import unclaimed_outputs
 from .run_marks import other_manifest, shared_folder_warning
 from .scheduler import Plan
@@ -67,10 +67,14 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
     # After a power cut the user asks what is lost: a job with a checkpoint
     # carries on from it, and shows so, apart from one that starts afresh.
     resuming = checkpoint_files(manifest.output_dir).keys()
+    # Rendered before, yet to do: say why, or a hand-edited image is overwritten without a word.
+    redo = {job.job_id: reason for job in the_plan.todo if job.job_id not in renamed and job.job_id not in failed_ids
+            and (reason := _redo_reason(manifest.output_dir, job, latest.get(job.job_id)))}
     rows = []
     for index, job in enumerate(listed, start=1):
         status = ("rename" if job.job_id in renamed else "done" if job.job_id in done_ids
-                  else "retry" if job.job_id in failed_ids else "resume" if job.job_id in resuming else "todo")
+                  else "retry" if job.job_id in failed_ids else "resume" if job.job_id in resuming
+                  else "redo" if job.job_id in redo else "todo")
         sides = planned_sides(job, content_sides)
         # The size it renders at: a smaller photo is not upscaled unless asked.
         size = str(sides[-1]) if sides[-1] == job.settings.size else f"{sides[-1]} (of {job.settings.size})"
@@ -100,6 +104,10 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         _line(console, f"note: {count(len(failed), 'job')} failed on {'its' if len(failed) == 1 else 'their'} "
                        f"last try and {'renders' if len(failed) == 1 else 'render'} again (retry), e.g. "
                        f"{job_name(example)}: {latest[example.job_id].get('error') or 'no reason recorded'}")
+    if redo:
+        example = next(job for job in the_plan.todo if job.job_id in redo)
+        _line(console, f"note: {count(len(redo), 'job')} rendered before {'renders' if len(redo) == 1 else 'render'} "
+                       f"again (redo), e.g. {example.output_name}: {redo[example.job_id]}")
     _print_input_problems(console, manifest, the_plan, every=row_limit is None)
     if devices and the_plan.todo:
         for warning in (cpu_oversubscription(devices), emulated_bf16(the_plan.todo, devices)):
@@ -141,6 +149,16 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                        f"({why_unclaimed(other)}), {which}; no run deletes them{more}")
         for name in unclaimed if listed_below else []:
             _line(console, f"  {name}")
+
+
+def _redo_reason(output_dir: Path, job: RenderJob, latest: Mapping | None) -> str | None:
+    """Why a job with files from an earlier render (or a `done` line) renders again; None if it never rendered."""
+    png = output_dir / job.output_name
+    problem = output_problem(png, job.job_id)
+    if problem is None and not png.exists() and latest and latest.get("status") == "done" \
+            and latest.get("output") == job.output_name:
+        return "image and sidecar missing"
+    return problem  # None too for a whole image that --force renders again
 
 
 def why_unclaimed(other_manifest_here: str | None) -> str:

@@ -28,6 +28,7 @@ from pipeline.outputs import (
     append_result,
     encode_png,
     output_is_complete,
+    output_problem,
     read_results,
     write_bytes_atomic,
     write_json_atomic,
@@ -376,3 +377,21 @@ def test_a_cut_off_thumbnail_is_made_again_though_newer_than_its_source(tmp_path
     assert thumbnails.ensure_thumbnail(source, thumb) and thumb.read_bytes() == whole
     with Image.open(thumb) as image:
         image.load()
+
+
+def test_output_problem_says_why_files_from_an_earlier_render_do_not_count_as_done(tmp_path):
+    job = _job()
+    png, sidecar = tmp_path / job.output_name, tmp_path / job.sidecar_name
+    assert output_problem(png, job.job_id) is None  # never written
+    _finish(tmp_path, job)
+    assert output_problem(png, job.job_id) is None  # whole
+    sidecar.unlink()
+    assert output_problem(png, job.job_id) == "sidecar missing"
+    _finish(tmp_path, job, sidecar_id="0123456789ab")
+    assert output_problem(png, job.job_id) == "sidecar unreadable or naming another job"
+    _finish(tmp_path, job, png_id="0123456789ab")
+    assert output_problem(png, job.job_id) == "image carries another job's id; it is overwritten"
+    _image().save(png)  # an editor's save drops the text chunk
+    assert output_problem(png, job.job_id).startswith("image unreadable, cut short, or saved again without its job id")
+    png.unlink()
+    assert output_problem(png, job.job_id) == "image missing (its sidecar is there)"

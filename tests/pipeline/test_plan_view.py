@@ -17,6 +17,7 @@ from pipeline import plan_view
 from pipeline.cache_admin import cached_style_count
 from pipeline.jobs import checkpoint_path
 from pipeline.manifest import load_manifest
+from pipeline.outputs import JOB_ID_KEY, encode_png, write_bytes_atomic, write_json_atomic
 from pipeline.run import RenderOptions, planned_device_types
 
 
@@ -196,14 +197,14 @@ def test_a_newline_in_a_file_name_keeps_its_warning_on_one_line(gallery_dir, tmp
     assert "warning: 1 job will fail: photos/bad name.jpg is empty (0 bytes)\n" in planned.stdout, explain(planned)
 
 
-def _printed_plan(manifest_path, width: int, **options) -> list[str]:
+def _printed_plan(manifest_path, width: int, force: bool = False, **options) -> list[str]:
     from rich.console import Console
 
     from pipeline.run import make_plan
 
     manifest = load_manifest(manifest_path)
     console = Console(width=width, file=io.StringIO(), color_system=None)
-    plan_view.print_plan(console, manifest, make_plan(manifest, RenderOptions()), **options)
+    plan_view.print_plan(console, manifest, make_plan(manifest, RenderOptions(force=force)), **options)
     return console.file.getvalue().splitlines()
 
 
@@ -276,6 +277,28 @@ def test_a_job_that_carries_on_from_its_checkpoint_reads_resume(gallery_dir, tmp
     statuses = _statuses(manifest, _printed_plan(path, 200))
     assert statuses == {interrupted.job_id: "resume", manifest.jobs[0].job_id: "todo",
                         manifest.jobs[2].job_id: "todo"}
+
+
+def test_a_job_rendered_before_whose_files_are_not_whole_reads_redo_with_why(gallery_dir, tmp_path):
+    # A hand-edited image would otherwise be overwritten without a word.
+    path = _sweep_manifest(gallery_dir, 4)
+    manifest = load_manifest(path)
+    whole, edited, deleted, new = manifest.jobs
+    out = manifest.output_dir
+    for job in (whole, edited):
+        (out / job.output_name).parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out / job.output_name, encode_png(Image.new("RGB", (8, 8)), {JOB_ID_KEY: job.job_id}))
+        write_json_atomic(out / job.sidecar_name, {"job_id": job.job_id})
+    Image.new("RGB", (8, 8)).save(out / edited.output_name)
+    (out / "results.jsonl").write_text("".join(json.dumps({"job_id": job.job_id, "status": "done", "output": job.output_name})
+                                               + "\n" for job in (whole, edited, deleted)))
+    lines = _printed_plan(path, 200)
+    assert _statuses(manifest, lines) == {whole.job_id: "done", edited.job_id: "redo",
+                                          deleted.job_id: "redo", new.job_id: "todo"}
+    assert (f"note: 2 jobs rendered before render again (redo), e.g. {edited.output_name}: image unreadable, "
+            "cut short, or saved again without its job id; it is overwritten") in lines, lines
+    forced = _printed_plan(path, 200, force=True)  # a whole image that --force renders again is no redo
+    assert _statuses(manifest, forced)[whole.job_id] == "todo"
 
 
 def test_a_japanese_file_name_shows_whole_where_the_terminal_has_room(gallery_dir, tmp_path):
