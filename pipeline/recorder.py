@@ -27,7 +27,7 @@ from .outputs import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from .reporter import write_contact_sheet
+from .reporter import HEARTBEAT_SECONDS, write_contact_sheet
 from .thumbnails import ensure_thumbnail
 
 log = logging.getLogger("nst")
@@ -69,6 +69,7 @@ class Recorder:
         self._versions = library_versions()
         self._sheet_due = 0.0  # when the sheet may be rewritten next (write_sheet)
         self._sheet_stale = False
+        self._sheet_written = time.monotonic()  # when index.html was last rewritten (catch_up)
         self._worker_devices: dict[int, str] = {}  # slot -> device, for "rendering on cuda:3"
 
     def _restore_lost_lines(self, history: dict[str, dict[str, Any]]) -> None:
@@ -221,7 +222,7 @@ class Recorder:
             write_contact_sheet(self.output_dir, self.jobs, self.results, title=self.title)
         except OSError as error:  # a full disk must not stop the renders
             self._cannot("write index.html", error)
-        finished = time.monotonic()
+        finished = self._sheet_written = time.monotonic()
         self._sheet_due = finished + SHEET_PAUSE * (finished - started)
         self._sheet_stale = False
 
@@ -231,8 +232,12 @@ class Recorder:
         return self._sheet_stale
 
     def catch_up(self) -> None:
-        """Write the sheet if a result arrived during the pause and the pause is over."""
-        if self._sheet_stale and time.monotonic() >= self._sheet_due:
+        """Write the sheet once the pause is over if a result arrived during it, or
+        if it is HEARTBEAT_SECONDS old: an open tab takes a page much older than
+        that for one a killed run left, and stops reloading (reporter)."""
+        now = time.monotonic()
+        overdue = now - self._sheet_written >= HEARTBEAT_SECONDS
+        if (self._sheet_stale or overdue) and now >= self._sheet_due:
             self.write_sheet()
 
     def write_start(self, devices: list[str], skipped: int) -> None:

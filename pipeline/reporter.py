@@ -33,6 +33,12 @@ SHEET_NAME = "index.html"
 # A page written mid-run reloads itself this often, so a tab left open overnight
 # follows the run (a reload closes open details; any sooner and it gets in the way).
 RELOAD_SECONDS = 60
+# While a run lives it rewrites the page at least this often (Recorder.catch_up),
+# so a page that says a run is at work and is much older than that was left by
+# a run that was killed: it stops reloading and says so. The margin allows for a
+# busy machine and for a viewer whose clock is a few minutes off the server's.
+HEARTBEAT_SECONDS = 120
+STALE_AFTER_SECONDS = 600
 
 
 @dataclass
@@ -65,16 +71,22 @@ def write_contact_sheet(
     results: Mapping[str, dict],
     *,
     title: str,
-    generated_at: str | None = None,
+    written_at: dt.datetime | None = None,
 ) -> Path:
-    """Write `output_dir/index.html` atomically and return its path."""
+    """Write `output_dir/index.html` atomically and return its path.
+
+    written_at: the moment the page says it was written (now, unless a test
+    wants an old page), timezone-aware."""
     output_dir = Path(output_dir)
     unique = list({job.job_id: job for job in reversed(jobs)}.values())[::-1]
     columns, rows = _grid(output_dir, unique, results)
-    now = dt.datetime.now(dt.timezone.utc)
+    written_at = (written_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     html = _template().render(
         title=title,
-        generated_at=generated_at or now.strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=written_at.strftime("%Y-%m-%d %H:%M UTC"),
+        written_ms=round(written_at.timestamp() * 1000),
+        stale_after_seconds=STALE_AFTER_SECONDS,
+        heartbeat_minutes=HEARTBEAT_SECONDS // 60,
         counts=_counts(unique, results),
         live=any(_under_way(results.get(job.job_id) or {}) for job in unique),
         total=len(unique),

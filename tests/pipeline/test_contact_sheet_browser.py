@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from browser_helpers import run_chromium as _run_chromium
 from PIL import Image
-from test_reporter import STATUSES, XSS_NAME, Page, make_gallery, make_job, record
+from test_reporter import STATUSES, WRITTEN_AT, XSS_NAME, Page, make_gallery, make_job, record
 
 from nst_engine.settings import RenderSettings
 from pipeline.reporter import write_contact_sheet
@@ -46,9 +46,7 @@ def sheet(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sheet")
     contents, styles = _sample_sources(root / "samples")
     output_dir, jobs, results = make_gallery(root, contents, styles)
-    return write_contact_sheet(
-        output_dir, jobs, results, title="Overnight gallery", generated_at="2026-11-21 05:00 UTC"
-    )
+    return write_contact_sheet(output_dir, jobs, results, title="Overnight gallery", written_at=WRITTEN_AT)
 
 
 def test_browser_dom_has_every_cell_and_no_injected_element(sheet, tmp_path):

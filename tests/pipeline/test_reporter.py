@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -21,6 +22,7 @@ from pipeline.reporter import write_contact_sheet
 from pipeline.sheet_cards import make_card
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
+WRITTEN_AT = dt.datetime(2026, 11, 21, 5, 0, tzinfo=dt.timezone.utc)  # the header says when
 VARIANTS = ("style_weight=1e+03", "style_weight=1e+04")
 # Per job, in the order jobs are built: content-major, then style, then variant.
 STATUSES = ["done", "done", "failed", "done", "pending", "interrupted", "done", "pending"]
@@ -149,9 +151,7 @@ class Page(HTMLParser):
 
 def render(tmp_path: Path, **kw):
     output_dir, jobs, results = make_gallery(tmp_path)
-    path = write_contact_sheet(
-        output_dir, jobs, results, title="Night <run>", generated_at="2026-11-21 05:00 UTC", **kw
-    )
+    path = write_contact_sheet(output_dir, jobs, results, title="Night <run>", written_at=WRITTEN_AT, **kw)
     html = path.read_text(encoding="utf-8")
     return output_dir, jobs, results, html, Page(html)
 

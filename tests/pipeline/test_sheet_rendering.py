@@ -116,3 +116,24 @@ def test_a_real_run_shows_its_job_rendering_on_the_sheet(tmp_path):
     assert seen == {"rendering"}, "the sheet never showed a job rendering"
     assert {c["status"] for c in read_sheet(out).cards} == {"done"}
     assert json.loads((out / "summary.json").read_text())["done"] == 2
+
+
+def test_while_a_run_lives_it_rewrites_the_sheet_every_few_minutes_even_with_no_news(tmp_path, monkeypatch):
+    # An open tab takes a page much older than the heartbeat for one a killed run left
+    # (test_sheet_left_by_a_killed_run), so a long job must not leave the page that old.
+    manifest = load_manifest(_two_jobs(tmp_path))
+    first, _ = manifest.jobs
+    recorder = Recorder(manifest.output_dir, list(manifest.jobs), title="m", manifest=str(manifest.path))
+    recorder.mark_queued(list(manifest.jobs))
+    recorder.mark_started(0, [first])
+    _sheet_written(recorder)
+    sheet = manifest.output_dir / "index.html"
+    sheet.unlink()
+    recorder.catch_up()  # just written, and no result since: nothing to do
+    assert not sheet.exists()
+    monkeypatch.setattr("pipeline.recorder.HEARTBEAT_SECONDS", 0.0)  # as if minutes had gone by
+    deadline = time.monotonic() + 60
+    while not sheet.exists() and time.monotonic() < deadline:  # after the pause that follows a rewrite
+        recorder.catch_up()
+        time.sleep(0.05)
+    assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"rendering", "pending"}
