@@ -13,6 +13,7 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -144,16 +145,18 @@ def running_render(output_dir: Path) -> str | None:
     return f"pid {pid} on {host}"
 
 
-def remove_dead_runs_temp_files(output_dir: Path) -> int:
+def remove_dead_runs_temp_files(output_dir: Path, output_folders: Iterable[Path] = ()) -> int:
     """Delete the half-written temp files a killed run left; how many there were.
 
     Only the lock's holder may call this. Every process that writes into the
     folder works for the run that holds the lock, so a temp file there now was
     being written by a run that died (SIGKILL, a power cut) before it could
-    rename or remove it. Only our own pattern, only in the folders we write.
+    rename or remove it. Only our own pattern, only in the folders we write:
+    ours, and `output_folders`, the subfolders a `name:` template puts images
+    and sidecars in (each is written through a temp file beside it).
     """
     removed = 0
-    for folder in _TEMP_FOLDERS:
+    for folder in dict.fromkeys((*_TEMP_FOLDERS, *map(str, output_folders))):
         for path in (output_dir / folder).glob(".*.tmp"):
             try:
                 if path.is_file():

@@ -123,9 +123,9 @@ def _prepare(manifest: Manifest, options: RenderOptions) -> Plan:
         log.info("%s: note: %s", manifest.path.name, notice)
     if cluster_address(manifest, options) is None:  # a cluster's workers keep their own caches
         warn_if_the_cache_cannot_be_written()
-    removed = remove_dead_runs_temp_files(manifest.output_dir)
+    removed = remove_dead_runs_temp_files(manifest.output_dir, {Path(job.output_name).parent for job in manifest.jobs})
     if removed:
-        log.info("removed %d half-written temp files left by an earlier run that was killed", removed)
+        log.info("removed %s left by an earlier run that was killed", count(removed, "half-written temp file"))
     the_plan = make_plan(manifest, options)
     found = pending_renames(manifest, options, the_plan)
     if found:

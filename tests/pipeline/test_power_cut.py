@@ -8,6 +8,7 @@ import json
 import os
 import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from cli_helpers import explain, nst, read_sheet
@@ -122,3 +123,33 @@ def test_only_our_own_temp_files_in_our_own_folders_are_removed(tmp_path):
     assert [p.exists() for p in ours] == [False, False]
     assert all(p.exists() for p in kept)
     assert remove_dead_runs_temp_files(tmp_path / "missing") == 0
+
+
+def test_a_name_templates_subfolders_are_swept_too(tmp_path):
+    # name: "{style}/{content}" writes each image and sidecar through a temp file beside it.
+    ours = [tmp_path / "starry_night" / ".chelsea-0123456789ab.png.k2j4.tmp",
+            tmp_path / "a" / "b" / ".chelsea-0123456789ab.json.x1.tmp"]
+    kept = tmp_path / "mine" / ".c.png.z.tmp"  # a folder no output name uses
+    for path in [*ours, kept]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    folders = [Path("starry_night"), Path("a/b"), Path(".")]
+    assert remove_dead_runs_temp_files(tmp_path, folders) == 2
+    assert [p.exists() for p in ours] == [False, False] and kept.exists()
+
+
+def test_a_run_sweeps_the_temp_files_a_killed_run_left_in_its_name_templates_subfolders(gallery_dir):
+    images = gallery_dir.parent / "images"
+    manifest = gallery_dir.parent / "gallery.yaml"
+    manifest.write_text(json.dumps({  # JSON is YAML
+        "output": "out", "settings": {"size": 32, "iterations": 2},
+        "jobs": [{"contents": [str(images / "content" / "chelsea.jpg")],
+                  "styles": [str(images / "style" / "starry_night.jpg")], "name": "{style}/{content}"}]}))
+    half_written = gallery_dir.parent / "out" / "starry_night" / ".chelsea-0123456789ab.png.k2j4.tmp"
+    half_written.parent.mkdir(parents=True)
+    half_written.write_bytes(b"\x89PNG half")
+    code, printed = run(manifest, "--devices", "cpu")
+    assert code == 0, printed
+    assert "removed 1 half-written temp file left by an earlier run" in printed, printed
+    assert not half_written.exists()
+    assert sorted(p.suffix for p in half_written.parent.iterdir()) == [".json", ".png"]  # the render went on
