@@ -24,13 +24,15 @@ pytestmark = pytest.mark.browser
 
 # Put before the page's own script: the reloads it asks for are noted, not made.
 NOTE_RELOADS = "window.reloads = []; window.setTimeout = (call, ms) => { window.reloads.push(ms); return 0; };"
-MEASURE = """
+MEASURE = r"""
 const shown = selector => {
   const element = document.querySelector(selector);
   return element ? getComputedStyle(element).display !== "none" : null;
 };
+const text = selector => document.querySelector(selector)?.innerText.toLowerCase().replace(/\s+/g, " ") ?? null;
 document.body.dataset.measured = JSON.stringify({run: document.documentElement.dataset.run ?? null,
-  reloads: window.reloads, live_note: shown(".top .sub.live"), gone_note: shown(".top .sub.gone")});
+  reloads: window.reloads, live_note: shown(".top .sub.live"), gone_note: shown(".top .sub.gone"),
+  card: text('.card[data-status="rendering"] .state'), count: text(".stats .count-rendering")});
 """
 
 
@@ -52,8 +54,11 @@ def _sheet(tmp_path, *, rendering: bool, minutes_old: float):
     return write_contact_sheet(output_dir, jobs, results, title="Night", written_at=written_at), written_at
 
 
-LIVE = {"run": "live", "reloads": [RELOAD_SECONDS * 1000], "live_note": True, "gone_note": False}
-GONE = {"run": "gone", "reloads": [], "live_note": False, "gone_note": True}
+LIVE = {"run": "live", "reloads": [RELOAD_SECONDS * 1000], "live_note": True, "gone_note": False,
+        "card": "rendering on cuda:0", "count": "1 rendering"}
+# The job the killed run was rendering stopped with it: its card and the count say so.
+GONE = {"run": "gone", "reloads": [], "live_note": False, "gone_note": True,
+        "card": "stopped on cuda:0 with its run; renders next run", "count": "1 stopped"}
 QUIET_MINUTES = STALE_AFTER_SECONDS / 60
 
 
@@ -75,4 +80,4 @@ def test_an_open_tab_follows_the_run_and_stops_once_the_run_has_gone_quiet(tmp_p
 def test_a_page_written_after_the_run_ended_neither_reloads_nor_warns(tmp_path):
     sheet, _ = _sheet(tmp_path, rendering=False, minutes_old=16 * 60)
     assert _opened(sheet, tmp_path / "profile") == {"run": None, "reloads": [], "live_note": None,
-                                                    "gone_note": None}
+                                                    "gone_note": None, "card": None, "count": None}
