@@ -34,6 +34,8 @@ def coerce(name: str, value: Any) -> Any:
         return tuple(map(to_float, value))
     if name in _FLOAT_FIELDS and _is_number(value):
         return to_float(value)  # 1000 and 1000.0 are one setting (and one job id)
+    if name in _INT_FIELDS and isinstance(value, float) and value.is_integer():
+        return int(value)  # `iterations: 1e3` is 1000 (and 1000's job id); 1000.5 is still refused
     return value
 
 

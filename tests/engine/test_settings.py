@@ -17,7 +17,7 @@ from nst_engine.settings import PRESETS, RenderSettings, batch_signature, preset
     [
         ({"size": 16}, "size"),
         ({"size": 9000}, "size"),
-        ({"size": 64.0}, "size"),
+        ({"size": 64.5}, "size"),  # 64.0 is 64 (`size: 6.4e1`)
         ({"size": True}, "size"),
         ({"iterations": 0}, "iterations"),
         ({"content_weight": -1}, "content_weight"),

@@ -84,6 +84,7 @@ BAD = [
     ("bool_as_text", "settings: {preserve_color: 'no'}\n" + PAIR, "bad.yaml:1: settings.preserve_color:", "expected true or false, got 'no'"),
     ("bool_swept_as_text", PAIR + "    sweep: {preserve_color: [true, 'false']}\n", "bad.yaml:4: jobs[0].sweep.preserve_color[1]:", "expected true or false, got 'false'"),
     ("bool_as_number", PAIR + "    settings:\n      upscale: 1\n", "bad.yaml:5: jobs[0].settings.upscale:", "expected true or false, got 1"),
+    ("fraction_for_whole", "settings: {iterations: 2.55e1}\n" + PAIR, "bad.yaml:1: settings.iterations:", "must be a whole number, got 25.5"),
     ("number_as_bool", "settings: {size: true}\n" + PAIR, "bad.yaml:1: settings.size:", "must be a whole number, got true"),
     ("float_as_bool", "settings: {style_weight: yes}\n" + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got true"),
     ("layer_weight_as_bool", "settings: {style_layers: {relu1_1: true}}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "got {relu1_1: true}"),
