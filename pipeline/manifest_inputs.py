@@ -102,6 +102,14 @@ def _as_written(value: Any) -> str:
     return show(value)
 
 
+def _keyword_hint(key: str, value: str) -> str:
+    """`init: Noise` is a keyword in the wrong case, not a file that is missing."""
+    words = INIT_MODES if key == "init" else BUILTIN_WEIGHTS
+    if value.strip().lower() in words:
+        return f" (did you mean '{value.strip().lower()}'?)"
+    return f" (expected {' or '.join(words)}, or a file)"
+
+
 def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems: Problems) -> Setting | None:
     names = setting_names()
     if key not in names:
@@ -115,7 +123,7 @@ def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems:
         # A path, written relative to the manifest. Labels keep the short name.
         file = base / Path(os.path.expanduser(value))
         if not os.path.isfile(file):  # unlike Path.is_file, never raises (e.g. on EACCES)
-            problems.add(path, f"no such file '{value}'")
+            problems.add(path, f"no such file '{value}'{_keyword_hint(key, value)}")
             return None
         if key == "init" and file.suffix.lower() not in IMAGE_SUFFIXES:
             problems.add(path, f"'{value}' is not an image (expected {', '.join(IMAGE_SUFFIXES)})")
