@@ -33,6 +33,8 @@ from .versions import library_versions
 log = logging.getLogger("nst")
 KEPT_AFTER_INTERRUPT = "interrupted; the earlier image stays, and only --force renders it again"
 SHEET_PAUSE = 4.0  # after rewriting index.html, wait 4× as long as that took (write_sheet)
+
+
 class Recorder:
     """`jobs` are all the manifest's jobs, not only those this run renders: the
     sheet and summary.json describe the whole gallery (`--only` limits the renders)."""
