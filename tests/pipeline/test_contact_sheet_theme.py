@@ -66,7 +66,8 @@ def test_the_sheet_follows_the_readers_colour_scheme_and_keeps_its_text_readable
     page = _luminance(measured["page"])
     assert (page < 0.05) if scheme == "dark" else (page > 0.8), measured["page"]
     kinds = {kind for kind, _, _ in measured["pairs"]}
-    for expected in ("div.sub.gone", "strong.failed.card", "strong.interrupted.card", "strong.rendering.card", "span.error.failed.card"):
+    for expected in ("div.sub.gone", "strong.failed.card", "strong.interrupted.card", "strong.rendering.card",
+                     "span.error.failed.card"):
         assert any(kind.startswith(expected.split(".")[0]) and set(expected.split(".")[1:]) <= set(kind.split("."))
                    for kind in kinds), (expected, sorted(kinds))
     faint = {(kind, colour, behind) for kind, colour, behind in measured["pairs"] if _contrast(colour, behind) < 4.5}

@@ -44,7 +44,7 @@ def test_a_started_job_shows_as_rendering_on_its_device_until_its_result(tmp_pat
     html = (manifest.output_dir / "index.html").read_text(encoding="utf-8")
     assert {c["job_id"]: c["status"] for c in read_sheet(manifest.output_dir).cards} == {
         first.job_id: "rendering", second.job_id: "pending"}
-    assert ">rendering</strong><strong class=\"once-gone\">stopped</strong><span>on cuda:3 since " in html
+    assert '>rendering</strong><strong class="once-gone">stopped</strong><span>on cuda:3 since ' in html
     assert '<b>1</b> <span class="while-live">rendering</span>' in html
     # A run killed mid-job leaves this page behind: it says how to bring it up to date.
     assert "If that run has stopped, <code>nst report</code>" in html
