@@ -32,3 +32,9 @@ def fake_jobs(folder: Path, n: int = 3) -> list[RenderJob]:
                   content_label="a", style_label="a")
         for i in range(n)
     ]
+
+
+# For every test LocalCluster. A scheduler starts its HTTP server even with
+# dashboard_address=None, on the fixed port 8787; two clusters open at once (one
+# per xdist worker) then collide and Dask warns. Port 0 takes any free one.
+FREE_DASHBOARD_PORT = "127.0.0.1:0"

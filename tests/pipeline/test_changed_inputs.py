@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from dask_helpers import FREE_DASHBOARD_PORT
 from process_helpers import output_pngs, results, write_manifest
 
 from pipeline import worker
@@ -85,7 +86,7 @@ def test_on_a_dask_cluster_the_shipped_bytes_are_checked_too(gallery_dir):
     torch.set_num_threads(1)  # the cluster renders in this process; a Dask worker has one thread
     try:
         with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                                      dashboard_address=None) as cluster:
+                                      dashboard_address=FREE_DASHBOARD_PORT) as cluster:
             _replace_then_render(gallery_dir.parent,
                                  RenderOptions(cluster=cluster.scheduler_address, live=False, quiet=True))
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dask_helpers import FREE_DASHBOARD_PORT
 from PIL import Image
 from process_helpers import done_counts, log_text, output_pngs, results, sidecars, write_manifest
 
@@ -93,7 +94,7 @@ def test_in_process_cluster_renders_the_same_gallery(reference, one_torch_thread
 
     monkeypatch.setenv("NST_CACHE_DIR", str(reference / "cache"))
     with LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         out = _render_on(cluster, reference, "inprocess")
     _assert_same_gallery(out, reference / "out-local")
     summary = (out / "summary.json").read_text()
@@ -112,7 +113,7 @@ def _render_on_worker_processes(reference, workers, name):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         out = _render_on(cluster, reference, name)
         with distributed.Client(cluster) as client:
             return out, client.run(os.getpid), list(client.run(_torch_threads).values())
@@ -156,7 +157,7 @@ def test_a_cluster_job_past_its_timeout_fails_and_the_others_render(reference, o
     manifest = write_manifest(reference, CONTENTS, STYLES[:1], settings=SETTINGS, name="timeout.yaml",
                               output="out-timeout", extra_jobs=[endless])
     with LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         code = execute(load_manifest(manifest), RenderOptions(
             # 10 s: the short job takes ~0.3 s here, but up to ~4 s on a loaded 2-core machine.
             cluster=cluster.scheduler_address, job_timeout=10, live=False, quiet=True))
@@ -211,7 +212,7 @@ def test_a_stop_reaches_a_running_cluster_task_within_seconds(reference, one_tor
         pressed.append(time.monotonic())
         stop.request()
 
-    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         threading.Thread(target=press_ctrl_c, daemon=True).start()
         # job_timeout only bounds this test if the stop never arrives.
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(reference / "out-stop")), job_timeout=30).run(
@@ -240,7 +241,7 @@ def test_a_job_that_kills_every_worker_it_runs_on_fails_alone(reference, monkeyp
     # Should the run hang, a Ctrl-C ends it (exit 130) instead of the suite.
     watchdog = threading.Timer(150, lambda: os.kill(os.getpid(), signal.SIGINT))
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}), LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=FREE_DASHBOARD_PORT,
     ) as cluster:
         watchdog.start()
         try:

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from dask_helpers import FREE_DASHBOARD_PORT
 from process_helpers import done_counts, results, sidecars, write_manifest
 
 from nst_engine.settings import RenderSettings
@@ -62,7 +63,7 @@ def one_job_on_a_cluster(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     try:
         with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                                      dashboard_address=None) as cluster:
+                                      dashboard_address=FREE_DASHBOARD_PORT) as cluster:
             yield manifest, cluster.scheduler_address
     finally:
         torch.set_num_threads(threads)

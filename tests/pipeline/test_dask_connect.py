@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from dask_helpers import Collect, fake_jobs
+from dask_helpers import FREE_DASHBOARD_PORT, Collect, fake_jobs
 from process_helpers import run, wait_for, write_manifest
 
 from pipeline import cluster_connect
@@ -101,7 +101,7 @@ def test_a_stop_while_connecting_ends_the_wait_at_once(silent_port):
 def test_a_workers_address_is_not_the_schedulers():
     from distributed import LocalCluster
 
-    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         worker = next(iter(cluster.workers.values())).address
         with pytest.raises(PipelineError) as caught:
             cluster_connect.connect(worker, StopSignal())
@@ -152,3 +152,22 @@ def _answers(port: int) -> bool:
         return False
     return True
 
+
+
+def test_test_clusters_take_any_free_http_port_so_two_at_once_do_not_warn():
+    """Two xdist workers each open a LocalCluster; with the scheduler's fixed
+    default port 8787 the second one warned "Port 8787 is already in use"."""
+    import warnings
+
+    from distributed import LocalCluster
+
+    with socket.socket() as held:
+        try:
+            held.bind(("127.0.0.1", 8787))
+        except OSError:
+            pass  # someone else already holds 8787, which serves the test as well
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with LocalCluster(processes=False, n_workers=0, dashboard_address=FREE_DASHBOARD_PORT):
+                pass
+    assert not [w for w in caught if "already in use" in str(w.message)]

@@ -7,7 +7,7 @@ import re
 import threading
 
 import pytest
-from dask_helpers import Collect, fake_jobs
+from dask_helpers import FREE_DASHBOARD_PORT, Collect, fake_jobs
 
 from pipeline import cluster as cluster_module
 from pipeline import cluster_connect, cluster_task
@@ -28,7 +28,7 @@ def test_a_task_dask_gives_up_on_fails_the_unreported_jobs_with_one_line(tmp_pat
     monkeypatch.setattr(cluster_task, "render_on_cluster", fake_task)
     listener = Collect()
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
             fake_jobs(tmp_path), listener, StopSignal()
         )
@@ -67,7 +67,7 @@ def test_a_stop_does_not_wait_for_tasks_that_ignore_it(tmp_path, monkeypatch, re
             stop.request()
 
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         threading.Thread(target=press_ctrl_c, daemon=True).start()
         try:
             DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), grace_seconds=grace).run(
@@ -84,7 +84,7 @@ def test_a_stop_does_not_wait_for_tasks_that_ignore_it(tmp_path, monkeypatch, re
 
 
 def _run_with_no_workers(tmp_path, stop, listener, during=None):
-    with distributed.LocalCluster(processes=False, n_workers=0, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(processes=False, n_workers=0, dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         if during:
             threading.Timer(1.5, during, args=(cluster,)).start()
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), grace_seconds=1).run(

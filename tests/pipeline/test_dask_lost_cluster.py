@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from dask_helpers import Collect, fake_jobs
+from dask_helpers import FREE_DASHBOARD_PORT, Collect, fake_jobs
 from process_helpers import results, write_manifest
 
 from pipeline import cluster as cluster_module
@@ -79,7 +79,7 @@ def dask_log():
 @contextmanager
 def in_process_cluster(workers: int = 1):
     cluster = distributed.LocalCluster(processes=False, n_workers=workers, threads_per_worker=1,
-                                       dashboard_address=None)
+                                       dashboard_address=FREE_DASHBOARD_PORT)
     try:
         yield cluster
     finally:

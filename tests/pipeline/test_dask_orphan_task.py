@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dask_helpers import FREE_DASHBOARD_PORT
 
 from nst_engine.settings import RenderSettings
 from pipeline.cluster_task import TaskChannel, render_on_cluster
@@ -37,7 +38,7 @@ def test_a_task_whose_client_is_gone_stops_within_seconds(tmp_path, monkeypatch)
     channel = TaskChannel("orphan")
     rendering = threading.Event()
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         (worker,) = cluster.workers.values()
         client = distributed.Client(cluster.scheduler_address, set_as_default=False)
         client.subscribe_topic(channel.progress_topic, lambda event: rendering.set())

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from dask_helpers import FREE_DASHBOARD_PORT
 from process_helpers import write_manifest
 
 from pipeline import cluster_task
@@ -56,7 +57,7 @@ def test_the_run_shows_which_worker_renders_what_and_how_far_it_got(tmp_path, mo
     torch.set_num_threads(1)  # the in-process cluster renders in this process
     try:
         with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                                      dashboard_address=None) as cluster:
+                                      dashboard_address=FREE_DASHBOARD_PORT) as cluster:
             worker = next(iter(cluster.workers.values())).address
             DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path / "out"))).run(
                 jobs, watch, StopSignal())
@@ -94,7 +95,7 @@ def test_a_cluster_run_logs_its_workers_and_what_they_start(tmp_path, monkeypatc
     torch.set_num_threads(1)
     try:
         with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                                      dashboard_address=None) as cluster:
+                                      dashboard_address=FREE_DASHBOARD_PORT) as cluster:
             code = execute(manifest, RenderOptions(cluster=cluster.scheduler_address, live=False, quiet=True))
             worker = next(iter(cluster.workers.values())).address
     finally:
@@ -163,7 +164,7 @@ def test_a_job_dask_ran_again_after_its_worker_left_says_two_attempts(tmp_path, 
     monkeypatch.setattr(cluster_task, "render_on_cluster", _started_twice)
     listener = Collect()
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=FREE_DASHBOARD_PORT) as cluster:
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path))).run(
             fake_jobs(tmp_path), listener, StopSignal())
     assert {job_id: r["attempts"] for job_id, r in listener.records.items()} == {"job0": 1, "job1": 2, "job2": 1}

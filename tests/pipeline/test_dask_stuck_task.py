@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from dask_helpers import Collect, fake_jobs
+from dask_helpers import FREE_DASHBOARD_PORT, Collect, fake_jobs
 
 from pipeline import cluster as cluster_module
 from pipeline import cluster_task
@@ -65,7 +65,7 @@ def stuck_task(monkeypatch):
 
 def test_a_stuck_task_fails_its_job_alone_and_the_run_ends(tmp_path, stuck_task):
     listener = CountResults()
-    cluster = distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=3, dashboard_address=None)
+    cluster = distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=3, dashboard_address=FREE_DASHBOARD_PORT)
     with cluster:
         began = time.monotonic()
         DaskExecutor(cluster.scheduler_address, WorkerOptions(str(tmp_path)), job_timeout=0.5).run(
