@@ -157,15 +157,14 @@ def _answers(port: int) -> bool:
 def test_test_clusters_take_any_free_http_port_so_two_at_once_do_not_warn():
     """Two xdist workers each open a LocalCluster; with the scheduler's fixed
     default port 8787 the second one warned "Port 8787 is already in use"."""
+    import contextlib
     import warnings
 
     from distributed import LocalCluster
 
     with socket.socket() as held:
-        try:
+        with contextlib.suppress(OSError):  # if someone else holds 8787, that serves as well
             held.bind(("127.0.0.1", 8787))
-        except OSError:
-            pass  # someone else already holds 8787, which serves the test as well
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with LocalCluster(processes=False, n_workers=0, dashboard_address=FREE_DASHBOARD_PORT):
