@@ -109,7 +109,11 @@ def done_from_disk(output_dir: Path, job: RenderJob) -> dict[str, Any] | None:
 def shown_record(output_dir: Path, job: RenderJob, latest: dict[str, Any] | None) -> dict[str, Any] | None:
     """The record the sheet shows for `job`, given its latest line (or None)."""
     if latest is not None and latest.get("status") == "done" and latest.get("output") == job.output_name:
-        return latest  # trusted as before: the plan renders it again if its image is gone
+        if _both_files_there(output_dir, job):
+            return latest  # trusted without reading the image: the plan checks it whole
+        # Deleted by hand: the plan renders it again (`redo`), so it is no longer done.
+        # An `--only` run or `nst report` that leaves it alone must not count it done.
+        return None
     on_disk = done_from_disk(output_dir, job)
     if on_disk is None:
         return latest
@@ -121,14 +125,22 @@ def shown_record(output_dir: Path, job: RenderJob, latest: dict[str, Any] | None
     return on_disk
 
 
+def _both_files_there(output_dir: Path, job: RenderJob) -> bool:
+    """Two stats, no reads: what the sheet can afford for every job of a big gallery."""
+    return (output_dir / job.output_name).is_file() and (output_dir / job.sidecar_name).is_file()
+
+
 def reconcile(output_dir: Path, jobs: Iterable[RenderJob], results: Mapping[str, dict]) -> dict[str, dict]:
     """`results` (latest line per job id) with each of `jobs` shown as the disk says.
 
     Only jobs whose latest line is not a `done` naming their current file are
-    looked up on disk, so a finished gallery costs no image reads."""
+    read from disk; the rest are only checked to still have their image and
+    sidecar, so a finished gallery costs no image reads."""
     shown = dict(results)
     for job in jobs:
         record = shown_record(output_dir, job, results.get(job.job_id))
-        if record is not None:
+        if record is None:
+            shown.pop(job.job_id, None)  # pending: never rendered, or its image deleted since
+        else:
             shown[job.job_id] = record
     return shown

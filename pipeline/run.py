@@ -103,10 +103,15 @@ def _plan_and_render(manifest: Manifest, options: RenderOptions, *, live: bool, 
         note_stopped_while_planning(manifest, signal_of(stopped))
         raise
     if not the_plan.todo:
-        log.info("nothing to render: every output is up to date (use --force to render again)",
-                 extra=TERMINAL)
         _tidy_checkpoints(manifest, options, interrupted=False, shared=shared)
-        recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
+        summary = recorder.write_summary(EXIT_OK, [], skipped=len(the_plan.done))
+        left = summary["failed"] + summary["pending"] + summary["interrupted"]
+        if options.only and left:  # "every output is up to date" would hide the rest of the gallery
+            log.info("nothing to render: the jobs --only %r selects are up to date; %s", options.only,
+                     next_run(summary["failed"], left - summary["failed"], after_only=True), extra=TERMINAL)
+        else:
+            log.info("nothing to render: every output is up to date (use --force to render again)",
+                     extra=TERMINAL)
         return EXIT_OK
     return _render(manifest, options, the_plan, recorder, live=live, console=console, shared=shared)
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nst")
 
-EXIT_MEANINGS = {0: "every job done", 1: "some jobs failed", 2: "refused: a usage or input problem",
+EXIT_MEANINGS = {0: "every job asked for is done", 1: "some jobs failed", 2: "refused: a usage or input problem",
                  129: "stopped by SIGHUP", 130: "stopped by Ctrl-C", 143: "stopped by SIGTERM"}
 
 

@@ -163,6 +163,25 @@ def test_a_forced_job_whose_image_is_gone_shows_pending_while_it_renders(tmp_pat
     assert _statuses(tmp_path) == {jobs[0].job_id: "pending", jobs[1].job_id: "done"}
 
 
+def test_a_done_job_whose_image_or_sidecar_was_deleted_counts_as_pending_not_done(tmp_path):
+    # The plan renders both again (`redo`); a run that leaves them alone (an
+    # `--only` elsewhere) and `nst report` must not count them done meanwhile.
+    jobs = _jobs() + [dataclasses.replace(_jobs()[0], job_id="c" * 12, output_name="third.png")]
+    _rendered(tmp_path, jobs)
+    (tmp_path / jobs[0].output_name).unlink()
+    (tmp_path / jobs[1].sidecar_name).unlink()
+    expected = {jobs[0].job_id: "pending", jobs[1].job_id: "pending", jobs[2].job_id: "done"}
+    recorder = Recorder(tmp_path, jobs, title="t", manifest="m.yaml")
+    recorder.write_sheet(now=True)
+    summary = recorder.write_summary(0, ["cpu"], skipped=0)
+    assert _statuses(tmp_path) == expected
+    assert (summary["done"], summary["pending"]) == (1, 2)
+    rebuild_report(tmp_path)
+    assert _statuses(tmp_path) == expected
+    assert {k: json.loads((tmp_path / "summary.json").read_text())[k] for k in ("done", "pending")} == \
+        {"done": 1, "pending": 2}
+
+
 def test_only_a_line_whose_sidecar_was_written_names_one(tmp_path):
     jobs = _jobs()
     recorder = Recorder(tmp_path, jobs, title="t", manifest="m.yaml")

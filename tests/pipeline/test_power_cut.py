@@ -108,7 +108,7 @@ def test_a_run_killed_outright_is_finished_by_the_next_without_redoing_work(gall
     assert "the last run here (gallery.yaml, started " in printed and " never ended: it was killed" in printed
     log = (out / "nst.log").read_text(encoding="utf-8")
     assert log.count("run started: nst render ") == 2 and "--devices cpu (pid " in log, log
-    assert log.count("run ended: ") == 1 and log.rstrip().endswith("run ended: exit code 0 (every job done)"), log
+    assert log.count("run ended: ") == 1 and log.rstrip().endswith("run ended: exit code 0 (every job asked for is done)"), log
     assert "run started:" not in printed
 
 

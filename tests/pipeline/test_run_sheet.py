@@ -40,6 +40,19 @@ def test_only_renders_a_part_but_the_sheet_and_summary_cover_the_gallery(tmp_pat
     assert (summary["jobs"], summary["done"], summary["pending"]) == (2, 2, 0)
 
 
+def test_an_only_run_elsewhere_does_not_count_a_job_whose_image_was_deleted_as_done(tmp_path):
+    manifest = _rendered_gallery(tmp_path)
+    gone = next(job for job in manifest.jobs if "neuschwanstein" in job.content)
+    (manifest.output_dir / gone.output_name).unlink()
+    assert execute(manifest, RenderOptions(only="chelsea*", devices=("cpu",))) == EXIT_OK
+    statuses = {card["job_id"]: card["status"] for card in read_sheet(manifest.output_dir).cards}
+    assert statuses[gone.job_id] == "pending" and set(statuses.values()) == {"done", "pending"}
+    summary = _summary(manifest)
+    assert (summary["jobs"], summary["done"], summary["pending"]) == (2, 1, 1)
+    assert ("nothing to render: the jobs --only 'chelsea*' selects are up to date; the next run without "
+            "--only renders 1 unfinished job") in (manifest.output_dir / "nst.log").read_text()
+
+
 def test_a_lost_line_leaves_nothing_to_render_and_every_cell_done(tmp_path):
     manifest = _rendered_gallery(tmp_path)
     results = manifest.output_dir / "results.jsonl"
