@@ -19,6 +19,7 @@ the settings, losses, timings and device of the render that made the image.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,31 @@ def sidecar_job_fields(job: RenderJob) -> dict[str, Any]:
         # The bytes each input had: a photo replaced under its own name leaves
         # sidecars that name one path for different pictures.
         "input_sha256": dict(job.digests),
+    }
+
+
+def sidecar_contents(job: RenderJob, record: dict[str, Any], *, manifest: str,
+                     versions: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar written next to a done job's image, from its result `record`."""
+    stats = record.get("stats", {})
+    return {
+        **sidecar_job_fields(job),
+        "manifest": manifest,
+        "effective": record.get("effective") or {},
+        "versions": versions,
+        "device": record.get("device"),
+        "device_name": record.get("device_name"),
+        "worker_pid": record.get("worker_pid"),
+        # Where it rendered: a Dask task's machine, else this one.
+        "host": record.get("host") or platform.node(),
+        **({"dask_worker": record["dask_worker"]} if record.get("dask_worker") else {}),
+        "attempts": record.get("attempts", 1),
+        "memory_fallback": record.get("memory_fallback"),
+        "resumed_from_iteration": stats.get("resumed_from", 0),
+        # Losses, cache hits and seconds are said once, in `stats`, where the
+        # sheet and a results line rebuilt from this file (job_state) read them.
+        "stats": stats,
+        "finished_at": record["finished_at"],
     }
 
 

@@ -9,14 +9,13 @@ pause after each rebuild that grows with its cost (SHEET_PAUSE).
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from .events import utc_now
-from .job_state import effective_values, job_fields, reconcile, shown_record, sidecar_job_fields
+from .job_state import effective_values, job_fields, reconcile, shown_record, sidecar_contents
 from .jobs import RenderJob, checkpoint_path
 from .outputs import (
     SUMMARY_FILE,
@@ -60,6 +59,7 @@ class Recorder:
         self._sheet_stale = False
         self._sheet_written = time.monotonic()  # when index.html was last rewritten (catch_up)
         self._worker_devices: dict[int, str] = {}  # slot -> device, for "rendering on cuda:3"
+        self._under_way: tuple[list[str], int] | None = None  # (devices, skipped) from write_start to the end
 
     def _restore_lost_lines(self, history: dict[str, dict[str, Any]]) -> None:
         """Append the rebuilt `done` record of a job that results.jsonl lost.
@@ -153,7 +153,8 @@ class Recorder:
     def _write_outputs(self, job: RenderJob, png: bytes, record: dict[str, Any]) -> None:
         image_path = self.output_dir / job.output_name
         write_bytes_atomic(image_path, png)
-        write_json_atomic(self.output_dir / job.sidecar_name, self._sidecar(job, record))
+        write_json_atomic(self.output_dir / job.sidecar_name,
+                          sidecar_contents(job, record, manifest=self.manifest, versions=self._versions))
         ensure_thumbnail(image_path, self.output_dir / "thumbs" / f"{job.job_id}.jpg")
         # Only now, with the image safely in place, is the checkpoint useless.
         checkpoint_path(self.output_dir, job.job_id).unlink(missing_ok=True)
@@ -169,28 +170,6 @@ class Recorder:
                 path.unlink(missing_ok=True)
         except OSError as error:  # it only saves time: the job starts from zero next run
             self._cannot(f"keep the checkpoint of {job.output_name}", error)
-
-    def _sidecar(self, job: RenderJob, record: dict[str, Any]) -> dict[str, Any]:
-        stats = record.get("stats", {})
-        return {
-            **sidecar_job_fields(job),
-            "manifest": self.manifest,
-            "effective": record.get("effective") or {},
-            "versions": self._versions,
-            "device": record.get("device"),
-            "device_name": record.get("device_name"),
-            "worker_pid": record.get("worker_pid"),
-            # Where it rendered: a Dask task's machine, else this one.
-            "host": record.get("host") or platform.node(),
-            **({"dask_worker": record["dask_worker"]} if record.get("dask_worker") else {}),
-            "attempts": record.get("attempts", 1),
-            "memory_fallback": record.get("memory_fallback"),
-            "resumed_from_iteration": stats.get("resumed_from", 0),
-            # Losses, cache hits and seconds are said once, in `stats`, where the
-            # sheet and a results line rebuilt from this file (job_state) read them.
-            "stats": stats,
-            "finished_at": record["finished_at"],
-        }
 
     def write_sheet(self, *, now: bool = False) -> None:
         """Rewrite index.html, unless it was rewritten a moment ago: then it is
@@ -211,6 +190,10 @@ class Recorder:
             write_contact_sheet(self.output_dir, self.jobs, self.results, title=self.title)
         except OSError as error:  # a full disk must not stop the renders
             self._cannot("write index.html", error)
+        if self._under_way is not None:
+            # With each sheet, so a killed run leaves counts as fresh as its sheet's
+            # (a pulled plug: until then they were the start's), and a script can follow the run.
+            self._write(self._summary(None, *self._under_way))
         finished = self._sheet_written = time.monotonic()
         self._sheet_due = finished + SHEET_PAUSE * (finished - started)
         self._sheet_stale = False
@@ -235,9 +218,11 @@ class Recorder:
         (a pulled plug, kill -9) never writes its end, and `nst report` must
         still find the manifest it rendered: without it the sheet showed only
         the jobs results.jsonl knew, all done, as if the gallery were complete."""
+        self._under_way = (devices, skipped)
         self._write(self._summary(None, devices, skipped))
 
     def write_summary(self, exit_code: int, devices: list[str], skipped: int) -> dict[str, Any]:
+        self._under_way = None  # the sheet written below must not write a summary of its own
         # The run is over: the executors record every job they started, but a
         # job still shown rendering must not be shown under way by the sheet.
         for job_id, shown in list(self.results.items()):
@@ -271,6 +256,7 @@ class Recorder:
             "manifest": self.manifest,
             "started_at": self.started_at,
             "finished_at": utc_now() if exit_code is not None else None,
+            "updated_at": utc_now(),  # mid-run, when these counts were taken
             "wall_seconds": round(time.monotonic() - self.started, 3),
             "jobs": len(self.jobs),
             "rendered": self.counts.get("done", 0),

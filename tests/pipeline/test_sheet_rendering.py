@@ -138,3 +138,25 @@ def test_while_a_run_lives_it_rewrites_the_sheet_every_few_minutes_even_with_no_
         recorder.catch_up()
         time.sleep(0.05)
     assert {c["status"] for c in read_sheet(manifest.output_dir).cards} == {"rendering", "pending"}
+
+
+def test_summary_json_keeps_up_with_the_sheet_while_the_run_lives(tmp_path):
+    # A run killed outright never writes its end: its summary.json must not still
+    # hold the counts the run started with (0 done) after hours of renders.
+    manifest = load_manifest(_two_jobs(tmp_path))
+    first, second = manifest.jobs
+    recorder = Recorder(manifest.output_dir, list(manifest.jobs), title="m", manifest=str(manifest.path))
+    recorder.mark_queued(list(manifest.jobs))
+    recorder.write_start(["cpu"], skipped=0)
+    summary_file = manifest.output_dir / "summary.json"
+    started = json.loads(summary_file.read_text())
+    assert (started["done"], started["pending"], started["exit_code"]) == (0, 2, None)
+    recorder.record(first, _done(first))
+    _sheet_written(recorder)
+    midway = json.loads(summary_file.read_text())
+    assert (midway["done"], midway["pending"], midway["rendered"]) == (1, 1, 1)
+    assert midway["exit_code"] is None and midway["finished_at"] is None
+    assert midway["started_at"] == started["started_at"] and midway["devices"] == ["cpu"]
+    assert midway["updated_at"] >= started["updated_at"]
+    ended = recorder.write_summary(0, ["cpu"], skipped=0)
+    assert ended["exit_code"] == 0 and json.loads(summary_file.read_text())["exit_code"] == 0
