@@ -32,7 +32,7 @@ from .yaml_lines import Loc, Problems
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 MAX_WORKERS_PER_DEVICE = 1024  # more than cores (or a GPU's share) only slows each one
-_DEVICE = re.compile(r"(cpu|cuda(?::\d+)?)(?:\*([1-9]\d*))?")
+_DEVICE = re.compile(r"(cpu|cuda(?::\d+)?)(?:\*(\d+))?")
 
 
 def parse_devices(spec: str | Sequence[str]) -> tuple[str, ...]:
@@ -44,6 +44,8 @@ def parse_devices(spec: str | Sequence[str]) -> tuple[str, ...]:
         if match is None:
             raise ValueError(f"unknown device {token!r} (expected cpu, cuda or cuda:N, optionally *COUNT)")
         workers = int(match.group(2) or 1)
+        if workers < 1:
+            raise ValueError(f"{token.strip()}: expected at least 1 worker per device (leave a device out to use none)")
         if workers > MAX_WORKERS_PER_DEVICE:  # cpu*100000000 built a list of 2.8 GB
             raise ValueError(f"{token.strip()}: at most {MAX_WORKERS_PER_DEVICE} workers per device")
         devices += [match.group(1)] * workers
@@ -82,6 +84,29 @@ def _devices(value: Any) -> Any:
     if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         return parse_devices(value)
     raise ValueError(f"expected devices like 'cpu', 'cuda:0,cuda:1' or 'cpu*2', got {show(value)}")
+
+
+def _whole(value: Any) -> Any:
+    """`checkpoint_every: 5e1` is 50, as for a render setting; 50.5 is still refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_BASE_60 = re.compile(r"\d+(?::[0-5]?\d)+")
+
+
+def _seconds(value: Any) -> Any:
+    """`job_timeout: 1:30`, which YAML 1.1 read as 90, is text here (yaml_lines):
+    a time of day's notation for a duration, ambiguous, so say both readings."""
+    if isinstance(value, str) and _BASE_60.fullmatch(value.strip()):
+        *higher, last = (int(part) for part in value.strip().split(":"))
+        if len(higher) == 1:
+            hint = f"{higher[0] * 60 + last} for {higher[0]} min {last} s, {higher[0] * 3600 + last * 60} for {higher[0]} h {last} min"
+        else:
+            hint = f"{sum(part * 60 ** i for i, part in enumerate(reversed([*higher, last])))}"
+        raise ValueError(f"expected a number of seconds, got {show(value)} (write {hint})")
+    return value
 
 
 def _one_or_many(value: Any) -> Any:
@@ -133,9 +158,9 @@ class RunModel(BaseModel):
     model_config = _STRICT
     devices: Annotated[tuple[str, ...], BeforeValidator(_devices)] | None = None
     cluster: Annotated[str, AfterValidator(check_cluster_address)] | None = None
-    job_timeout: float | None = Field(None, gt=0)
-    batch_size: int | None = Field(None, ge=1)
-    checkpoint_every: int | None = Field(None, ge=1)
+    job_timeout: Annotated[float, BeforeValidator(_seconds)] | None = Field(None, gt=0)
+    batch_size: Annotated[int, BeforeValidator(_whole)] | None = Field(None, ge=1)
+    checkpoint_every: Annotated[int, BeforeValidator(_whole)] | None = Field(None, ge=1)
 
 
 class TopModel(BaseModel):

@@ -26,16 +26,26 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 MOST_VALUES = 2_000_000
 
 
+def _without_base_60(tag: str, regexp: re.Pattern) -> re.Pattern:
+    """An int or float resolver that leaves anything with a colon as text."""
+    if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        return regexp
+    return re.compile(r"(?!.*:)" + regexp.pattern, regexp.flags)
+
+
 class _ManifestLoader(yaml.SafeLoader):
     """PyYAML's safe loader, but `1e4` and `2.5e1` are numbers: YAML 1.1 wants a
     dot and a signed exponent in a float (2.5e+1) and reads them as text; YAML
     1.2 and every person read a number. One
     rule for every key (settings, sweeps and `run:` alike); quoted, it is text.
     And no key takes a date, so `2024-06-01` (a folder of that day's photos)
-    stays the text it was written as, not a datetime.date."""
+    stays the text it was written as, not a datetime.date. Nor is `1:30` the
+    YAML 1.1 base-60 number 90: `job_timeout: 1:30` meant 90 minutes if anything,
+    and as text it is refused with its line instead of read as 90 seconds."""
 
     yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        first: [(tag, _without_base_60(tag, regexp)) for tag, regexp in resolvers
+                if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 

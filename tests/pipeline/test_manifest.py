@@ -287,6 +287,12 @@ def test_a_whole_number_written_with_an_exponent_or_a_dot_is_a_whole_number(gall
     assert isinstance(written.jobs[0].settings.iterations, int) and written.jobs[0].settings.size == 64
 
 
+def test_run_whole_numbers_take_an_exponent_or_a_dot_too(gallery: Path) -> None:
+    manifest = load(gallery, "run: {checkpoint_every: 5e1, batch_size: 4.0}\n" + PAIR)
+    assert (manifest.run.checkpoint_every, manifest.run.batch_size) == (50, 4)
+    assert isinstance(manifest.run.checkpoint_every, int) and isinstance(manifest.run.batch_size, int)
+
+
 def test_x_keys_hold_yaml_anchors(gallery: Path) -> None:
     manifest = load(
         gallery,

@@ -67,6 +67,12 @@ BAD = [
     ("devices_too_many", "run:\n  devices: 'cpu*100000000'\n" + PAIR, "bad.yaml:2: run.devices:", "cpu*100000000: at most 1024 workers per device"),
     ("job_timeout_zero", "run:\n  job_timeout: 0\n" + PAIR, "bad.yaml:2: run.job_timeout:", "must be greater than 0, got 0"),
     ("exponent_quoted", "settings: {style_weight: '1e4'}\n" + PAIR, "bad.yaml:1: settings.style_weight:", "must be a finite number, got '1e4'"),
+    # YAML 1.1 read `1:30` as the base-60 number 90: 90 s where 90 min may have been meant.
+    ("job_timeout_base_60", "run:\n  job_timeout: 1:30\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number of seconds, got '1:30' (write 90 for 1 min 30 s, 5400 for 1 h 30 min)"),
+    ("job_timeout_h_m_s", "run: {job_timeout: '2:00:30'}\n" + PAIR, "bad.yaml:1: run.job_timeout:", "got '2:00:30' (write 7230)"),
+    ("base_60_setting", "settings: {iterations: 1:40}\n" + PAIR, "bad.yaml:1: settings.iterations:", "must be a whole number, got '1:40'"),
+    ("run_fraction_for_whole", "run: {checkpoint_every: 5.05e1}\n" + PAIR, "bad.yaml:1: run.checkpoint_every:", "expected a whole number, got 50.5"),
+    ("devices_no_workers", "run:\n  devices: cpu*0\n" + PAIR, "bad.yaml:2: run.devices:", "cpu*0: expected at least 1 worker per device"),
     ("job_timeout_text", "run:\n  job_timeout: '3600'\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number, got '3600'"),
     ("cluster_no_port", "run:\n  cluster: head\n" + PAIR, "bad.yaml:2: run.cluster:", "expected an address like 'tcp://host:8786', got 'head'"),
     ("cluster_protocol", "run:\n  cluster: bogus://x:1\n" + PAIR, "bad.yaml:2: run.cluster:", "unknown protocol 'bogus'"),
