@@ -30,6 +30,9 @@ def coerce(name: str, value: Any) -> Any:
         return _coerce_layers(value)
     if name in ("style_blend", "scales") and isinstance(value, list):
         value = tuple(value)
+    if name == "scales" and isinstance(value, tuple):
+        # [256, 5.12e2] is [256, 512], as `size: 5.12e2` is 512; 256.5 is still refused.
+        return tuple(int(side) if isinstance(side, float) and side.is_integer() else side for side in value)
     if name == "style_blend" and isinstance(value, tuple) and all(map(_is_number, value)):
         return tuple(map(to_float, value))
     if name in _FLOAT_FIELDS and _is_number(value):

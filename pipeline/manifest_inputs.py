@@ -132,7 +132,25 @@ def _setting(key: Any, value: Any, parent: Loc, path: Loc, base: Path, problems:
             problems.add(path, f"'{value}' is not a PyTorch weights file (expected a .pth saved by torch.save)")
             return None
         value, label = str(file.resolve()), file.stem
+    problem = _problem_on_its_own(key, value)
+    if problem is not None:  # reported, but kept: the jobs' check then judges the others as before
+        message, part = problem
+        problems.add(path, message, line_path=path + (part,) if part is not None else None)
     return Setting(value, path, label)
+
+
+def _problem_on_its_own(key: str, value: Any) -> tuple[str, Any] | None:
+    """What is wrong with one setting's value whatever the others are: (message,
+    the list item or layer at fault). Checked where it is written, not only in
+    the jobs it makes, since a value that every job overrides (a base `size:
+    32px` above entries that each give a size) makes none and passed unseen."""
+    context = {"size": LARGEST_SIDE} if key == "scales" else {}  # judged by the largest size allowed
+    try:
+        _DEFAULTS.with_overrides(**{**context, key: value})
+    except SettingsError as exc:
+        if exc.field == key:
+            return exc.message, exc.part
+    return None
 
 
 def _looks_like_a_torch_file(file: Path) -> bool:

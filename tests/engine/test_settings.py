@@ -12,6 +12,11 @@ from nst_engine.errors import SettingsError
 from nst_engine.settings import PRESETS, RenderSettings, batch_signature, preset
 
 
+def test_whole_sizes_in_scales_may_be_written_as_floats():
+    assert RenderSettings().with_overrides(scales=[3.2e1, 64.0]).scales == (32, 64)
+    assert RenderSettings().with_overrides(scales=[32.0, 64]) == RenderSettings().with_overrides(scales=[32, 64])
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -51,6 +56,7 @@ from nst_engine.settings import PRESETS, RenderSettings, batch_signature, preset
         ({"scales": 256}, "scales"),
         ({"scales": [64, 32]}, "scales"),
         ({"scales": [32, 32]}, "scales"),
+        ({"scales": [32, 64.5]}, "scales"),  # [32, 64.0] is [32, 64]
     ],
 )
 def test_a_bad_value_names_its_field(changes, field):

@@ -281,8 +281,10 @@ def test_whole_numbers_for_float_settings_make_the_same_job(gallery: Path) -> No
 
 def test_a_whole_number_written_with_an_exponent_or_a_dot_is_a_whole_number(gallery: Path) -> None:
     # The README promises `1e4` as a number; `iterations: 1e3` was "must be a whole number, got 1000.0".
-    written = load(gallery, "settings: {iterations: 1e3, size: 6.4e1, seed: 7.0}\nsweep: {lbfgs_history: [1e1]}\n" + PAIR)
-    plain = load(gallery, "settings: {iterations: 1000, size: 64, seed: 7}\nsweep: {lbfgs_history: [10]}\n" + PAIR)
+    written = load(gallery, "settings: {iterations: 1e3, size: 6.4e1, seed: 7.0, scales: [3.2e1, 64.0]}\n"
+                            "sweep: {lbfgs_history: [1e1]}\n" + PAIR)
+    plain = load(gallery, "settings: {iterations: 1000, size: 64, seed: 7, scales: [32, 64]}\n"
+                          "sweep: {lbfgs_history: [10]}\n" + PAIR)
     assert [job.job_id for job in written.jobs] == [job.job_id for job in plain.jobs]
     assert isinstance(written.jobs[0].settings.iterations, int) and written.jobs[0].settings.size == 64
 

@@ -73,6 +73,10 @@ BAD = [
     ("base_60_setting", "settings: {iterations: 1:40}\n" + PAIR, "bad.yaml:1: settings.iterations:", "must be a whole number, got '1:40'"),
     ("run_fraction_for_whole", "run: {checkpoint_every: 5.05e1}\n" + PAIR, "bad.yaml:1: run.checkpoint_every:", "expected a whole number, got 50.5"),
     ("devices_no_workers", "run:\n  devices: cpu*0\n" + PAIR, "bad.yaml:2: run.devices:", "cpu*0: expected at least 1 worker per device"),
+    # Every job overrides these, so no job checked them: the value is still wrong where it is written.
+    ("shadowed_top_setting", "settings: {size: 32px}\n" + PAIR + "    settings: {size: 64}\n", "bad.yaml:1: settings.size:", "must be a whole number, got '32px'"),
+    ("shadowed_entry_setting", PAIR + "    settings: {iterations: -5}\n    sweep: {iterations: [10, 20]}\n", "bad.yaml:4: jobs[0].settings.iterations:", "must be between 1 and 100000, got -5"),
+    ("shadowed_top_layer", "settings:\n  style_layers: {relu1_1: 1, relu9_9: 1}\n" + PAIR + "    settings: {style_layers: [relu2_1]}\n", "bad.yaml:2: settings.style_layers:", "relu9_9"),
     ("job_timeout_text", "run:\n  job_timeout: '3600'\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number, got '3600'"),
     ("cluster_no_port", "run:\n  cluster: head\n" + PAIR, "bad.yaml:2: run.cluster:", "expected an address like 'tcp://host:8786', got 'head'"),
     ("cluster_protocol", "run:\n  cluster: bogus://x:1\n" + PAIR, "bad.yaml:2: run.cluster:", "unknown protocol 'bogus'"),
