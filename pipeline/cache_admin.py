@@ -42,12 +42,12 @@ def warn_if_the_cache_cannot_be_written() -> None:
 
 
 def cache_summary() -> str:
-    from .labels import count
+    from .labels import count, data_size
 
     cache = _cache()
     entries, size, broken = cache.disk_usage()
     damaged = f" ({broken} not whole: computed again when next used)" if broken else ""
-    return f"{cache.directory}\n{count(entries, 'style target')}, {size / 2**20:.1f} MiB{damaged}"
+    return f"{cache.directory}\n{count(entries, 'style target')}, {data_size(size)}{damaged}"
 
 
 def clear_cache() -> str:

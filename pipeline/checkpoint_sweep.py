@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .jobs import CHECKPOINT_DIR, RenderJob
-from .labels import count
+from .labels import count, data_size
 from .outputs import output_is_complete
 
 
@@ -81,14 +81,14 @@ def stale_note(output_dir: Path, jobs: Iterable[RenderJob]) -> str | None:
         return None
     one = len(stale) == 1
     return (f"{count(len(stale), 'checkpoint')} of jobs no longer in the manifest "
-            f"({_mib(sum(_size(path) for path in stale))}) in {Path(output_dir) / CHECKPOINT_DIR} "
+            f"({data_size(sum(_size(path) for path in stale))}) in {Path(output_dir) / CHECKPOINT_DIR} "
             f"(a setting or an image changed since); the next full run (no --only, not interrupted) "
             f"deletes {'it' if one else 'them'}")
 
 
 def describe_removed(removed: Removed, what: str) -> str:
     """'deleted 2 checkpoints (0.3 MiB) of <what>' for the run's log."""
-    return f"deleted {count(removed.count, 'checkpoint')} ({_mib(removed.size)}) of {what}"
+    return f"deleted {count(removed.count, 'checkpoint')} ({data_size(removed.size)}) of {what}"
 
 
 def _remove(paths: Iterable[Path]) -> Removed:
@@ -108,7 +108,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"

@@ -77,6 +77,14 @@ def count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
+def data_size(size: int) -> str:
+    """`512 bytes`, `20 KiB`, `3.5 MiB`, `1.2 GiB`: "0.0 MiB" said nothing of a 20 KB checkpoint."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size / 2**10:.0f} KiB" if size >= 2**10 else count(size, "byte")
+
+
 def select(jobs: Sequence[RenderJob], only: str | None) -> list[RenderJob]:
     """--only GLOB matches any name the tool shows a job by: its output name,
     with or without `.png` and its folder (the log's name), its job id (the

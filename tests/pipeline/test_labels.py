@@ -12,7 +12,7 @@ from PIL import Image
 
 from nst_engine.settings import RenderSettings
 from pipeline.jobs import RenderJob
-from pipeline.labels import cell_tags, distinct_names, select
+from pipeline.labels import cell_tags, data_size, distinct_names, select
 from pipeline.manifest import load_manifest
 from pipeline.reporter import write_contact_sheet
 
@@ -148,3 +148,9 @@ def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
     assert empty.returncode == 2, explain(empty)
     assert empty.stderr == "nst: --only '' is empty: give a name or a glob, or leave --only out for every job\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_sizes_are_said_in_the_unit_that_shows_them():
+    # A 20 KB checkpoint was "(0.0 MiB)".
+    assert [data_size(n) for n in (0, 1, 1000, 20_480, 3 * 2**20 + 2**19, 5 * 2**30)] == [
+        "0 bytes", "1 byte", "1000 bytes", "20 KiB", "3.5 MiB", "5.0 GiB"]

@@ -129,7 +129,7 @@ def test_the_cached_count_looks_at_the_size_a_small_photo_renders_at(gallery_dir
     planned = nst("plan", str(manifest), cwd=tmp_path)
     assert "style targets cached for 0 of 1 styles" in planned.stdout, explain(planned)
     info = nst("cache", "info")
-    assert "1 style target, 0.0 MiB (1 not whole: computed again when next used)" in info.stdout, explain(info)
+    assert "1 style target, 1000 bytes (1 not whole: computed again when next used)" in info.stdout, explain(info)
 
 
 def test_the_cached_count_follows_the_precision_of_the_devices_that_will_render(
