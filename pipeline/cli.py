@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .cli_errors import err, fail, one_line_errors
 from .errors import ManifestError, OutputFolderError, PipelineError
-from .labels import select
+from .labels import close_selection, select
 from .lock import OutputLockedError, check_output_folder
 from .manifest import Manifest, load_manifest, resolve_manifest_path
 from .plan_view import PLAN_ROWS, print_plan
@@ -141,9 +141,12 @@ def _check_only(loaded, only: str | None) -> None:
     # A glob that matches nothing is a typo; "nothing to render" would hide it.
     if only and not select(loaded.jobs, only):
         # The wildcard form is offered only where it would pick something.
-        wider = f"*{only}*"
-        hint = "" if set("*?[") & set(only) or not select(loaded.jobs, wider) else (
-            f"; for part of a name, use a wildcard: '{wider}'")
+        wider, close = f"*{only}*", close_selection(loaded.jobs, only)
+        if close:
+            hint = f"; did you mean '{close}'?"
+        else:
+            hint = "" if set("*?[") & set(only) or not select(loaded.jobs, wider) else (
+                f"; for part of a name, use a wildcard: '{wider}'")
         fail(f"--only {only!r} matches none of the {len(loaded.jobs)} jobs (it is matched against output "
               f"names, job ids, variants, and the names the plan gives photos and paintings{hint})", EXIT_USAGE)
 

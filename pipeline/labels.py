@@ -15,6 +15,7 @@ how jobs that share a cell (or a plan row's names) are told apart (`tell_apart`)
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import re
@@ -102,6 +103,20 @@ def select(jobs: Sequence[RenderJob], only: str | None) -> list[RenderJob]:
     # picks that photo, and "what?" only the photo named so, not what1.
     literal = [job for job in jobs if only in names[job.job_id]]
     return literal or [job for job in jobs if any(fnmatch.fnmatch(text, only) for text in names[job.job_id])]
+
+
+def close_selection(jobs: Sequence[RenderJob], only: str) -> str | None:
+    """A pattern one typo away from `only` that picks jobs: `chelsae*` -> `chelsea*`."""
+    core = only.strip("*")
+    if not core or set("*?[") & set(core):
+        return None
+    shown, tags = ShownNames(jobs), cell_tags(jobs)
+    names = {name for job in jobs for name in _names(job, shown, tags.get(job.job_id, ""))}
+    for close in difflib.get_close_matches(core, names, n=3, cutoff=0.75):
+        offered = only.replace(core, close)
+        if select(jobs, offered):
+            return offered
+    return None
 
 
 def _names(job: RenderJob, shown: ShownNames, tag: str) -> tuple[str, ...]:

@@ -134,6 +134,7 @@ def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
         result = nst(command, manifest, "--only", "chelsae*", cwd=tmp_path)  # a typo
         assert result.returncode == 2, explain(result)
         assert result.stderr.startswith("nst: --only 'chelsae*' matches none of the 1 jobs")
+        assert result.stderr.rstrip().endswith("; did you mean 'chelsea*'?)"), explain(result)
         assert "wildcard" not in result.stderr  # it has one already
     # A part of a name: glob rules need a wildcard, which the message offers.
     partial = nst("plan", manifest, "--only", "chelsea--night", cwd=tmp_path)
@@ -143,6 +144,7 @@ def test_only_glob_that_matches_nothing_is_a_usage_error(gallery_dir, tmp_path):
     # ... and only where the wildcard form would pick something.
     unknown = nst("plan", manifest, "--only", "chihuahua", cwd=tmp_path)
     assert unknown.returncode == 2 and "wildcard" not in unknown.stderr, explain(unknown)
+    assert "did you mean" not in unknown.stderr
     # `--only "$JOB"` with JOB unset: not every job.
     empty = nst("render", manifest, "--force", "--only", "", cwd=tmp_path)
     assert empty.returncode == 2, explain(empty)
