@@ -20,14 +20,10 @@ from .labels import close_selection, select
 from .lock import OutputLockedError, check_output_folder
 from .manifest import Manifest, load_manifest, resolve_manifest_path
 from .plan_view import PLAN_ROWS, print_plan
-from .run import (
-    EXIT_BUSY,
-    EXIT_USAGE,
+from .run import EXIT_BUSY, EXIT_USAGE, execute, make_plan, pending_renames
+from .run_options import (
     RenderOptions,
     cluster_address,
-    execute,
-    make_plan,
-    pending_renames,
     planned_device_types,
     planned_devices,
     requested_devices,

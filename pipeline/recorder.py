@@ -199,6 +199,12 @@ class Recorder:
         self._sheet_stale = False
 
     @property
+    def kept_earlier_images(self) -> int:
+        """This run's --force re-renders that failed or were stopped: their earlier images stay, done."""
+        return sum(1 for job_id, record in self.outcomes.items()
+                   if record.get("status") != "done" and self.results.get(job_id, {}).get("status") == "done")
+
+    @property
     def sheet_is_stale(self) -> bool:
         """A result arrived during the pause and index.html does not show it yet."""
         return self._sheet_stale

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -29,25 +29,13 @@ from .outputs import output_is_complete
 from .recorder import Recorder
 from .renames import adopt_renamed, find_renamed
 from .run_marks import next_run, note_run_end, note_run_start, note_stopped_while_planning
+from .run_options import RenderOptions, cluster_address, requested_devices
 from .scheduler import DEFAULT_BATCH_CAP, Plan, plan
 from .stop_signals import EXIT_SIGNAL, Terminated, signal_of, stop_on_signals
 
 log = logging.getLogger("nst")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 75
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    devices: tuple[str, ...] | None = None
-    cluster: str | None = None
-    force: bool = False
-    only: str | None = None
-    quiet: bool = False
-    wait: bool = False
-    job_timeout: float | None = None
-    grace_seconds: float = 30.0
-    live: bool | None = None  # None: rich bars when stderr is a terminal
 
 
 def make_plan(manifest: Manifest, options: RenderOptions) -> Plan:
@@ -176,7 +164,8 @@ def _finish(manifest: Manifest, options: RenderOptions, the_plan: Plan, recorder
     log.log(logging.WARNING if summary["failed_this_run"] or stop.level else logging.INFO,
             "finished: %d rendered, %d failed; %s, %.1f s -> %s",
             summary["rendered"], summary["failed_this_run"],
-            next_run(summary["failed"], summary["pending"] + summary["interrupted"], after_only=bool(options.only)),
+            next_run(summary["failed"], summary["pending"] + summary["interrupted"], after_only=bool(options.only),
+                     kept_earlier=recorder.kept_earlier_images),
             summary["wall_seconds"], manifest.output_dir / "index.html", extra=TERMINAL)
     return code
 
@@ -237,42 +226,6 @@ def _executor(manifest: Manifest, options: RenderOptions, todo: list[RenderJob])
         grace_seconds=options.grace_seconds,
     )
     return executor, list(devices)
-
-
-def cluster_address(manifest: Manifest, options: RenderOptions) -> str | None:
-    """The Dask scheduler to run on, if any: --cluster, else the manifest's
-    run.cluster, unless --devices asks for this machine (a trial run at home)."""
-    if options.cluster is not None:
-        return options.cluster
-    return None if options.devices is not None else manifest.run.cluster
-
-
-def requested_devices(manifest: Manifest, options: RenderOptions) -> tuple[tuple[str, ...] | None, str]:
-    """The devices asked for (None: detect), and how errors name where they were
-    asked for: the --devices flag wins over the manifest's `run.devices`."""
-    if options.devices:
-        return options.devices, "--devices"
-    return manifest.run.devices, manifest.devices_source()
-
-
-def planned_devices(manifest: Manifest, options: RenderOptions, jobs: int) -> tuple[str, ...] | None:
-    """The workers a run would start, where the plan can tell without touching
-    CUDA: devices asked for by name (not a cluster, not detection, not a bare
-    `cuda`), no more than there are jobs, as the run caps them."""
-    devices, _ = requested_devices(manifest, options)
-    if cluster_address(manifest, options) is not None or devices is None or "cuda" in devices:
-        return None
-    return workers_for(devices, jobs)
-
-
-def planned_device_types(manifest: Manifest, options: RenderOptions) -> frozenset[str]:
-    """"cpu" and/or "cuda": where this run's workers would be, as far as the
-    plan can tell without touching CUDA. Unknown (a cluster, or devices left to
-    detection) gives both."""
-    devices, _ = requested_devices(manifest, options)  # parsed already: ("cuda:0", "cpu", ...)
-    if cluster_address(manifest, options) is not None or devices is None:
-        return frozenset({"cpu", "cuda"})
-    return frozenset("cuda" if device.startswith("cuda") else "cpu" for device in devices)
 
 
 def _exit_code(recorder: Recorder, todo: Sequence[RenderJob], stop: StopSignal) -> int:

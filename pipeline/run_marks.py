@@ -25,7 +25,7 @@ from .stop_signals import EXIT_SIGNAL
 
 if TYPE_CHECKING:
     from .manifest import Manifest
-    from .run import RenderOptions
+    from .run_options import RenderOptions
 
 log = logging.getLogger("nst")
 
@@ -96,17 +96,25 @@ def command_line(manifest: Manifest, options: RenderOptions) -> str:
     return shlex.join(words)
 
 
-def next_run(failed: int, unfinished: int, *, after_only: bool = False) -> str:
+def next_run(failed: int, unfinished: int, *, after_only: bool = False, kept_earlier: int = 0) -> str:
     """What the next run of the manifest will do: it tries failed jobs again and
     renders interrupted and unstarted ones. Said as such: "10 failed, 10 jobs
     still to render" read as twenty jobs not done. The counts are the whole
     manifest's; after a run limited by --only (`after_only`) the line says so,
-    or "2 failed; the next run tries 6 failed jobs again" reads as a miscount."""
+    or "2 failed; the next run tries 6 failed jobs again" reads as a miscount.
+    `kept_earlier`: this run's --force re-renders that failed or were stopped,
+    whose earlier images stay and count as done."""
+    kept = ""
+    if kept_earlier:  # shown done, so in no count above: without this, "nothing left" read as all re-rendered
+        one = kept_earlier == 1
+        kept = (f"; {count(kept_earlier, '--force re-render')} did not complete and "
+                + ("keeps its earlier image (only --force renders it again)" if one else
+                   "keep their earlier images (only --force renders them again)"))
     if not failed and not unfinished:
-        return "nothing left for the next run"
+        return "nothing left for the next run" + kept
     parts = ([f"tries {count(failed, 'failed job')} again"] if failed else []) + (
         [f"renders {count(unfinished, 'unfinished job')}"] if unfinished else [])
-    return ("the next run without --only " if after_only else "the next run ") + " and ".join(parts)
+    return ("the next run without --only " if after_only else "the next run ") + " and ".join(parts) + kept
 
 
 def note_stopped_while_planning(manifest: Manifest, signum: int) -> None:

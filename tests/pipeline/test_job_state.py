@@ -51,6 +51,7 @@ def _rendered(output_dir: Path, jobs: list[RenderJob]) -> None:
     recorder.mark_queued(jobs)
     for job in jobs:
         recorder.record(job, _done(job))
+    assert recorder.kept_earlier_images == 0
     recorder.write_summary(0, ["cpu"], skipped=0)
 
 
@@ -80,6 +81,7 @@ def test_an_interrupted_force_rerender_leaves_the_image_done_on_sheet_summary_an
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
     assert (summary["done"], summary["pending"], summary["interrupted"], summary["exit_code"]) == (2, 0, 0, 143)
     assert summary["interrupted_this_run"] == 1
+    assert recorder.kept_earlier_images == 1  # the finish line says so (run_marks.next_run)
     html = (tmp_path / "index.html").read_text()
     # The worker said "resumes next run", which is not so for a job that is done.
     assert "last re-render" in html and "resumes next run" not in html
@@ -120,6 +122,7 @@ def test_a_failed_force_rerender_fails_the_run_but_the_image_stays_done(tmp_path
     summary = recorder.write_summary(code, ["cpu"], skipped=0)
     assert code == EXIT_FAILED  # the run's own result, for cron
     assert (summary["done"], summary["failed"], summary["failed_this_run"]) == (2, 0, 1)
+    assert recorder.kept_earlier_images == 1
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}
     rebuild_report(tmp_path)
     assert _statuses(tmp_path) == {job.job_id: "done" for job in jobs}

@@ -18,7 +18,7 @@ from pipeline.cache_admin import cached_style_count
 from pipeline.jobs import checkpoint_path
 from pipeline.manifest import load_manifest
 from pipeline.outputs import JOB_ID_KEY, encode_png, write_bytes_atomic, write_json_atomic
-from pipeline.run import RenderOptions, planned_device_types
+from pipeline.run_options import RenderOptions, planned_device_types
 
 
 def _sweep_manifest(gallery_dir, points: int):

@@ -106,6 +106,12 @@ def test_the_finish_line_says_what_the_next_run_will_do():
     assert next_run(1, 3) == "the next run tries 1 failed job again and renders 3 unfinished jobs"
     assert next_run(0, 1) == "the next run renders 1 unfinished job"
     assert next_run(6, 0, after_only=True) == "the next run without --only tries 6 failed jobs again"
+    # An interrupted --force run: its jobs still show their earlier images, done.
+    assert next_run(0, 0, kept_earlier=2) == ("nothing left for the next run; 2 --force re-renders did not "
+                                              "complete and keep their earlier images (only --force renders "
+                                              "them again)")
+    assert next_run(0, 1, kept_earlier=1).endswith("renders 1 unfinished job; 1 --force re-render did not complete "
+                                                   "and keeps its earlier image (only --force renders it again)")
 
 
 def test_after_only_the_finish_line_says_its_counts_are_the_whole_manifests(tmp_path, monkeypatch):
