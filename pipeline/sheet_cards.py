@@ -70,7 +70,7 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
         card.activity = f"rendering again {_under_way(record['rerendering'])}".rstrip()
         card.caption = card.activity
     card.tooltip = "\n".join(
-        [shown_as] + [f"{k}: {v}" for k, v in card.details if k not in ("job id", "finished")]
+        [shown_as] + [f"{k}: {v}" for k, v in card.details if k not in ("job id", *_ENDED.values())]
     )
     if status == "done":
         image = output_dir / job.output_name
@@ -83,6 +83,10 @@ def make_card(output_dir: Path, job: RenderJob, record: dict | None, shown_as: s
         elif image.is_file():  # the thumbnail cannot be written (a full disk, a read-only thumbs/)
             card.thumb = card.href  # the full image, slower to load, rather than "image not found"
     return card
+
+
+# What the time a record ends with is called: an interrupted job did not finish.
+_ENDED = {"done": "finished", "failed": "failed", "interrupted": "stopped"}
 
 
 def _under_way(record: dict) -> str:
@@ -109,7 +113,7 @@ def _details(job: RenderJob, record: dict) -> list[tuple[str, str]]:
         rows.append(("last re-render", f"{what} (this image is the earlier render)"))
     rows.append(("job id", job.job_id))
     if record.get("finished_at"):
-        rows.append(("finished", str(record["finished_at"])))
+        rows.append((_ENDED.get(str(record.get("status")), "finished"), str(record["finished_at"])))
     return rows
 
 

@@ -391,6 +391,17 @@ def test_a_resumed_card_says_so_on_its_face_and_gives_the_whole_time_and_the_par
     assert dict(make_card(tmp_path, job, resumed).details)["resumed at iteration"] == "19"
 
 
+def test_a_card_names_the_time_its_job_ended_by_how_it_ended(tmp_path):
+    # An interrupted job did not finish: its card said "finished: 05:00".
+    job = make_job(tmp_path / "chelsea.png", tmp_path / "wave.png", "", RenderSettings())
+    ended = {status: dict(make_card(tmp_path, job, record(job, status)).details)
+             for status in ("done", "failed", "interrupted")}
+    assert [ended[status].get(label) for status, label in
+            (("done", "finished"), ("failed", "failed"), ("interrupted", "stopped"))] == ["2026-11-21T05:00:00Z"] * 3
+    assert "finished" not in ended["interrupted"] and "finished" not in ended["failed"]
+    assert "stopped:" not in make_card(tmp_path, job, record(job, "interrupted")).tooltip  # said on click only
+
+
 def test_a_sweep_points_card_names_its_swept_setting_even_at_its_default(tmp_path):
     # style_weight: [1, 5, 25]: 5 is the default, and its card listed no style_weight.
     default = RenderSettings().style_weight
