@@ -101,8 +101,13 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
                        "the jobs it has under way count as to do until they finish")
     if failed:
         example = failed[0]
+        # A job timed out or killed mid-render keeps its periodic checkpoint: no work is lost.
+        resumes = sum(1 for job in failed if job.job_id in resuming)
+        resumed = ("" if not resumes else "; it carries on from its checkpoint" if len(failed) == 1
+                   else f"; {resumes} of them carry on from their checkpoints" if resumes > 1
+                   else "; 1 of them carries on from its checkpoint")
         _line(console, f"note: {count(len(failed), 'job')} failed on {'its' if len(failed) == 1 else 'their'} "
-                       f"last try and {'renders' if len(failed) == 1 else 'render'} again (retry), e.g. "
+                       f"last try and {'renders' if len(failed) == 1 else 'render'} again (retry{resumed}), e.g. "
                        f"{job_name(example)}: {latest[example.job_id].get('error') or 'no reason recorded'}")
     if redo:
         example = next(job for job in the_plan.todo if job.job_id in redo)

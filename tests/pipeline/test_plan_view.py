@@ -260,6 +260,11 @@ def test_jobs_that_failed_last_time_are_shown_apart_with_why(gallery_dir, tmp_pa
                                           manifest.jobs[2].job_id: "todo"}
     assert (f"note: 1 job failed on its last try and renders again (retry), e.g. "
             f"{failed.output_name.removesuffix('.png')}: photo.jpg is truncated or corrupt") in lines
+    # One that timed out keeps its periodic checkpoint, and the note says no work is lost.
+    checkpoint_path(manifest.output_dir, failed.job_id).parent.mkdir(parents=True, exist_ok=True)
+    checkpoint_path(manifest.output_dir, failed.job_id).write_bytes(b"pixels so far")
+    assert any(line.startswith("note: 1 job failed on its last try and renders again (retry; it carries on "
+                               "from its checkpoint), e.g. ") for line in _printed_plan(path, 200))
 
 
 def _statuses(manifest, lines: list[str]) -> dict[str, str]:
