@@ -3,6 +3,7 @@ value however it arrives (defaults, presets, manifests, flags, sidecars)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -177,17 +178,38 @@ def _layer_problems(name: str, layers: LayerWeights):
     if name == "style_layers" and not layers:
         yield name, "must name at least one layer"
         return
+    # Every bad layer in one message (settings stop at a field's first problem,
+    # and a list with two typos took two tries), at the first one's line.
+    found, expected = [], " (expected e.g. relu1_1 … relu5_4, conv4_2, pool3)"
     for layer, weight in layers:
-        # The layer too, so a manifest can point at its own line.
         if layer not in FEATURE_LAYERS:
-            yield name, f"unknown layer '{layer}' (expected e.g. relu1_1 … relu5_4, conv4_2, pool3)", layer
+            close = _closest_layer(layer)
+            hint = f" (did you mean '{close}'?)" if close else expected
+            expected = expected if close else ""  # said once
+            found.append((layer, f"unknown layer '{layer}'{hint}"))
         elif not math.isfinite(weight) or weight < 0:
-            yield name, f"weight of '{layer}' must be a finite non-negative number", layer
+            found.append((layer, f"weight of '{layer}' must be a finite non-negative number"))
+    if found:
+        yield name, "; ".join(message for _, message in found), found[0][0]
+        return
     # The style layers' weights are normalised to sum to 1, which all-zero
     # weights cannot be: the render would quietly return the photo. style_weight
     # is the one switch for no style.
     if name == "style_layers" and all(w == 0 for _, w in layers):
         yield name, "weights are normalised to sum to 1, so one must be above 0 (for no style, set style_weight: 0)"
+
+
+def _closest_layer(layer: str) -> str | None:
+    """The one layer a typo is closest to; none where several are as close
+    (`relu3_l` is as near relu3_1 as relu3_4: naming either would mislead)."""
+    matches = difflib.get_close_matches(layer, FEATURE_LAYERS, n=2, cutoff=0.75)
+    if len(matches) == 2 and _likeness(layer, matches[0]) == _likeness(layer, matches[1]):
+        return None
+    return matches[0] if matches else None
+
+
+def _likeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
 
 
 def _choice_problems(s: RenderSettings):

@@ -77,6 +77,7 @@ BAD = [
     ("shadowed_top_setting", "settings: {size: 32px}\n" + PAIR + "    settings: {size: 64}\n", "bad.yaml:1: settings.size:", "must be a whole number, got '32px'"),
     ("shadowed_entry_setting", PAIR + "    settings: {iterations: -5}\n    sweep: {iterations: [10, 20]}\n", "bad.yaml:4: jobs[0].settings.iterations:", "must be between 1 and 100000, got -5"),
     ("shadowed_top_layer", "settings:\n  style_layers: {relu1_1: 1, relu9_9: 1}\n" + PAIR + "    settings: {style_layers: [relu2_1]}\n", "bad.yaml:2: settings.style_layers:", "relu9_9"),
+    ("layer_typos", "settings: {style_layers: [rleu1_1, relu2_1, relu3_l, bogus]}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "unknown layer 'rleu1_1' (did you mean 'relu1_1'?); unknown layer 'relu3_l' (expected e.g. relu1_1 … relu5_4, conv4_2, pool3); unknown layer 'bogus'"),
     ("job_timeout_text", "run:\n  job_timeout: '3600'\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number, got '3600'"),
     ("cluster_no_port", "run:\n  cluster: head\n" + PAIR, "bad.yaml:2: run.cluster:", "expected an address like 'tcp://host:8786', got 'head'"),
     ("cluster_protocol", "run:\n  cluster: bogus://x:1\n" + PAIR, "bad.yaml:2: run.cluster:", "unknown protocol 'bogus'"),
@@ -294,7 +295,7 @@ def test_a_bad_layer_in_a_block_mapping_is_reported_on_its_own_line(gallery: Pat
         load(gallery, text)
     assert str(caught.value).splitlines() == [
         "m.yaml:7: jobs[0].settings.style_layers: unknown layer 'relu9_9' (expected e.g. relu1_1 … relu5_4, "
-        "conv4_2, pool3)"]
+        "conv4_2, pool3); weight of 'relu2_1' must be a finite non-negative number"]
     text = "settings:\n  size: 64\n  scales:\n    - 32\n    - 96\n" + PAIR
     with pytest.raises(ManifestError) as caught:
         load(gallery, text)
