@@ -118,6 +118,23 @@ def emulated_bf16(jobs, devices) -> str | None:
             "precision: auto renders fp32 on such a CPU and bf16 on a GPU")
 
 
+def torchvision_download(jobs) -> str | None:
+    """The warning for jobs with `weights: torchvision` where torch's cache on
+    this machine lacks the file: each worker downloads it on its first job, and
+    offline every such job failed, hours into the night, with the plan silent."""
+    from nst_engine.checksums import torchvision_checkpoint_path
+
+    from .labels import count
+
+    asking = sum(1 for job in jobs if job.settings.weights == "torchvision")
+    cached = torchvision_checkpoint_path()
+    if not asking or cached.is_file():
+        return None
+    return (f"{count(asking, 'job')} {'uses' if asking == 1 else 'use'} weights: torchvision, which is not in "
+            f"this machine's torch cache ({cached}): workers download it (about 550 MB) on their first job, "
+            "and without a network those jobs fail; copy the file there, or use weights: caffe (bundled)")
+
+
 def side_by_side(devices: tuple[str, ...]) -> int:
     """How many renders run at once at full speed: one per GPU, and the CPU
     workers together count once, since they share the cores."""

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .checkpoint_sweep import checkpoint_files, stale_note
-from .devices import cpu_oversubscription, emulated_bf16
+from .devices import cpu_oversubscription, emulated_bf16, torchvision_download
 from .display import job_name
 from .estimate import content_longest_sides, describe, planned_sides
 from .input_checks import input_problems
@@ -114,10 +114,11 @@ def print_plan(console: Console, manifest: Manifest, the_plan: Plan, renamed: Ma
         _line(console, f"note: {count(len(redo), 'job')} rendered before {'renders' if len(redo) == 1 else 'render'} "
                        f"again (redo), e.g. {example.output_name}: {redo[example.job_id]}")
     _print_input_problems(console, manifest, the_plan, every=row_limit is None)
+    warnings = [torchvision_download(the_plan.todo)]
     if devices and the_plan.todo:
-        for warning in (cpu_oversubscription(devices), emulated_bf16(the_plan.todo, devices)):
-            if warning:
-                _line(console, f"warning: {warning}", style="yellow")
+        warnings += [cpu_oversubscription(devices), emulated_bf16(the_plan.todo, devices)]
+    for warning in filter(None, warnings):
+        _line(console, f"warning: {warning}", style="yellow")
     smaller = sum(1 for job in the_plan.todo if planned_sides(job, content_sides)[-1] < job.settings.size)
     if smaller:
         _line(console, f"note: {count(smaller, 'job')} to render {'comes' if smaller == 1 else 'come'} out smaller "

@@ -205,7 +205,7 @@ def _executor(manifest: Manifest, options: RenderOptions, todo: list[RenderJob])
         executor = DaskExecutor(cluster, worker_options, job_timeout=job_timeout, source=source,
                                 grace_seconds=options.grace_seconds)
         return executor, [f"dask:{cluster}"]
-    from .devices import cpu_oversubscription, emulated_bf16, resolve_devices
+    from .devices import cpu_oversubscription, emulated_bf16, resolve_devices, torchvision_download
     from .local_executor import LocalExecutor
 
     asked = resolve_devices(*requested_devices(manifest, options))
@@ -213,7 +213,7 @@ def _executor(manifest: Manifest, options: RenderOptions, todo: list[RenderJob])
     if len(devices) < len(asked):
         log.info("starting %d of the %d workers asked for: only %s to render", len(devices), len(asked),
                  count(len(todo), "job"))
-    for warning in (cpu_oversubscription(devices), emulated_bf16(todo, devices)):
+    for warning in (cpu_oversubscription(devices), emulated_bf16(todo, devices), torchvision_download(todo)):
         if warning:
             log.warning("%s", warning)
     worker_options = replace(worker_options, threads=threads_per_worker(sum(1 for d in devices if d == "cpu"), len(devices)))

@@ -280,3 +280,17 @@ def test_the_bf16_network_is_a_channels_last_copy_with_the_same_features():
         narrow = bf16.module(network_input(image, bf16=True), {"relu3_1"})["relu3_1"]
     assert narrow.is_contiguous(memory_format=torch.channels_last)
     assert float((narrow.float() - wide).norm() / wide.norm()) < 0.02
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_CACHE_HOME": "/x/cache"}, {"TORCH_HOME": "/y/torch"},
+                                 {"TORCH_HOME": "~/t", "XDG_CACHE_HOME": "/x/cache"}])
+def test_the_torch_free_hub_path_is_where_torch_hub_looks(monkeypatch, env):
+    # `nst plan` warns of a missing torchvision file without importing torch;
+    # the loader looks where torch.hub says. The two must agree.
+    from nst_engine.checksums import TORCHVISION_CHECKPOINT, torchvision_checkpoint_path
+
+    for name in ("TORCH_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert torchvision_checkpoint_path() == Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_CHECKPOINT

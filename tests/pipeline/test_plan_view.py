@@ -387,3 +387,19 @@ def test_the_variant_column_parts_settings_with_semicolons_not_the_commas_inside
              "sweep": {"scales": [[32, 48]], "style_weight": [2]}}
     path.write_text(yaml.safe_dump({"output": "out", "settings": {"size": 48, "iterations": 3}, "jobs": [entry]}))
     assert any("│ scales=32,48; style_weight=2 " in line for line in _printed_plan(path, 200))
+
+
+def test_the_plan_warns_when_torchvision_weights_are_not_on_this_machine(gallery_dir, tmp_path, monkeypatch):
+    # Offline, every job with them failed hours into the night, the plan silent.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    manifest = _tiny_photo_manifest(gallery_dir, tmp_path, weights="torchvision")
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    warning = (f"warning: 1 job uses weights: torchvision, which is not in this machine's torch cache ({cached}): "
+               "workers download it")
+    assert any(line.startswith(warning) for line in _printed_plan(manifest, 400)), _printed_plan(manifest, 400)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"the checkpoint")
+    assert not any("torchvision" in line for line in _printed_plan(manifest, 400))
+    caffe = _tiny_photo_manifest(gallery_dir, tmp_path)  # bundled: nothing to say
+    cached.unlink()
+    assert not any("torchvision" in line for line in _printed_plan(caffe, 400))
