@@ -62,6 +62,8 @@ def expand_images(spec: str, base: Path, outputs: OutputFolder | None = None) ->
         if not path.is_file():
             if path.is_symlink():  # `ls` lists it, so "no such file" would puzzle
                 return [], _dangling_link(spec, path)
+            if path.exists():  # a named pipe or a device: there, but nothing to read an image from
+                return [], f"'{spec}' is not a regular file (expected an image file)"
             # A trailing slash says the user meant a folder; "no such file" would mislead.
             kind = "folder" if spec.endswith(("/", os.sep)) else "file"
             return [], f"no such {kind} '{spec}'"

@@ -187,6 +187,12 @@ def test_a_named_symlink_that_leads_nowhere_says_so(gallery: Path) -> None:
             load(gallery, f"jobs:\n  - content: {name}\n    style: images/style/s1.jpg\n")
 
 
+def test_a_named_pipe_is_not_an_image_file_and_is_not_called_missing(gallery: Path) -> None:
+    os.mkfifo(gallery / "photo.jpg")  # `ls` lists it: "no such file" sent users looking for a typo
+    with pytest.raises(ManifestError, match=re.escape("'photo.jpg' is not a regular file (expected an image file)")):
+        load(gallery, "jobs:\n  - content: photo.jpg\n    style: images/style/s1.jpg\n")
+
+
 def test_paths_resolve_from_the_manifest_folder(gallery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir("/")
     text = """
