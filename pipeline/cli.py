@@ -160,7 +160,7 @@ def _check_run_flags(**flags) -> None:
 def _devices(spec: str | None):
     if spec is None:
         return None
-    from .manifest_schema import parse_devices
+    from .run_values import parse_devices
 
     try:
         return parse_devices(spec)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from .errors import PipelineError
-from .manifest_schema import parse_devices
+from .run_values import parse_devices
 
 _PROBE = """
 import json, torch

@@ -21,7 +21,8 @@ from .jobs import RenderJob
 from .manifest_duplicates import shown_copy_notes
 from .manifest_expand import Expander
 from .manifest_images import OutputFolder
-from .manifest_schema import TopModel, parse_devices, validate_model
+from .manifest_schema import TopModel, validate_model
+from .run_values import parse_devices
 from .yaml_lines import ParsedYaml, Problems, YamlSyntaxError, parse_yaml
 
 __all__ = ["Manifest", "ManifestError", "RunOptions", "load_manifest", "parse_devices", "resolve_manifest_path"]

@@ -19,8 +19,8 @@ from nst_engine.settings import PRESETS, RenderSettings, setting_names
 
 from .jobs import slug
 from .manifest_images import IMAGE_SUFFIXES
-from .manifest_schema import show, unknown_name
 from .outputs import THUMBS_DIR
+from .value_words import show, unknown_name
 from .yaml_lines import Loc, Problems
 
 _DEFAULTS = RenderSettings()

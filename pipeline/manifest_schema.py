@@ -7,10 +7,6 @@ checked by `manifest.py`, so each rule lives in one place.
 
 from __future__ import annotations
 
-import difflib
-import itertools
-import re
-from collections.abc import Sequence
 from typing import Annotated, Any, Union
 
 from pydantic import (
@@ -25,87 +21,21 @@ from pydantic import (
 )
 
 from .jobs import format_value
+from .run_values import check_cluster_address, devices_value, seconds_value, whole_number
+from .value_words import show, unknown_name
 from .yaml_lines import Loc, Problems
 
 # strict: YAML already gives real numbers and booleans, so "3600" or `true` where
 # a number belongs is a mistake to report, not to convert.
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
-MAX_WORKERS_PER_DEVICE = 1024  # more than cores (or a GPU's share) only slows each one
-_DEVICE = re.compile(r"(cpu|cuda(?::\d+)?)(?:\*(\d+))?")
 
-
-def parse_devices(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """`"cuda:0,cuda:2"` -> `("cuda:0", "cuda:2")`; `"cpu*2"` -> `("cpu", "cpu")`: one worker each."""
-    tokens = spec.split(",") if isinstance(spec, str) else list(spec)
-    devices: list[str] = []
-    for token in tokens:
-        match = _DEVICE.fullmatch(token.strip()) if isinstance(token, str) else None
-        if match is None:
-            raise ValueError(f"unknown device {token!r} (expected cpu, cuda or cuda:N, optionally *COUNT)")
-        workers = int(match.group(2) or 1)
-        if workers < 1:
-            raise ValueError(f"{token.strip()}: expected at least 1 worker per device (leave a device out to use none)")
-        if workers > MAX_WORKERS_PER_DEVICE:  # cpu*100000000 built a list of 2.8 GB
-            raise ValueError(f"{token.strip()}: at most {MAX_WORKERS_PER_DEVICE} workers per device")
-        devices += [match.group(1)] * workers
-    if not devices:
-        raise ValueError("must name at least one device")
-    return tuple(devices)
-
-
-def compact_devices(devices: Sequence[str]) -> str:
-    """`("cpu", "cpu", "cuda:0")` -> `"cpu*2,cuda:0"`: parse_devices read back, for logs."""
-    runs = [(device, len(list(group))) for device, group in itertools.groupby(devices)]
-    return ",".join(device if n == 1 else f"{device}*{n}" for device, n in runs)
-
-
-# The protocols Dask's comm layer knows. Dask itself reports a bad address (a
-# ValueError, "missing port number") only once it tries to connect, as a traceback.
-_CLUSTER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
-_CLUSTER_ADDRESS = re.compile(r"([a-z][a-z0-9+.-]*)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):([^\s/]*)/?")
-
-
-def check_cluster_address(value: str) -> str:
-    """A Dask scheduler address as `dask worker` takes it, e.g. `tcp://head:8786`."""
-    expected = f"expected an address like 'tcp://host:8786', got {show(value)}"
-    match = _CLUSTER_ADDRESS.fullmatch(value)
-    if match is None:
-        raise ValueError(expected)
-    protocol, _, port = match.groups()
-    if protocol not in _CLUSTER_PROTOCOLS:
-        raise ValueError(f"{expected} (unknown protocol '{protocol}'; expected {', '.join(_CLUSTER_PROTOCOLS)})")
-    if not (port.isdigit() and 0 < int(port) < 65536):
-        raise ValueError(f"{expected} (the port must be a number from 1 to 65535)")
-    return value
-
-
-def _devices(value: Any) -> Any:
-    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        return parse_devices(value)
-    raise ValueError(f"expected devices like 'cpu', 'cuda:0,cuda:1' or 'cpu*2', got {show(value)}")
-
-
-def _whole(value: Any) -> Any:
-    """`checkpoint_every: 5e1` is 50, as for a render setting; 50.5 is still refused."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-_BASE_60 = re.compile(r"\d+(?::[0-5]?\d)+")
-
-
-def _seconds(value: Any) -> Any:
-    """`job_timeout: 1:30`, which YAML 1.1 read as 90, is text here (yaml_lines):
-    a time of day's notation for a duration, ambiguous, so say both readings."""
-    if isinstance(value, str) and _BASE_60.fullmatch(value.strip()):
-        *higher, last = (int(part) for part in value.strip().split(":"))
-        if len(higher) == 1:
-            hint = f"{higher[0] * 60 + last} for {higher[0]} min {last} s, {higher[0] * 3600 + last * 60} for {higher[0]} h {last} min"
-        else:
-            hint = f"{sum(part * 60 ** i for i, part in enumerate(reversed([*higher, last])))}"
-        raise ValueError(f"expected a number of seconds, got {show(value)} (write {hint})")
+def _template(value: Any) -> Any:
+    """`name: {style}` unquoted is YAML's mapping {style: null}: say how to write it."""
+    if isinstance(value, dict) and value and all(v is None for v in value.values()):
+        written = "".join(f"{{{key}}}" for key in value)
+        raise ValueError(f"expected text, got a mapping (YAML reads an unquoted {written} as one): "
+                         f"quote the template, as in '{written}'")
     return value
 
 
@@ -149,18 +79,18 @@ class EntryModel(BaseModel):
     preset: str | None = None
     settings: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
-    name: str | None = Field(None, min_length=1)
+    name: Annotated[str, BeforeValidator(_template)] | None = Field(None, min_length=1)
 
 
 class RunModel(BaseModel):
     """How to run. None of it changes the pixels, so none of it enters a job id."""
 
     model_config = _STRICT
-    devices: Annotated[tuple[str, ...], BeforeValidator(_devices)] | None = None
+    devices: Annotated[tuple[str, ...], BeforeValidator(devices_value)] | None = None
     cluster: Annotated[str, AfterValidator(check_cluster_address)] | None = None
-    job_timeout: Annotated[float, BeforeValidator(_seconds)] | None = Field(None, gt=0)
-    batch_size: Annotated[int, BeforeValidator(_whole)] | None = Field(None, ge=1)
-    checkpoint_every: Annotated[int, BeforeValidator(_whole)] | None = Field(None, ge=1)
+    job_timeout: Annotated[float, BeforeValidator(seconds_value)] | None = Field(None, gt=0)
+    batch_size: Annotated[int, BeforeValidator(whole_number)] | None = Field(None, ge=1)
+    checkpoint_every: Annotated[int, BeforeValidator(whole_number)] | None = Field(None, ge=1)
 
 
 class TopModel(BaseModel):
@@ -298,27 +228,3 @@ def _message(kind: str, value: Any, ctx: dict[str, Any], fallback: str) -> str:
     if kind == "value_error":
         return str(ctx.get("error", fallback))
     return f"{fallback[:1].lower()}{fallback[1:]}, got {show(value)}"
-
-
-def unknown_name(kind: str, name: str, known: Sequence[str]) -> str:
-    """`unknown setting 'style_wieght' (did you mean 'style_weight'?)`."""
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return f"unknown {kind} '{name}' (did you mean '{close[0]}'?)"
-    if len(known) <= 10:
-        return f"unknown {kind} '{name}' (expected one of {', '.join(known)})"
-    return f"unknown {kind} '{name}'"
-
-
-def show(value: Any) -> str:
-    """A value as the user wrote it, short: `'big'`, `-5`, `a list`, `nothing`."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping" if value else "an empty mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list" if value else "an empty list"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from .display import LOG_ONLY
 from .labels import count
-from .manifest_schema import compact_devices
 from .outputs import read_summary
+from .run_values import compact_devices
 from .stop_signals import EXIT_SIGNAL
 
 if TYPE_CHECKING:

@@ -106,6 +106,30 @@ _SYNTAX_HINTS = (
 )
 
 
+_VALUE = re.compile(r"\s*(?:-\s+)?(?:[^\s:#'\"][^:#]*:\s+)?(?P<value>[{\[*].*?)\s*(?:#.*)?$")
+_TEMPLATE_FIELD = re.compile(r"\{(content|style|variant)\}")
+
+
+def _quoting_hint(text: str, line: int | None, message: str) -> str | None:
+    """The fix for the two values a manifest most often leaves unquoted, shown
+    as the line should read: a name template (`{style}/{content}`, a mapping to
+    YAML) and a glob (`*.jpg`, an alias to YAML)."""
+    lines = text.splitlines()
+    match = _VALUE.fullmatch(lines[line]) if line is not None and line < len(lines) else None
+    if match is None:
+        return None
+    value = match.group("value")
+    if _TEMPLATE_FIELD.search(value):
+        return f"a name template must be quoted: '{value}'"
+    if "alias" in message and "*" in value:
+        if value.startswith("[") and value.endswith("]"):
+            quoted = "[" + ", ".join(f"'{item.strip()}'" for item in value[1:-1].split(",")) + "]"
+        else:
+            quoted = f"'{value}'"
+        return f"* starts a YAML alias; quote a glob: {quoted}"
+    return None
+
+
 def parse_yaml(text: str) -> ParsedYaml:
     """`yaml.safe_load(text)` plus the line map. Raises YamlSyntaxError, nothing else."""
     loader = _ManifestLoader(text)
@@ -123,7 +147,8 @@ def parse_yaml(text: str) -> ParsedYaml:
         mark = exc.problem_mark or exc.context_mark
         parts = [p for p in (exc.context, exc.problem) if p]
         message = ", ".join(parts)
-        hint = next((hint for cause, hint in _SYNTAX_HINTS if cause in message), None)
+        hint = _quoting_hint(text, mark.line if mark else None, message) or next(
+            (hint for cause, hint in _SYNTAX_HINTS if cause in message), None)
         raise YamlSyntaxError(mark.line + 1 if mark else None,
                               f"{message} ({hint})" if hint else message) from None
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:

@@ -78,6 +78,11 @@ BAD = [
     ("shadowed_entry_setting", PAIR + "    settings: {iterations: -5}\n    sweep: {iterations: [10, 20]}\n", "bad.yaml:4: jobs[0].settings.iterations:", "must be between 1 and 100000, got -5"),
     ("shadowed_top_layer", "settings:\n  style_layers: {relu1_1: 1, relu9_9: 1}\n" + PAIR + "    settings: {style_layers: [relu2_1]}\n", "bad.yaml:2: settings.style_layers:", "relu9_9"),
     ("layer_typos", "settings: {style_layers: [rleu1_1, relu2_1, relu3_l, bogus]}\n" + PAIR, "bad.yaml:1: settings.style_layers:", "unknown layer 'rleu1_1' (did you mean 'relu1_1'?); unknown layer 'relu3_l' (expected e.g. relu1_1 … relu5_4, conv4_2, pool3); unknown layer 'bogus'"),
+    # The two values most often left unquoted, with the line as it should read.
+    ("template_unquoted", PAIR + "    name: {style}/{content}\n", "bad.yaml:4: invalid YAML:", "(a name template must be quoted: '{style}/{content}')"),
+    ("template_a_mapping", PAIR + "    name: {style}\n", "bad.yaml:4: jobs[0].name:", "expected text, got a mapping (YAML reads an unquoted {style} as one): quote the template, as in '{style}'"),
+    ("glob_unquoted", "jobs:\n  - contents: [*.jpg, b/*.png]\n    style: images/style/s1.jpg\n", "bad.yaml:2: invalid YAML:", "(* starts a YAML alias; quote a glob: ['*.jpg', 'b/*.png'])"),
+    ("glob_unquoted_alone", "jobs:\n  - contents:\n      - *.jpg\n    style: images/style/s1.jpg\n", "bad.yaml:3: invalid YAML:", "(* starts a YAML alias; quote a glob: '*.jpg')"),
     ("job_timeout_text", "run:\n  job_timeout: '3600'\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number, got '3600'"),
     ("cluster_no_port", "run:\n  cluster: head\n" + PAIR, "bad.yaml:2: run.cluster:", "expected an address like 'tcp://host:8786', got 'head'"),
     ("cluster_protocol", "run:\n  cluster: bogus://x:1\n" + PAIR, "bad.yaml:2: run.cluster:", "unknown protocol 'bogus'"),
