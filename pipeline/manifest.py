@@ -11,6 +11,7 @@ top `settings` < entry `preset` < entry `settings` < blend `weights` < sweep val
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,9 @@ def _kind(value: Any) -> str:
 
 def _entries(data: dict[str, Any], top: TopModel, bad: set[str], problems: Problems) -> list[Any]:
     if "jobs" not in data:
-        problems.add((), "missing required key 'jobs' (a list of content/style entries)")
+        # `job:` is already "unknown key 'job' (did you mean 'jobs'?)": one mistake, one line.
+        if not any(difflib.get_close_matches(str(key), list(TopModel.model_fields), n=1) == ["jobs"] for key in data):
+            problems.add((), "missing required key 'jobs' (a list of content/style entries)")
     elif "jobs" in bad:
         pass  # already reported
     elif top.jobs is None:

@@ -83,6 +83,7 @@ BAD = [
     ("template_a_mapping", PAIR + "    name: {style}\n", "bad.yaml:4: jobs[0].name:", "expected text, got a mapping (YAML reads an unquoted {style} as one): quote the template, as in '{style}'"),
     ("glob_unquoted", "jobs:\n  - contents: [*.jpg, b/*.png]\n    style: images/style/s1.jpg\n", "bad.yaml:2: invalid YAML:", "(* starts a YAML alias; quote a glob: ['*.jpg', 'b/*.png'])"),
     ("glob_unquoted_alone", "jobs:\n  - contents:\n      - *.jpg\n    style: images/style/s1.jpg\n", "bad.yaml:3: invalid YAML:", "(* starts a YAML alias; quote a glob: '*.jpg')"),
+    ("jobs_misspelt", "job:\n  - content: images/content/a.jpg\n    style: images/style/s1.jpg\n", "bad.yaml:1: unknown key 'job'", "(did you mean 'jobs'?)"),
     ("job_timeout_text", "run:\n  job_timeout: '3600'\n" + PAIR, "bad.yaml:2: run.job_timeout:", "expected a number, got '3600'"),
     ("cluster_no_port", "run:\n  cluster: head\n" + PAIR, "bad.yaml:2: run.cluster:", "expected an address like 'tcp://host:8786', got 'head'"),
     ("cluster_protocol", "run:\n  cluster: bogus://x:1\n" + PAIR, "bad.yaml:2: run.cluster:", "unknown protocol 'bogus'"),
