@@ -87,7 +87,7 @@ def stale_note(output_dir: Path, jobs: Iterable[RenderJob]) -> str | None:
 
 
 def describe_removed(removed: Removed, what: str) -> str:
-    """'deleted 2 checkpoints (0.3 MiB) of <what>' for the run's log."""
+    """'deleted 2 checkpoints (310 KiB) of <what>' for the run's log."""
     return f"deleted {count(removed.count, 'checkpoint')} ({data_size(removed.size)}) of {what}"
 
 
